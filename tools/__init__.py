@@ -1,0 +1,1 @@
+"""Repository maintenance scripts (not shipped in the Lambda zip)."""
