@@ -1,0 +1,219 @@
+"""The local world in one context manager: moto, the SES-like SMTP server, the user, the secret.
+
+``local_world()`` is what the tests, ``make demo`` and the benchmarks share. It sets the
+environment a deployed function would see (region, fake AWS credentials, ``SSL_CERT_FILE`` for the
+test CA, the function's own variables), creates the IAM user and the secret with the bootstrap
+value as ``template.yaml`` does, and restores the environment on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from moto import mock_aws
+from moto.iam.models import iam_backends
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from sandbox.secrets_manager import SecretsManagerDriver
+from sandbox.ses_smtp import SesSmtpServer
+from ses_smtp_credentials import smtp
+from ses_smtp_credentials.password import derive_smtp_password
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, MutableMapping
+
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from sandbox.secrets_manager import Handler, Rotation
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+SES_SEND_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "ses:SendRawEmail", "Resource": "*"}],
+}
+
+
+def _default_handler(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401
+    # Imported late so that the function's modules load with the world's environment in place.
+    from rotation_handler.app import lambda_handler  # noqa: PLC0415
+
+    lambda_handler(event, context)
+    return None
+
+
+@dataclass
+class World:
+    """A running local world: clients, the SMTP server and the rotation driver."""
+
+    region: str
+    user_name: str
+    secret_arn: str
+    ses: SesSmtpServer
+    driver: SecretsManagerDriver
+    iam: IAMClient
+    sm: SecretsManagerClient
+    endpoint_url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def rotate(self, **kwargs: Any) -> Rotation:  # noqa: ANN401 - forwarded to the driver
+        """Run a rotation through the driver (see :meth:`SecretsManagerDriver.rotate`)."""
+        return self.driver.rotate(**kwargs)
+
+    def value(self, stage: str = "AWSCURRENT") -> dict[str, Any]:
+        """Return the JSON value of a version of the secret."""
+        text = self.sm.get_secret_value(SecretId=self.secret_arn, VersionStage=stage)[
+            "SecretString"
+        ]
+        loaded: dict[str, Any] = json.loads(text)
+        return loaded
+
+    def keys(self) -> dict[str, str]:
+        """Return the IAM user's access keys: id -> status."""
+        response = self.iam.list_access_keys(UserName=self.user_name)
+        return {k["AccessKeyId"]: k["Status"] for k in response["AccessKeyMetadata"]}
+
+    def login(self, stage: str = "AWSCURRENT", *, timeout: float = 5.0) -> smtp.ProbeResult:
+        """Log in to the SMTP server with the credentials of a version of the secret."""
+        value = self.value(stage)
+        return smtp.probe_login(
+            host=value["host"],
+            port=int(value["port"]),
+            username=value["username"],
+            password=value["password"],
+            timeout=timeout,
+            ssl_context=self.ses.client_ssl_context(),
+        )
+
+    def secret_material(self) -> set[str]:
+        """Every secret the world holds now: secret keys, their passwords, secret strings."""
+        found: set[str] = set()
+        for user in iam_backends[self.driver.account_id]["global"].users.values():
+            for key in user.access_keys:
+                found.add(key.secret_access_key)
+                found.add(derive_smtp_password(key.secret_access_key, self.region))
+        secret = self.driver._secret()  # noqa: SLF001 - the world owns the driver
+        found.update(v["secret_string"] for v in secret.versions.values() if "secret_string" in v)
+        return {item for item in found if item}
+
+
+@contextlib.contextmanager
+def _patched_env(
+    environ: MutableMapping[str, str], values: Mapping[str, str | None]
+) -> Iterator[None]:
+    saved = {name: environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                environ.pop(name, None)
+            else:
+                environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                environ.pop(name, None)
+            else:
+                environ[name] = value
+
+
+@contextlib.contextmanager
+def _aws(*, moto_server: bool, environ: MutableMapping[str, str]) -> Iterator[str | None]:
+    """Start moto in-process (mock_aws) or as a server on 127.0.0.1; yield its endpoint URL."""
+    if not moto_server:
+        with _patched_env(environ, {"AWS_ENDPOINT_URL": None}), mock_aws():
+            yield None
+        return
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        with _patched_env(environ, {"AWS_ENDPOINT_URL": url}):
+            yield url
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def local_world(  # noqa: PLR0913 - every option is keyword-only and has a default
+    *,
+    region: str = "us-east-1",
+    propagation_delay: float = 0.0,
+    user_name: str = "ses-smtp-user",
+    secret_name: str = "ses-smtp-credentials",  # noqa: S107 - a name, not a password
+    bootstrap: Mapping[str, Any] | None = None,
+    function_env: Mapping[str, str | None] | None = None,
+    moto_server: bool = False,
+    implicit_tls: bool = False,
+    handler: Handler | None = None,
+    environ: MutableMapping[str, str] | None = None,
+) -> Iterator[World]:
+    """Start a local world and yield it; everything is stopped and restored on exit.
+
+    Parameters
+    ----------
+    bootstrap
+        Extra keys for the secret's bootstrap value (host and port default to the SMTP server).
+    function_env
+        The rotation function's variables (``OLD_KEY_ACTION`` …); ``SECRET_ARN`` and
+        ``SMTP_IAM_USER_NAME`` are bound to this world's secret and user unless given here.
+    moto_server
+        Serve AWS from moto's server on 127.0.0.1 via ``AWS_ENDPOINT_URL`` instead of in-process.
+    """
+    env = os.environ if environ is None else environ
+    base = {**FAKE_CREDENTIALS, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    base |= {
+        "POWERTOOLS_METRICS_NAMESPACE": "SesSmtpRotationLocal",
+        "SMTP_TEST_TIMEOUT_SECONDS": "10",
+    }
+    with (
+        _patched_env(env, base),
+        _aws(moto_server=moto_server, environ=env) as endpoint_url,
+        SesSmtpServer(
+            region=region, propagation_delay=propagation_delay, implicit_tls=implicit_tls
+        ) as ses,
+    ):
+        session = boto3.session.Session(region_name=region)
+        iam, sm = session.client("iam"), session.client("secretsmanager")
+        iam.create_user(UserName=user_name)
+        iam.put_user_policy(
+            UserName=user_name, PolicyName="ses-send", PolicyDocument=json.dumps(SES_SEND_POLICY)
+        )
+        value: dict[str, Any] = {
+            "iam_user_name": user_name,
+            "region": region,
+            "host": ses.host,
+            "port": ses.port,
+        }
+        if implicit_tls:
+            value |= {"port": ses.tls_port, "tls_mode": "tls"}
+        value |= dict(bootstrap or {})
+        arn = sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
+        fn_env: dict[str, str | None] = {"SECRET_ARN": arn, "SMTP_IAM_USER_NAME": user_name}
+        fn_env |= dict(function_env or {})
+        with _patched_env(env, {"SSL_CERT_FILE": str(ses.ca_file), **fn_env}):
+            driver = SecretsManagerDriver(
+                secret_id=arn, handler=handler or _default_handler, region=region
+            )
+            driver.enable_rotation()
+            yield World(
+                region=region,
+                user_name=user_name,
+                secret_arn=arn,
+                ses=ses,
+                driver=driver,
+                iam=iam,
+                sm=sm,
+                endpoint_url=endpoint_url,
+                env={k: v for k, v in fn_env.items() if v is not None},
+            )

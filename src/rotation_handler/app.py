@@ -1,0 +1,143 @@
+"""Lambda entry point: the Secrets Manager rotation function for SES SMTP credentials.
+
+Settings and boto3 clients are built once per cold start (and again only if the environment
+changes, which never happens in Lambda but does in test harnesses); each invocation then runs the
+staging guard and dispatches to the step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import SecretsManagerEvent, event_source
+from botocore.config import Config
+
+from rotation_handler import guard, steps
+from rotation_handler.exceptions import BadEventError, UnknownStepError
+from rotation_handler.observability import logger, metrics
+from rotation_handler.settings import ENV_VARS, Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+# AWS calls retry with botocore's standard mode (throttling, 5xx, connection errors).
+_BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20
+)
+# Time kept back from the Lambda's remaining time for the calls after the SMTP test.
+_RESERVE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """What a cold start builds: settings and the AWS clients."""
+
+    settings: Settings
+    sm: SecretsManagerClient
+    iam: IAMClient
+    fingerprint: tuple[str | None, ...]
+
+
+_runtime: Runtime | None = None
+
+
+def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
+    """Return the cold-start runtime, building it on first use or when the environment changed."""
+    global _runtime  # noqa: PLW0603 - the per-container cache of a Lambda function
+    env = os.environ if environ is None else environ
+    fingerprint = tuple(env.get(name) for name in ENV_VARS)
+    if _runtime is None or _runtime.fingerprint != fingerprint:
+        settings = Settings.from_env(env)
+        session = boto3.session.Session(region_name=settings.region)
+        _runtime = Runtime(
+            settings=settings,
+            sm=session.client("secretsmanager", config=_BOTO_CONFIG),
+            iam=session.client("iam", config=_BOTO_CONFIG),
+            fingerprint=fingerprint,
+        )
+        metrics.namespace = settings.metrics_namespace
+    return _runtime
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+@event_source(data_class=SecretsManagerEvent)
+def _handle(event: SecretsManagerEvent, context: LambdaContext) -> None:
+    step_name = event.get("Step")
+    step = steps.STEPS.get(str(step_name))
+    if step is None:
+        msg = f"unknown rotation step {step_name!r}: expected one of {', '.join(steps.STEPS)}"
+        raise UnknownStepError(msg)
+    secret_id, token = event.get("SecretId"), event.get("ClientRequestToken")
+    if not secret_id or not token:
+        msg = "the event needs SecretId and ClientRequestToken (a Secrets Manager rotation event)"
+        raise BadEventError(msg)
+    metrics.add_dimension(name="Step", value=str(step_name))
+    logger.append_keys(step=step_name, secret_id=secret_id, version_id=token)
+    rt = runtime()
+    try:
+        state, verdict = guard.check(rt.sm, secret_id=secret_id, token=token, settings=rt.settings)
+        if verdict is guard.Verdict.ALREADY_CURRENT:
+            logger.info("version is already AWSCURRENT")
+        step(
+            steps.StepContext(
+                sm=rt.sm,
+                iam=rt.iam,
+                settings=rt.settings,
+                state=state,
+                token=token,
+                verdict=verdict,
+                seconds_left=lambda: _seconds_left(context),
+            )
+        )
+    except Exception:
+        metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name="RotationStepSucceeded", unit=MetricUnit.Count, value=1)
+
+
+def _seconds_left(context: object) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return float("inf")
+    return max(0.0, float(remaining()) / 1000 - _RESERVE_SECONDS)
+
+
+@dataclass(frozen=True)
+class _LocalContext:
+    """Stands in for the Lambda context when a caller passes none (scripts, harnesses)."""
+
+    function_name: str = "ses-smtp-rotation-local"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:ses-smtp-rotation-local"
+    memory_limit_in_mb: int = 128
+    aws_request_id: str = "local"
+    log_group_name: str = "local"
+    log_stream_name: str = "local"
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> None:
+    """Run one rotation step for a Secrets Manager rotation event.
+
+    Parameters
+    ----------
+    event
+        ``{"SecretId": ..., "ClientRequestToken": ..., "Step": "createSecret" | "setSecret" |
+        "testSecret" | "finishSecret"}`` (``RotationToken`` may be present and is never logged).
+    context
+        The Lambda context (``None`` is accepted outside Lambda).
+
+    Raises
+    ------
+    RotationError
+        The step could not complete; the message says why and what to do.
+    """
+    _handle(event, context if context is not None else _LocalContext())

@@ -1,0 +1,51 @@
+"""Errors the rotation function raises; Secrets Manager records them as the step's failure.
+
+Each message names the cause and what to do; none contains a secret key, a password, a secret
+value or the RotationToken.
+"""
+
+from __future__ import annotations
+
+
+class RotationError(Exception):
+    """Base class of every error the rotation function raises on purpose."""
+
+
+class ConfigurationError(RotationError):
+    """An environment variable of the function has a bad value; the message names it."""
+
+
+class UnknownStepError(RotationError):
+    """The event's ``Step`` is not one of the four rotation steps."""
+
+
+class BadEventError(RotationError):
+    """The event lacks ``SecretId`` or ``ClientRequestToken``."""
+
+
+class NotBoundError(RotationError):
+    """The secret or the IAM user is not the one this function is configured for."""
+
+
+class RotationNotEnabledError(RotationError):
+    """Rotation is not enabled on the secret."""
+
+
+class StagingError(RotationError):
+    """The token is not a version of the secret, or not the AWSPENDING one."""
+
+
+class SecretValueError(RotationError):
+    """A version of the secret cannot be used (bad JSON, missing field, missing value)."""
+
+
+class ForeignKeyError(RotationError):
+    """IAM's two-key limit is held by a key this function must not delete."""
+
+
+class AccessKeyError(RotationError):
+    """An IAM access key is missing, or IAM refused an operation on it."""
+
+
+class SmtpTestError(RotationError):
+    """The pending credentials did not log in to the SMTP endpoint."""

@@ -1,0 +1,118 @@
+"""The staging-label guard that runs before every step.
+
+It reads the secret's metadata once (DescribeSecret) and decides whether the step may run:
+rotation must be enabled, the token must be a version of this secret, the secret must be the one
+the function is bound to, and the token must carry AWSPENDING. A token that is already
+AWSCURRENT means the rotation already finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final
+
+from botocore.exceptions import ClientError
+
+from rotation_handler.exceptions import (
+    NotBoundError,
+    RotationNotEnabledError,
+    StagingError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from rotation_handler.settings import Settings
+
+CURRENT: Final = "AWSCURRENT"
+PENDING: Final = "AWSPENDING"
+PREVIOUS: Final = "AWSPREVIOUS"
+
+
+class Verdict(StrEnum):
+    """What the guard concluded for this token."""
+
+    PROCEED = "proceed"
+    ALREADY_CURRENT = "already-current"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretState:
+    """The secret's metadata as DescribeSecret returned it."""
+
+    arn: str
+    name: str
+    rotation_enabled: bool
+    versions: Mapping[str, tuple[str, ...]]
+
+    def version_with(self, stage: str) -> str | None:
+        """Return the id of the version that carries ``stage``, if any."""
+        return next((vid for vid, stages in self.versions.items() if stage in stages), None)
+
+
+def describe(sm: SecretsManagerClient, secret_id: str) -> SecretState:
+    """Read the secret's metadata.
+
+    Raises
+    ------
+    StagingError
+        The secret does not exist (or is scheduled for deletion).
+    """
+    try:
+        meta = sm.describe_secret(SecretId=secret_id)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            msg = f"secret {secret_id} does not exist: check the SecretId of the rotation"
+            raise StagingError(msg) from err
+        raise
+    return SecretState(
+        arn=meta["ARN"],
+        name=meta["Name"],
+        rotation_enabled=bool(meta.get("RotationEnabled")),
+        versions={vid: tuple(stages) for vid, stages in meta.get("VersionIdsToStages", {}).items()},
+    )
+
+
+def check(
+    sm: SecretsManagerClient, *, secret_id: str, token: str, settings: Settings
+) -> tuple[SecretState, Verdict]:
+    """Run the guard for one step and return the secret's state with the verdict.
+
+    Raises
+    ------
+    NotBoundError
+        ``SECRET_ARN`` is set and the event names another secret.
+    RotationNotEnabledError
+        Rotation is not enabled on the secret.
+    StagingError
+        The token is not a version of the secret, or it is neither AWSCURRENT nor AWSPENDING.
+    """
+    state = describe(sm, secret_id)
+    if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
+        msg = (
+            f"this function is bound to secret {settings.secret_arn} (SECRET_ARN) and refuses "
+            f"to rotate {state.arn}: deploy one rotation function per secret"
+        )
+        raise NotBoundError(msg)
+    if not state.rotation_enabled:
+        msg = f"rotation is not enabled on secret {state.arn}: enable it with RotateSecret"
+        raise RotationNotEnabledError(msg)
+    stages = state.versions.get(token)
+    if stages is None:
+        msg = (
+            f"version {token} is not a version of secret {state.arn}: Secrets Manager passes "
+            "the token of the version it staged as AWSPENDING"
+        )
+        raise StagingError(msg)
+    if CURRENT in stages:
+        return state, Verdict.ALREADY_CURRENT
+    if PENDING not in stages:
+        msg = (
+            f"version {token} of secret {state.arn} is not AWSPENDING: another rotation may "
+            "have replaced it; start a new rotation"
+        )
+        raise StagingError(msg)
+    return state, Verdict.PROCEED

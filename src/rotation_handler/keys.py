@@ -1,0 +1,236 @@
+"""IAM access key housekeeping: list, classify, make room, create, activate, retire.
+
+Which keys may this function touch?
+- the key of AWSCURRENT: never (not deleted, not deactivated);
+- the key of another version of the secret (AWSPREVIOUS): yes, it is the old key;
+- a key no version references that this function created in an earlier attempt whose
+  CreateAccessKey answer was lost or whose PutSecretValue failed: yes, it is an orphan;
+- any other key ("foreign"): never; if it holds IAM's two-key limit, the step fails naming it.
+
+"Created by this function" is recorded before CreateAccessKey in a tag on the IAM user (the
+*intent*): when the attempt started and which keys existed then. A key created after that moment
+(within one Lambda run), absent from that list and referenced by no version is an orphan of
+ours. IAM has no tags on access keys, so the user tag is the only place that survives a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from botocore.exceptions import ClientError
+
+from rotation_handler.exceptions import AccessKeyError, ForeignKeyError
+from rotation_handler.guard import CURRENT
+from rotation_handler.settings import OldKeyAction
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from mypy_boto3_iam import IAMClient
+
+INTENT_TAG: Final = "ses-smtp-rotation:intent"
+MAX_KEYS: Final = 2
+# A key created by an attempt appears at most one Lambda run (900 s) after the intent was
+# recorded; the skew allows for the Lambda clock and IAM's clock disagreeing a little.
+_WINDOW: Final = timedelta(seconds=900)
+_SKEW: Final = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessKey:
+    """One IAM access key of the user (metadata only: IAM never returns the secret again)."""
+
+    access_key_id: str
+    active: bool
+    created: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Intent:
+    """The record, written before CreateAccessKey, that lets a retry recognise our orphans."""
+
+    token_digest: str
+    started_at: datetime
+    existing: frozenset[str]
+
+    def created(self, key: AccessKey) -> bool:
+        """Whether ``key`` was created by the attempt that recorded this intent."""
+        return (
+            key.access_key_id not in self.existing
+            and self.started_at - _SKEW <= key.created <= self.started_at + _WINDOW
+        )
+
+    def encode(self) -> str:
+        """Tag value: ``v1 <digest> <epoch> <key id> ...`` (tag values allow no commas)."""
+        stamp = str(int(self.started_at.timestamp()))
+        return " ".join(["v1", self.token_digest, stamp, *sorted(self.existing)])
+
+    @classmethod
+    def decode(cls, value: str) -> Intent | None:
+        """Parse a tag value; ``None`` for anything this version did not write."""
+        parts = value.split()
+        if len(parts) < 3 or parts[0] != "v1" or not parts[2].isdigit():  # noqa: PLR2004
+            return None
+        return cls(
+            token_digest=parts[1],
+            started_at=datetime.fromtimestamp(int(parts[2]), tz=UTC),
+            existing=frozenset(parts[3:]),
+        )
+
+
+def token_digest(token: str) -> str:
+    """Return a short, stable digest of a ClientRequestToken for tags and logs."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def list_keys(iam: IAMClient, user_name: str) -> list[AccessKey]:
+    """Return the user's access keys.
+
+    Raises
+    ------
+    AccessKeyError
+        The IAM user does not exist.
+    """
+    try:
+        response = iam.list_access_keys(UserName=user_name)
+    except ClientError as err:
+        if _code(err) == "NoSuchEntity":
+            msg = (
+                f"IAM user {user_name} does not exist: create it or fix iam_user_name in the secret"
+            )
+            raise AccessKeyError(msg) from err
+        raise
+    return [
+        AccessKey(
+            access_key_id=meta["AccessKeyId"],
+            active=meta["Status"] == "Active",
+            created=meta["CreateDate"].astimezone(UTC),
+        )
+        for meta in response["AccessKeyMetadata"]
+    ]
+
+
+def read_intent(iam: IAMClient, user_name: str) -> Intent | None:
+    """Return the intent recorded on the user, if any."""
+    tags = iam.list_user_tags(UserName=user_name)["Tags"]
+    value = next((tag["Value"] for tag in tags if tag["Key"] == INTENT_TAG), None)
+    return Intent.decode(value) if value else None
+
+
+def record_intent(
+    iam: IAMClient, user_name: str, *, token: str, existing: Iterable[str], now: datetime
+) -> None:
+    """Record, before creating a key, that an attempt for ``token`` starts now."""
+    intent = Intent(token_digest=token_digest(token), started_at=now, existing=frozenset(existing))
+    iam.tag_user(UserName=user_name, Tags=[{"Key": INTENT_TAG, "Value": intent.encode()}])
+
+
+def make_room(
+    iam: IAMClient,
+    user_name: str,
+    *,
+    keys: list[AccessKey],
+    referenced: Mapping[str, str],
+    intent: Callable[[], Intent | None],
+) -> list[AccessKey]:
+    """Delete our orphans, then free a slot if IAM's limit is reached; return the keys left.
+
+    ``referenced`` maps key ids to the stage of the version that holds them; AWSCURRENT's key is
+    never touched. ``intent`` is called only when a key no version references needs classifying.
+
+    Raises
+    ------
+    ForeignKeyError
+        The limit is held by keys this function did not create and no version references.
+    """
+    unreferenced = [key for key in keys if key.access_key_id not in referenced]
+    recorded = intent() if unreferenced else None
+    orphans = [key for key in unreferenced if recorded is not None and recorded.created(key)]
+    for key in orphans:
+        delete(iam, user_name, key.access_key_id)
+    left = [key for key in keys if key not in orphans]
+    if len(left) < MAX_KEYS:
+        return left
+    # Only a key that another version of the secret holds (AWSPREVIOUS) may make room.
+    old = [key for key in left if referenced.get(key.access_key_id) not in (None, CURRENT)]
+    if not old:
+        raise ForeignKeyError(_foreign_message(user_name, left, referenced))
+    delete(iam, user_name, old[0].access_key_id)
+    return [key for key in left if key != old[0]]
+
+
+def _foreign_message(user_name: str, keys: list[AccessKey], referenced: Mapping[str, str]) -> str:
+    foreign = [key.access_key_id for key in keys if key.access_key_id not in referenced]
+    names = ", ".join(foreign)
+    return (
+        f"IAM user {user_name} already has {MAX_KEYS} access keys and {names} is referenced by "
+        "no version of the secret and was not created by this function, so it is left alone. "
+        f"Delete it if nothing uses it (aws iam delete-access-key --user-name {user_name} "
+        f"--access-key-id {foreign[0] if foreign else '...'}), or adopt it by putting it and its "
+        "SMTP password into the secret as AWSCURRENT; then rotate again."
+    )
+
+
+def create(iam: IAMClient, user_name: str) -> tuple[str, str]:
+    """Create an access key and return ``(access_key_id, secret_access_key)``.
+
+    Raises
+    ------
+    AccessKeyError
+        IAM refused because the user already has two keys (someone added one meanwhile).
+    """
+    try:
+        key = iam.create_access_key(UserName=user_name)["AccessKey"]
+    except ClientError as err:
+        if _code(err) == "LimitExceeded":
+            msg = (
+                f"IAM user {user_name} reached the limit of {MAX_KEYS} access keys meanwhile: retry"
+            )
+            raise AccessKeyError(msg) from err
+        raise
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def delete(iam: IAMClient, user_name: str, access_key_id: str) -> None:
+    """Delete a key; a key already gone counts as deleted."""
+    try:
+        iam.delete_access_key(UserName=user_name, AccessKeyId=access_key_id)
+    except ClientError as err:
+        if _code(err) != "NoSuchEntity":
+            raise
+
+
+def activate(iam: IAMClient, user_name: str, access_key_id: str) -> None:
+    """Set a key Active."""
+    iam.update_access_key(UserName=user_name, AccessKeyId=access_key_id, Status="Active")
+
+
+def retire(iam: IAMClient, user_name: str, access_key_id: str, action: OldKeyAction) -> bool:
+    """Apply the old-key policy to a key that is no longer AWSCURRENT's; return whether IAM changed.
+
+    A key that no longer exists counts as retired.
+    """
+    if action is OldKeyAction.KEEP:
+        return False
+    if action is OldKeyAction.DELETE:
+        delete(iam, user_name, access_key_id)
+        return True
+    try:
+        iam.update_access_key(UserName=user_name, AccessKeyId=access_key_id, Status="Inactive")
+    except ClientError as err:
+        if _code(err) != "NoSuchEntity":
+            raise
+        return False
+    return True
+
+
+def now_utc() -> datetime:
+    """Return the current time, timezone-aware (IAM's CreateDate is UTC)."""
+    return datetime.now(tz=UTC)

@@ -1,0 +1,123 @@
+"""The function's configuration: the one module that reads the environment.
+
+Explicit argument beats environment variable beats default; a bad value raises
+:class:`ConfigurationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final
+
+from rotation_handler.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+class OldKeyAction(StrEnum):
+    """What finishSecret does with the key that stops being AWSCURRENT."""
+
+    DEACTIVATE = "deactivate"
+    DELETE = "delete"
+    KEEP = "keep"
+
+
+# Names of the variables this module reads; also the fingerprint of the configuration.
+ENV_VARS: Final = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "SECRET_ARN",
+    "SMTP_IAM_USER_NAME",
+    "SMTP_TEST_TIMEOUT_SECONDS",
+    "SMTP_ATTEMPT_TIMEOUT_SECONDS",
+    "OLD_KEY_ACTION",
+    "STORE_SECRET_ACCESS_KEY",
+    "POWERTOOLS_METRICS_NAMESPACE",
+)
+_TRUE: Final = frozenset({"true", "1", "yes"})
+_FALSE: Final = frozenset({"false", "0", "no"})
+MAX_SMTP_TEST_TIMEOUT: Final = 840.0  # Lambda's 900 s limit less room for the other calls
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Configuration of the rotation function (see the README's environment table)."""
+
+    region: str
+    secret_arn: str | None = None
+    iam_user_name: str | None = None
+    smtp_test_timeout: float = 40.0
+    smtp_attempt_timeout: float = 10.0
+    old_key_action: OldKeyAction = OldKeyAction.DEACTIVATE
+    store_secret_access_key: bool = True
+    metrics_namespace: str = "SesSmtpRotation"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from environment variables.
+
+        Raises
+        ------
+        ConfigurationError
+            A variable has a value outside its allowed set; the message names the variable.
+
+        Examples
+        --------
+        >>> Settings.from_env({"AWS_REGION": "eu-west-1"}).old_key_action
+        <OldKeyAction.DEACTIVATE: 'deactivate'>
+        """
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            msg = "AWS_REGION is not set: the function needs its region (Lambda always sets it)"
+            raise ConfigurationError(msg)
+        return cls(
+            region=region,
+            secret_arn=environ.get("SECRET_ARN") or None,
+            iam_user_name=environ.get("SMTP_IAM_USER_NAME") or None,
+            smtp_test_timeout=_seconds(environ, "SMTP_TEST_TIMEOUT_SECONDS", 40.0),
+            smtp_attempt_timeout=_seconds(environ, "SMTP_ATTEMPT_TIMEOUT_SECONDS", 10.0),
+            old_key_action=_choice(environ, "OLD_KEY_ACTION", OldKeyAction.DEACTIVATE),
+            store_secret_access_key=_flag(environ, "STORE_SECRET_ACCESS_KEY", default=True),
+            metrics_namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE") or "SesSmtpRotation",
+        )
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_SMTP_TEST_TIMEOUT:
+        msg = f"{name} must be a number of seconds between 0 and {MAX_SMTP_TEST_TIMEOUT:.0f}"
+        raise ConfigurationError(msg)
+    return value
+
+
+def _choice(environ: Mapping[str, str], name: str, default: OldKeyAction) -> OldKeyAction:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return OldKeyAction(raw.strip().lower())
+    except ValueError:
+        allowed = ", ".join(action.value for action in OldKeyAction)
+        msg = f"{name} must be one of {allowed}; got {raw!r}"
+        raise ConfigurationError(msg) from None
+
+
+def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    msg = f"{name} must be true or false; got {raw!r}"
+    raise ConfigurationError(msg)

@@ -1,0 +1,269 @@
+"""The four rotation steps. Each one first asks "is this already done?", then does it.
+
+A step raises when it cannot complete; Secrets Manager records the failure and later retries the
+whole rotation with the same token, from createSecret.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from rotation_handler import keys, versions
+from rotation_handler.exceptions import (
+    AccessKeyError,
+    NotBoundError,
+    SecretValueError,
+    SmtpTestError,
+    StagingError,
+)
+from rotation_handler.guard import CURRENT, PENDING, PREVIOUS, SecretState, Verdict
+from rotation_handler.observability import logger, metrics
+from ses_smtp_credentials import smtp
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from rotation_handler.settings import Settings
+    from ses_smtp_credentials.secret import SmtpSecret
+
+# Back-off between SMTP login attempts while a new key propagates to SES: short first waits
+# because propagation usually takes a few seconds, capped so the wait overshoots by < 1 s.
+_FIRST_WAIT: Final = 0.25
+_MAX_WAIT: Final = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepContext:
+    """Everything a step needs: clients, settings, the guard's view of the secret, a deadline."""
+
+    sm: SecretsManagerClient
+    iam: IAMClient
+    settings: Settings
+    state: SecretState
+    token: str
+    verdict: Verdict
+    seconds_left: Callable[[], float]
+
+    def read(self, stage: str, *, version_id: str | None = None) -> SmtpSecret | None:
+        """Read a version of the secret (``None`` when it has no value yet)."""
+        return versions.read(
+            self.sm,
+            self.state.arn,
+            stage=stage,
+            version_id=version_id,
+            default_region=self.settings.region,
+        )
+
+    def read_pending(self) -> SmtpSecret:
+        """Read the token's AWSPENDING version, which createSecret must have filled."""
+        pending = self.read(PENDING, version_id=self.token)
+        if pending is None or not pending.has_credentials:
+            msg = f"the AWSPENDING version {self.token} has no credentials: run createSecret first"
+            raise StagingError(msg)
+        return self.bound(pending)
+
+    def bound(self, secret: SmtpSecret) -> SmtpSecret:
+        """Refuse a secret naming another IAM user than ``SMTP_IAM_USER_NAME``."""
+        expected = self.settings.iam_user_name
+        if expected and secret.iam_user_name != expected:
+            msg = (
+                f"secret {self.state.arn} names IAM user {secret.iam_user_name} but this function "
+                f"is bound to {expected} (SMTP_IAM_USER_NAME): fix iam_user_name in the secret"
+            )
+            raise NotBoundError(msg)
+        return secret
+
+
+def create_secret(ctx: StepContext) -> None:
+    """Create a new access key and store it with its SMTP passwords as the AWSPENDING version.
+
+    Guarantees: afterwards the token's version holds a key created for it; at most two keys
+    exist; AWSCURRENT's key and foreign keys are untouched; orphans of earlier attempts are gone.
+
+    Raises
+    ------
+    SecretValueError
+        AWSCURRENT has no value or does not follow the schema.
+    ForeignKeyError
+        IAM's two-key limit is held by a key this function must not delete.
+    AccessKeyError
+        The IAM user does not exist, or the key limit was reached meanwhile.
+    """
+    if ctx.verdict is Verdict.ALREADY_CURRENT or ctx.read(PENDING, version_id=ctx.token):
+        logger.info("pending version already has a value; nothing to create")
+        return
+    current = ctx.read(CURRENT)
+    if current is None:
+        msg = f"secret {ctx.state.arn} has no AWSCURRENT value: put the bootstrap value first"
+        raise SecretValueError(msg)
+    user = ctx.bound(current).iam_user_name
+    existing = keys.list_keys(ctx.iam, user)
+    referenced = _referenced_keys(ctx, current, existing)
+    left = keys.make_room(
+        ctx.iam,
+        user,
+        keys=existing,
+        referenced=referenced,
+        intent=lambda: keys.read_intent(ctx.iam, user),
+    )
+    deleted = sorted({k.access_key_id for k in existing} - {k.access_key_id for k in left})
+    keys.record_intent(
+        ctx.iam, user, token=ctx.token, existing=[k.access_key_id for k in left], now=keys.now_utc()
+    )
+    key_id, secret_key = keys.create(ctx.iam, user)
+    pending = current.with_access_key(
+        key_id, secret_key, store_secret_access_key=ctx.settings.store_secret_access_key
+    )
+    versions.put_pending(ctx.sm, ctx.state.arn, token=ctx.token, secret=pending)
+    metrics.add_metric(name="AccessKeysCreated", unit=MetricUnit.Count, value=1)
+    logger.info("created pending key", extra={"access_key_id": key_id, "deleted_keys": deleted})
+
+
+def _referenced_keys(
+    ctx: StepContext, current: SmtpSecret, existing: list[keys.AccessKey]
+) -> dict[str, str]:
+    """Map key ids held by versions of the secret to their stage (AWSPREVIOUS read lazily)."""
+    referenced = {current.access_key_id: CURRENT} if current.access_key_id else {}
+    others = [k for k in existing if k.access_key_id not in referenced]
+    previous_version = ctx.state.version_with(PREVIOUS)
+    if others and previous_version not in (None, ctx.token):
+        try:
+            previous = ctx.read(PREVIOUS)
+        except SecretValueError:
+            # A damaged old version cannot vouch for any key; its key counts as unreferenced.
+            logger.warning("AWSPREVIOUS version is unusable; ignoring it")
+            previous = None
+        if previous is not None and previous.access_key_id:
+            referenced.setdefault(previous.access_key_id, PREVIOUS)
+    return referenced
+
+
+def set_secret(ctx: StepContext) -> None:
+    """Make sure the pending key exists and is Active (IAM needs nothing else set).
+
+    Raises
+    ------
+    AccessKeyError
+        The pending key no longer exists; the rotation must be cancelled and started again.
+    """
+    if ctx.verdict is Verdict.ALREADY_CURRENT:
+        return
+    pending = ctx.read_pending()
+    key_id = str(pending.access_key_id)
+    found = next(
+        (k for k in keys.list_keys(ctx.iam, pending.iam_user_name) if k.access_key_id == key_id),
+        None,
+    )
+    if found is None:
+        msg = (
+            f"the pending access key {key_id} of IAM user {pending.iam_user_name} no longer "
+            "exists: cancel this rotation (aws secretsmanager cancel-rotate-secret) and rotate "
+            "again"
+        )
+        raise AccessKeyError(msg)
+    if not found.active:
+        keys.activate(ctx.iam, pending.iam_user_name, key_id)
+        logger.warning("pending key was inactive; activated it", extra={"access_key_id": key_id})
+
+
+def test_secret(ctx: StepContext) -> None:
+    """Log in to the secret's SMTP endpoint with the pending credentials.
+
+    Authentication failures (535, 454) are retried with back-off within
+    ``SMTP_TEST_TIMEOUT_SECONDS`` (and the Lambda's remaining time), because a new IAM key takes
+    seconds to reach SES. Anything else fails at once.
+
+    Raises
+    ------
+    SmtpTestError
+        The login failed for another reason, or was still rejected when the budget ran out.
+    """
+    if ctx.verdict is Verdict.ALREADY_CURRENT:
+        return
+    pending = ctx.read_pending()
+    started = time.monotonic()
+    deadline = started + min(ctx.settings.smtp_test_timeout, ctx.seconds_left())
+    attempts, wait = 0, _FIRST_WAIT
+    while True:
+        attempts += 1
+        result = smtp.probe_login(
+            host=pending.host,
+            port=pending.port,
+            username=str(pending.access_key_id),
+            password=str(pending.password),
+            tls=pending.tls,
+            timeout=max(0.1, min(ctx.settings.smtp_attempt_timeout, deadline - time.monotonic())),
+        )
+        if result.ok or not result.retryable or time.monotonic() + wait > deadline:
+            break
+        time.sleep(wait)
+        wait = min(wait * 2, _MAX_WAIT)
+    elapsed = time.monotonic() - started
+    metrics.add_metric(name="SmtpAuthAttempts", unit=MetricUnit.Count, value=attempts)
+    metrics.add_metric(name="SmtpTestDuration", unit=MetricUnit.Seconds, value=elapsed)
+    logger.info("smtp test", extra={"outcome": str(result.outcome), "attempts": attempts})
+    if not result.ok:
+        raise SmtpTestError(_smtp_failure(result, attempts, elapsed))
+
+
+def _smtp_failure(result: smtp.ProbeResult, attempts: int, elapsed: float) -> str:
+    if not result.retryable:
+        return f"SMTP login with the pending credentials failed: {result.message}"
+    return (
+        f"SMTP login with the pending credentials was still rejected after {attempts} attempts "
+        f"in {elapsed:.1f} s ({result.message}). New keys usually reach SES within seconds; "
+        "Secrets Manager will retry the rotation. If it keeps failing, raise "
+        "SMTP_TEST_TIMEOUT_SECONDS or check the region, host and the user's ses:SendRawEmail."
+    )
+
+
+def finish_secret(ctx: StepContext) -> None:
+    """Make the pending version AWSCURRENT, then apply ``OLD_KEY_ACTION`` to the old key.
+
+    Run again after success, it re-applies the policy to AWSPREVIOUS's key, which changes
+    nothing unless an earlier run stopped between the two halves.
+    """
+    if ctx.verdict is Verdict.ALREADY_CURRENT:
+        new, old = ctx.read(CURRENT), _quiet_read(ctx, PREVIOUS)
+    else:
+        new, old = ctx.read_pending(), _quiet_read(ctx, CURRENT)
+        versions.promote(
+            ctx.sm, ctx.state.arn, token=ctx.token, current_version=ctx.state.version_with(CURRENT)
+        )
+        logger.info("promoted pending version to AWSCURRENT")
+    if old is None or not old.access_key_id or new is None:
+        return
+    if old.access_key_id == new.access_key_id or old.iam_user_name != new.iam_user_name:
+        return  # never retire the key AWSCURRENT now holds, nor another user's key
+    if keys.retire(ctx.iam, old.iam_user_name, old.access_key_id, ctx.settings.old_key_action):
+        metrics.add_metric(name="AccessKeysRetired", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "retired old key",
+            extra={"access_key_id": old.access_key_id, "action": str(ctx.settings.old_key_action)},
+        )
+
+
+def _quiet_read(ctx: StepContext, stage: str) -> SmtpSecret | None:
+    """Read a version whose damage must not stop the step (it only names a key to retire)."""
+    if ctx.state.version_with(stage) is None:
+        return None
+    try:
+        return ctx.read(stage)
+    except SecretValueError:
+        logger.warning("version is unusable; its key is left alone", extra={"stage": stage})
+        return None
+
+
+STEPS: Final[dict[str, Callable[[StepContext], None]]] = {
+    "createSecret": create_secret,
+    "setSecret": set_secret,
+    "testSecret": test_secret,
+    "finishSecret": finish_secret,
+}

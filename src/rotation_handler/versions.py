@@ -1,0 +1,98 @@
+"""Reading and writing versions of the secret (GetSecretValue, PutSecretValue, stage moves)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from rotation_handler.exceptions import SecretValueError, StagingError
+from rotation_handler.guard import CURRENT, PENDING
+from ses_smtp_credentials.endpoints import region_of_host
+from ses_smtp_credentials.exceptions import InvalidSecretError
+from ses_smtp_credentials.secret import SmtpSecret, parse_secret
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_secretsmanager.type_defs import GetSecretValueResponseTypeDef
+
+
+def read(
+    sm: SecretsManagerClient,
+    secret_arn: str,
+    *,
+    stage: str,
+    version_id: str | None = None,
+    default_region: str,
+) -> SmtpSecret | None:
+    """Return the version carrying ``stage`` (and ``version_id``), or ``None`` if it has no value.
+
+    Raises
+    ------
+    SecretValueError
+        The version has a value that does not follow the secret's schema.
+    """
+    response = _get(sm, secret_arn, stage=stage, version_id=version_id)
+    if response is None or "SecretString" not in response:
+        return None
+    where = f"{stage} version of secret {secret_arn}"
+    try:
+        secret = parse_secret(response["SecretString"], default_region=default_region)
+    except InvalidSecretError as err:
+        msg = f"the {where} is unusable: {err}"
+        raise SecretValueError(msg) from None
+    host_region = region_of_host(secret.host)
+    if host_region is not None and host_region != secret.region:
+        msg = (
+            f"the {where} sends to {secret.host} (region {host_region}) but asks for a password "
+            f"for region {secret.region}: SES passwords work in one region; make them agree"
+        )
+        raise SecretValueError(msg)
+    return secret
+
+
+def _get(
+    sm: SecretsManagerClient, secret_arn: str, *, stage: str, version_id: str | None
+) -> GetSecretValueResponseTypeDef | None:
+    try:
+        if version_id is None:
+            return sm.get_secret_value(SecretId=secret_arn, VersionStage=stage)
+        return sm.get_secret_value(SecretId=secret_arn, VersionId=version_id, VersionStage=stage)
+    except ClientError as err:
+        # Real Secrets Manager has no value for the AWSPENDING version until createSecret puts one.
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def put_pending(
+    sm: SecretsManagerClient, secret_arn: str, *, token: str, secret: SmtpSecret
+) -> None:
+    """Store ``secret`` as the value of the token's version, staged AWSPENDING."""
+    sm.put_secret_value(
+        SecretId=secret_arn,
+        ClientRequestToken=token,
+        SecretString=secret.to_json(),
+        VersionStages=[PENDING],
+    )
+
+
+def promote(
+    sm: SecretsManagerClient, secret_arn: str, *, token: str, current_version: str | None
+) -> None:
+    """Move AWSCURRENT to the token's version (Secrets Manager moves AWSPREVIOUS itself).
+
+    Raises
+    ------
+    StagingError
+        There is no AWSCURRENT version to move the label from.
+    """
+    if current_version is None:
+        msg = f"secret {secret_arn} has no AWSCURRENT version: put the bootstrap value first"
+        raise StagingError(msg)
+    sm.update_secret_version_stage(
+        SecretId=secret_arn,
+        VersionStage=CURRENT,
+        MoveToVersionId=token,
+        RemoveFromVersionId=current_version,
+    )
