@@ -41,3 +41,15 @@ class InvalidSecretError(SesSmtpCredentialsError, ValueError):
 
 class SmtpLoginError(SesSmtpCredentialsError):
     """An SMTP login did not succeed; the message says why and what to check."""
+
+
+class StartTlsNotOfferedError(SmtpLoginError):
+    """The SMTP server did not offer STARTTLS, so the client refused to send credentials."""
+
+
+class UsageError(SesSmtpCredentialsError, ValueError):
+    """The command line was used wrongly (a missing input, a secret on argv); exit code 2."""
+
+
+class CheckFailedError(SesSmtpCredentialsError):
+    """A check ran and failed (for example an SMTP login was refused); exit code 1."""

@@ -1,0 +1,333 @@
+"""SMTP login probe: connect with TLS, ``AUTH``, ``QUIT``, and name what went wrong.
+
+Only the standard library (:mod:`smtplib`, :mod:`ssl`). Credentials are never sent before TLS is
+up, and no result or error text contains the password: smtplib's exceptions echo server replies,
+so every message here is built from scratch.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ses_smtp_credentials.endpoints import TlsMode, tls_mode
+from ses_smtp_credentials.exceptions import InvalidEndpointError, StartTlsNotOfferedError
+
+_AUTH_RETRY_CODES = frozenset({535, 454})
+_CODE_TLS_REQUIRED = 530
+_CODE_UNAVAILABLE = 421
+_CONNECT, _AUTH = "connect", "auth"
+
+
+class ProbeOutcome(StrEnum):
+    """What an SMTP login probe found. Only ``AUTH_REJECTED`` is worth retrying."""
+
+    SUCCESS = "success"
+    AUTH_REJECTED = "auth-rejected"
+    NO_STARTTLS = "no-starttls"
+    TLS_ERROR = "tls-error"
+    TLS_REQUIRED = "tls-required"
+    CONNECTION_REFUSED = "connection-refused"
+    DNS_FAILURE = "dns-failure"
+    TIMEOUT = "timeout"
+    SERVICE_UNAVAILABLE = "service-unavailable"
+    CONNECTION_LOST = "connection-lost"
+    PROTOCOL_ERROR = "protocol-error"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The outcome of :func:`probe_login`.
+
+    Attributes
+    ----------
+    outcome
+        What happened.
+    code
+        The SMTP reply code behind the outcome, when there was one.
+    message
+        What happened and what to check; never contains the password.
+    elapsed
+        Seconds the probe took.
+    """
+
+    outcome: ProbeOutcome
+    code: int | None
+    message: str
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the login succeeded."""
+        return self.outcome is ProbeOutcome.SUCCESS
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying again later may succeed (535/454: a new key still propagating)."""
+        return self.outcome is ProbeOutcome.AUTH_REJECTED
+
+
+def connect(
+    host: str,
+    port: int,
+    *,
+    tls: TlsMode,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None = None,
+) -> smtplib.SMTP:
+    """Open an SMTP connection and bring TLS up before anything else is sent.
+
+    Parameters
+    ----------
+    host, port
+        The SMTP server.
+    tls
+        ``TlsMode.STARTTLS`` (EHLO, STARTTLS, EHLO) or ``TlsMode.IMPLICIT`` (TLS from the start).
+    timeout
+        Seconds allowed for each network operation.
+    ssl_context
+        Context used to verify the server; default :func:`ssl.create_default_context` (certificate
+        and host name checked, ``SSL_CERT_FILE`` honoured).
+
+    Returns
+    -------
+    smtplib.SMTP
+        A connection with TLS established and EHLO done; the caller closes it.
+
+    Raises
+    ------
+    StartTlsNotOfferedError
+        The server does not offer STARTTLS; nothing secret was sent.
+    OSError
+        Connection, DNS, TLS (:class:`ssl.SSLError`) and SMTP (:class:`smtplib.SMTPException`)
+        failures, as raised by the standard library.
+
+    Examples
+    --------
+    >>> with connect("email-smtp.eu-west-1.amazonaws.com", 587, tls=TlsMode.STARTTLS,
+    ...              timeout=10) as smtp:  # doctest: +SKIP
+    ...     smtp.login(access_key_id, password)
+    """
+    context = ssl_context or ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if tls is TlsMode.IMPLICIT:
+        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+    try:
+        smtp.ehlo()
+        if tls is not TlsMode.IMPLICIT:
+            _require_starttls(smtp, f"{host}:{port}")
+            smtp.starttls(context=context)
+            smtp.ehlo()
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def probe_login(  # noqa: PLR0913 - each option is keyword-only and documented
+    *,
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    tls: TlsMode | None = None,
+    timeout: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ProbeResult:
+    """Log in to an SMTP server once (TLS, AUTH, QUIT) and say how it went.
+
+    Parameters
+    ----------
+    host, port
+        The SMTP server, for example ``email-smtp.eu-west-1.amazonaws.com`` and ``587``.
+    username, password
+        The SMTP credentials (access key id and derived password).
+    tls
+        How to encrypt; default: from the port (:func:`~ses_smtp_credentials.endpoints.tls_mode`),
+        STARTTLS for ports SES does not use.
+    timeout
+        Seconds allowed for each network operation.
+    ssl_context
+        See :func:`connect`.
+
+    Returns
+    -------
+    ProbeResult
+        Never raises for a network or SMTP failure: the outcome names it.
+
+    Examples
+    --------
+    >>> result = probe_login(host="email-smtp.eu-west-1.amazonaws.com", port=587,
+    ...                      username=key_id, password=password)  # doctest: +SKIP
+    >>> result.ok, result.outcome  # doctest: +SKIP
+    (True, <ProbeOutcome.SUCCESS: 'success'>)
+    """
+    where = f"{host}:{port}"
+    started = time.monotonic()
+    try:
+        smtp = connect(
+            host, port, tls=tls or _tls_of(port), timeout=timeout, ssl_context=ssl_context
+        )
+    except (OSError, StartTlsNotOfferedError) as err:
+        return _result(*_classify(err, _CONNECT, where, username), started)
+    try:
+        _authenticate(smtp, username, password)
+    except OSError as err:
+        if isinstance(err, smtplib.SMTPResponseException):
+            _quit(smtp)
+        smtp.close()
+        return _result(*_classify(err, _AUTH, where, username), started)
+    _quit(smtp)
+    return _result(ProbeOutcome.SUCCESS, 235, f"logged in to {where} as {username}", started)
+
+
+def _require_starttls(smtp: smtplib.SMTP, where: str) -> None:
+    if not smtp.has_extn("starttls"):
+        msg = (
+            f"{where} does not offer STARTTLS, so no credentials were sent: check the port "
+            "(587, 25, 2587 use STARTTLS; 465, 2465 implicit TLS) and that no proxy strips STARTTLS"
+        )
+        raise StartTlsNotOfferedError(msg)
+
+
+def _tls_of(port: int) -> TlsMode:
+    try:
+        return tls_mode(port)
+    except InvalidEndpointError:
+        return TlsMode.STARTTLS
+
+
+def _authenticate(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    # One AUTH command only: smtplib.login() would try the next mechanism after a 535, which
+    # doubles the attempts and hides the first reply.
+    mechanisms = smtp.esmtp_features.get("auth", "").upper().split()
+    smtp.user, smtp.password = username, password
+    if "PLAIN" in mechanisms:
+        smtp.auth("PLAIN", smtp.auth_plain)
+    elif "LOGIN" in mechanisms:
+        smtp.auth("LOGIN", smtp.auth_login)
+    else:
+        msg = "no AUTH PLAIN or LOGIN"
+        raise smtplib.SMTPNotSupportedError(msg)
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except OSError:
+        smtp.close()
+
+
+def _result(outcome: ProbeOutcome, code: int | None, message: str, started: float) -> ProbeResult:
+    return ProbeResult(outcome, code, message, time.monotonic() - started)
+
+
+def _classify(
+    err: BaseException, stage: str, where: str, username: str
+) -> tuple[ProbeOutcome, int | None, str]:
+    if isinstance(err, StartTlsNotOfferedError):
+        return ProbeOutcome.NO_STARTTLS, None, str(err)
+    if isinstance(err, smtplib.SMTPResponseException):
+        return _classify_reply(err.smtp_code, stage, where, username)
+    if isinstance(err, smtplib.SMTPServerDisconnected) and isinstance(
+        err.__context__, TimeoutError
+    ):
+        err = err.__context__
+    return _classify_os_error(err, where)
+
+
+def _classify_reply(
+    code: int, stage: str, where: str, username: str
+) -> tuple[ProbeOutcome, int | None, str]:
+    if stage == _AUTH and code in _AUTH_RETRY_CODES:
+        msg = (
+            f"{where} refused the credentials of {username} ({code}): check that the user name "
+            "is the access key id, the password is derived for this endpoint's region, the key "
+            "is active and had a few minutes to reach SES (`ses-smtp-credentials check` diagnoses)"
+        )
+        return ProbeOutcome.AUTH_REJECTED, code, msg
+    if code == _CODE_TLS_REQUIRED:
+        msg = f"{where} requires TLS before this command (530): use STARTTLS or implicit TLS"
+        return ProbeOutcome.TLS_REQUIRED, code, msg
+    if code == _CODE_UNAVAILABLE:
+        msg = f"{where} is not available (421) and closed the connection: try again later"
+        return ProbeOutcome.SERVICE_UNAVAILABLE, code, msg
+    if stage == _CONNECT and code == 454:  # noqa: PLR2004 - "TLS not available" to STARTTLS
+        msg = f"{where} could not start TLS ({code}): try again later or use implicit TLS"
+        return ProbeOutcome.TLS_ERROR, code, msg
+    msg = f"{where} answered {code} during {stage}: unexpected for an SES SMTP endpoint"
+    return ProbeOutcome.PROTOCOL_ERROR, code, msg
+
+
+# First match wins: subclasses before their bases (SSLCertVerificationError is an SSLError, every
+# smtplib and socket error is an OSError). {detail} is local text (OpenSSL, errno), never a reply.
+_OS_ERRORS: tuple[tuple[type[BaseException], ProbeOutcome, str], ...] = (
+    (
+        ssl.SSLCertVerificationError,
+        ProbeOutcome.TLS_ERROR,
+        (
+            "TLS certificate verification failed for {where} ({detail}): check the host name and "
+            "SSL_CERT_FILE / the CA bundle"
+        ),
+    ),
+    (
+        ssl.SSLError,
+        ProbeOutcome.TLS_ERROR,
+        "TLS handshake with {where} failed ({detail}): check the port's TLS mode",
+    ),
+    (
+        socket.gaierror,
+        ProbeOutcome.DNS_FAILURE,
+        "cannot resolve the host of {where} ({detail}): check the host name and DNS",
+    ),
+    (
+        TimeoutError,
+        ProbeOutcome.TIMEOUT,
+        "{where} did not answer in time: check firewalls, security groups and the port",
+    ),
+    (
+        ConnectionRefusedError,
+        ProbeOutcome.CONNECTION_REFUSED,
+        "{where} refused the connection: check the host and port",
+    ),
+    (
+        smtplib.SMTPNotSupportedError,
+        ProbeOutcome.PROTOCOL_ERROR,
+        "{where} offers no AUTH PLAIN or LOGIN after TLS: is it an SES SMTP endpoint?",
+    ),
+    (
+        smtplib.SMTPServerDisconnected,
+        ProbeOutcome.CONNECTION_LOST,
+        "{where} closed the connection unexpectedly: try again; if it persists check the port",
+    ),
+    (
+        ConnectionError,
+        ProbeOutcome.CONNECTION_LOST,
+        "{where} closed the connection unexpectedly ({detail}): try again",
+    ),
+    (
+        smtplib.SMTPException,
+        ProbeOutcome.PROTOCOL_ERROR,
+        "unexpected SMTP exchange with {where}: is it an SES SMTP endpoint?",
+    ),
+)
+
+
+def _classify_os_error(err: BaseException, where: str) -> tuple[ProbeOutcome, int | None, str]:
+    detail = (
+        getattr(err, "verify_message", None)
+        or getattr(err, "reason", None)
+        or getattr(err, "strerror", None)
+        or type(err).__name__
+    )
+    for kind, outcome, template in _OS_ERRORS:
+        if isinstance(err, kind):
+            return outcome, None, template.format(where=where, detail=detail)
+    msg = f"cannot connect to {where} ({detail}): check the host, port and network path"
+    return ProbeOutcome.CONNECTION_REFUSED, None, msg
