@@ -1,0 +1,485 @@
+"""Least privilege and house rules of template.yaml, checked offline.
+
+A policy statement is *scoped* when each possible Resource (both branches of an ``!If``) is the
+one secret, the one SMTP user's ARN, the optional KMS key or SES identity parameter, or the
+function's own log group. Anything else (``*``, a wildcard ARN, an action wildcard, NotResource,
+a managed policy, a SAM policy template) needs a comment containing ``justification:`` in the
+comment block directly above the statement (or the ``ManagedPolicyArns`` key), or on its first line.
+Each check is a function returning problems, so the mutation tests can prove it can fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+JUSTIFICATION = "justification:"
+USER_ARN = re.compile(r"^arn:\$\{AWS::Partition\}:iam::\$\{AWS::AccountId\}:user/\$\{\w+\}$")
+SCOPED_PARAMETERS = ("KmsKeyArn", "SesIdentityArn")
+CONTRACT_VARIABLES = {
+    "SECRET_ARN",
+    "SMTP_IAM_USER_NAME",
+    "SMTP_TEST_TIMEOUT_SECONDS",
+    "OLD_KEY_ACTION",
+    "STORE_SECRET_ACCESS_KEY",
+}
+
+Template = dict[str, Any]
+Problems = list[str]
+
+
+class Located(dict[str, Any]):
+    """A YAML mapping that remembers the line (0-based) of itself and of each of its keys."""
+
+    first_line: int = -1
+    key_lines: dict[str, int]
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation short forms: ``!Sub x`` becomes ``{"Fn::Sub": x}``."""
+
+
+def _construct_map(loader: CfnLoader, node: yaml.MappingNode) -> Iterator[Located]:
+    data = Located()
+    data.first_line = node.start_mark.line
+    data.key_lines = {str(key.value): key.start_mark.line for key, _ in node.value}
+    yield data
+    data.update(
+        {str(key): value for key, value in loader.construct_mapping(node, deep=True).items()}
+    )
+
+
+def _construct_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> Located:
+    value: object
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node, deep=True)
+    data = Located({suffix if suffix in {"Ref", "Condition"} else f"Fn::{suffix}": value})
+    data.first_line = node.start_mark.line
+    data.key_lines = {}
+    return data
+
+
+CfnLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template(text: str) -> Template:
+    loaded: Template = yaml.load(text, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return loaded
+
+
+# --- policy scoping -----------------------------------------------------------------------------
+
+
+def _alternatives(value: object) -> list[Any]:
+    """Every value ``value`` can take: lists flattened, both ``!If`` branches, no AWS::NoValue."""
+    if isinstance(value, list):
+        return [item for element in value for item in _alternatives(element)]
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        _, when_true, when_false = value["Fn::If"]
+        return _alternatives(when_true) + _alternatives(when_false)
+    if value == {"Ref": "AWS::NoValue"}:
+        return []
+    return [value]
+
+
+def _sub_string(value: object) -> str | None:
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        sub = value["Fn::Sub"]
+        return str(sub[0] if isinstance(sub, list) else sub)
+    return None
+
+
+def _scoped_resources(template: Template) -> tuple[list[object], list[str]]:
+    resources = template["Resources"]
+    refs: list[object] = [
+        {"Ref": name}
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::SecretsManager::Secret"
+    ]
+    refs += [{"Ref": name} for name in SCOPED_PARAMETERS if name in template.get("Parameters", {})]
+    log_arns = [
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        f"{_sub_string(resource['Properties']['LogGroupName'])}:*"
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Logs::LogGroup"
+    ]
+    return refs, log_arns
+
+
+def _is_scoped(resource: object, template: Template) -> bool:
+    refs, log_arns = _scoped_resources(template)
+    sub = _sub_string(resource)
+    return resource in refs or (sub is not None and (bool(USER_ARN.match(sub)) or sub in log_arns))
+
+
+def is_justified(lines: Sequence[str], node: object, line: int | None = None) -> bool:
+    """Whether a ``justification:`` comment sits on ``line`` or in the comment block above it."""
+    if line is None:
+        line = node.first_line if isinstance(node, Located) else -1
+    if line < 0:
+        return False
+    block = [lines[line].partition("#")[2]]
+    above = line - 1
+    while above >= 0 and lines[above].lstrip().startswith("#"):
+        block.append(lines[above])
+        above -= 1
+    return any(JUSTIFICATION in comment for comment in block)
+
+
+def _statement_problems(
+    owner: str, statement: dict[str, Any], template: Template, lines: Sequence[str]
+) -> Problems:
+    if is_justified(lines, statement):
+        return []
+    name = f"{owner} statement {statement.get('Sid', '?')}"
+    problems = [f"{name}: uses {key}" for key in ("NotResource", "NotAction") if key in statement]
+    actions = _alternatives(statement.get("Action", []))
+    problems += [f"{name}: action wildcard {action!r}" for action in actions if "*" in action]
+    problems += [
+        f"{name}: Resource {resource!r} is not the one user, secret, key or log group"
+        for resource in _alternatives(statement.get("Resource", []))
+        if not _is_scoped(resource, template)
+    ]
+    return problems
+
+
+def _documents(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    properties = resource.get("Properties", {})
+    if "PolicyDocument" in properties:
+        yield properties["PolicyDocument"]
+    for policy in _alternatives(properties.get("Policies", [])):
+        if isinstance(policy, dict) and "PolicyDocument" in policy:
+            yield policy["PolicyDocument"]
+        elif isinstance(policy, dict) and "Statement" in policy:
+            yield policy  # a SAM function's inline policy document
+
+
+def _sam_policy_problems(name: str, resource: dict[str, Any], lines: Sequence[str]) -> Problems:
+    """SAM policy templates and managed policies cannot be inspected offline: refuse them."""
+    policies = _alternatives(resource.get("Properties", {}).get("Policies", []))
+    return [
+        f"{name}: SAM policy template or managed policy {policy!r} (may grant '*')"
+        for policy in policies
+        if not (isinstance(policy, dict) and "Statement" in policy)
+        and not is_justified(lines, policy)
+    ]
+
+
+def _managed_policy_problems(name: str, resource: dict[str, Any], lines: Sequence[str]) -> Problems:
+    properties = resource.get("Properties", {})
+    if "ManagedPolicyArns" not in properties:
+        return []
+    key_line = (
+        properties.key_lines.get("ManagedPolicyArns") if isinstance(properties, Located) else None
+    )
+    if is_justified(lines, properties, key_line):
+        return []
+    return [f"{name}: ManagedPolicyArns without a justification"]
+
+
+def policy_problems(template: Template, lines: Sequence[str]) -> Problems:
+    """Unscoped, unjustified permissions in IAM resources and SAM functions."""
+    problems: Problems = []
+    for name, resource in template["Resources"].items():
+        kind = resource["Type"]
+        if kind == "AWS::Serverless::Function":
+            problems += _sam_policy_problems(name, resource, lines)
+        if kind.startswith("AWS::IAM::"):
+            problems += _managed_policy_problems(name, resource, lines)
+        if kind.startswith("AWS::IAM::") or kind == "AWS::Serverless::Function":
+            for document in _documents(resource):
+                for statement in _alternatives(document["Statement"]):
+                    problems += _statement_problems(name, statement, template, lines)
+    return problems
+
+
+# --- house rules ----------------------------------------------------------------------------------
+
+
+def _of_type(template: Template, kind: str) -> list[dict[str, Any]]:
+    return [res for res in template["Resources"].values() if res["Type"] == kind]
+
+
+def description_problems(template: Template) -> Problems:
+    sections = ("Parameters", "Outputs")
+    return [
+        f"{section} {name} has no Description"
+        for section in sections
+        for name, entry in template.get(section, {}).items()
+        if not str(entry.get("Description", "")).strip()
+    ]
+
+
+def rotation_problems(template: Template) -> Problems:
+    problems = [
+        "Lambda permission without SourceAccount"
+        for permission in _of_type(template, "AWS::Lambda::Permission")
+        if "SourceAccount" not in permission["Properties"]
+    ]
+    schedules = _of_type(template, "AWS::SecretsManager::RotationSchedule")
+    if len(schedules) != 1:
+        problems.append(f"expected one RotationSchedule, found {len(schedules)}")
+    problems += [
+        "RotationSchedule does not rotate immediately on update"
+        for schedule in schedules
+        if schedule["Properties"].get("RotateImmediatelyOnUpdate") is not True
+    ]
+    return problems
+
+
+def function_problems(template: Template) -> Problems:
+    functions = _of_type(template, "AWS::Serverless::Function")
+    if len(functions) != 1:
+        return [f"expected one function, found {len(functions)}"]
+    merged = {**template.get("Globals", {}).get("Function", {}), **functions[0]["Properties"]}
+    expected = {
+        "Runtime": "python3.13",
+        "Architectures": ["arm64"],
+        "Tracing": "Active",
+        "Handler": "rotation_handler.app.lambda_handler",
+        "CodeUri": "src/",
+    }
+    problems = [
+        f"function {key} is {merged.get(key)!r}, expected {value!r}"
+        for key, value in expected.items()
+        if merged.get(key) != value
+    ]
+    variables = set(functions[0]["Properties"].get("Environment", {}).get("Variables", {}))
+    problems += [f"function environment lacks {name}" for name in CONTRACT_VARIABLES - variables]
+    return problems
+
+
+# --- the real template ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def text() -> str:
+    return TEMPLATE.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def template(text: str) -> Template:
+    return load_template(text)
+
+
+def test_every_permission_is_scoped_or_justified(template: Template, text: str) -> None:
+    # GIVEN the template / WHEN its IAM statements are checked
+    problems = policy_problems(template, text.splitlines())
+    # THEN each one is scoped to the user, the secret, the key or the log group, or justified
+    assert problems == []
+
+
+def test_the_unscoped_statements_are_exactly_the_justified_ones(
+    template: Template, text: str
+) -> None:
+    # GIVEN the template with its justification comments removed
+    lines = [line.replace(JUSTIFICATION, "reason:") for line in text.splitlines()]
+    # WHEN its statements are checked
+    problems = policy_problems(template, lines)
+    # THEN only the documented exceptions surface: SES send on "*", X-Ray, the VPC managed policy
+    assert len(problems) == 3, problems
+    assert any("SendMailOverSmtp" in problem and "'*'" in problem for problem in problems)
+    assert any("SendActiveTracingSegments" in problem for problem in problems)
+    assert any("ManagedPolicyArns" in problem for problem in problems)
+
+
+def test_house_rules_hold(template: Template) -> None:
+    # GIVEN the template / WHEN the house rules are checked / THEN none is broken
+    assert description_problems(template) == []
+    assert rotation_problems(template) == []
+    assert function_problems(template) == []
+
+
+def test_bootstrap_secret_is_json_with_a_numeric_port(template: Template) -> None:
+    # GIVEN the secret's SecretString template
+    (secret,) = _of_type(template, "AWS::SecretsManager::Secret")
+    body = _sub_string(secret["Properties"]["SecretString"])
+    assert body is not None
+    # WHEN CloudFormation substitutes the parameters (empty region and host, port 587)
+    values = {"UserName": "stack-ses-smtp", "SesRegion": "", "SmtpHost": "", "SmtpPort": "587"}
+    rendered = re.sub(r"\$\{(\w+)\}", lambda match: values[match.group(1)], body)
+    # THEN the function reads the documented bootstrap value
+    assert json.loads(rendered) == {
+        "iam_user_name": "stack-ses-smtp",
+        "region": "",
+        "host": "",
+        "port": 587,
+    }
+
+
+def test_rotation_waits_for_the_invoke_permission(template: Template) -> None:
+    # GIVEN the rotation schedule / THEN it is created after Secrets Manager may invoke the function
+    (schedule,) = _of_type(template, "AWS::SecretsManager::RotationSchedule")
+    (permission_name,) = [
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Permission"
+    ]
+    assert permission_name in _alternatives(schedule["DependsOn"])
+
+
+# --- each check can fail --------------------------------------------------------------------------
+
+
+def _role_statements(template: Template) -> list[Any]:
+    (role,) = _of_type(template, "AWS::IAM::Role")
+    statements: list[Any] = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _by_sid(template: Template, sid: str) -> dict[str, Any]:
+    (statement,) = [
+        s for s in _role_statements(template) if isinstance(s, dict) and s.get("Sid") == sid
+    ]
+    return statement
+
+
+def _function(template: Template) -> dict[str, Any]:
+    (function,) = _of_type(template, "AWS::Serverless::Function")
+    props: dict[str, Any] = function["Properties"]
+    return props
+
+
+def _add_star_statement(template: Template) -> None:
+    _role_statements(template).append({"Effect": "Allow", "Action": "iam:*", "Resource": "*"})
+
+
+def _widen_user_arn(template: Template) -> None:
+    _by_sid(template, "RotateTheSmtpUsersAccessKeys")["Resource"] = {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"
+    }
+
+
+def _widen_secret(template: Template) -> None:
+    _by_sid(template, "RotateTheOneSecret")["Resource"] = [
+        {"Ref": "SmtpSecret"},
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
+            "${AWS::AccountId}:secret:*"
+        },
+    ]
+
+
+def _add_sam_policy_template(template: Template) -> None:
+    _function(template)["Policies"] = [{"AWSSecretsManagerRotationPolicy": {"FunctionName": "f"}}]
+
+
+def _add_iam_policy_resource(template: Template) -> None:
+    template["Resources"]["Extra"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyDocument": {
+                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]
+            }
+        },
+    }
+
+
+def _drop_output_description(template: Template) -> None:
+    del template["Outputs"]["SecretArn"]["Description"]
+
+
+def _drop_parameter_description(template: Template) -> None:
+    del template["Parameters"]["SmtpPort"]["Description"]
+
+
+def _drop_source_account(template: Template) -> None:
+    (permission,) = _of_type(template, "AWS::Lambda::Permission")
+    del permission["Properties"]["SourceAccount"]
+
+
+def _no_immediate_rotation(template: Template) -> None:
+    (schedule,) = _of_type(template, "AWS::SecretsManager::RotationSchedule")
+    schedule["Properties"]["RotateImmediatelyOnUpdate"] = False
+
+
+def _older_runtime(template: Template) -> None:
+    _function(template)["Runtime"] = "python3.12"
+
+
+def _x86(template: Template) -> None:
+    template["Globals"]["Function"]["Architectures"] = ["x86_64"]
+
+
+def _passive_tracing(template: Template) -> None:
+    template["Globals"]["Function"]["Tracing"] = "PassThrough"
+
+
+def _drop_contract_variable(template: Template) -> None:
+    del _function(template)["Environment"]["Variables"]["OLD_KEY_ACTION"]
+
+
+def _policy_check(template: Template, lines: Sequence[str]) -> Problems:
+    return policy_problems(template, lines)
+
+
+def _rules_check(template: Template, _lines: Sequence[str]) -> Problems:
+    return (
+        description_problems(template) + rotation_problems(template) + function_problems(template)
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "check", "expected"),
+    [
+        pytest.param(_add_star_statement, _policy_check, "'*'", id="statement-on-star"),
+        pytest.param(_add_star_statement, _policy_check, "action wildcard", id="action-wildcard"),
+        pytest.param(_widen_user_arn, _policy_check, "user/*", id="any-user"),
+        pytest.param(_widen_secret, _policy_check, "secret:*", id="any-secret"),
+        pytest.param(
+            _add_sam_policy_template, _policy_check, "SAM policy", id="sam-policy-template"
+        ),
+        pytest.param(_add_iam_policy_resource, _policy_check, "Extra", id="iam-policy-resource"),
+        pytest.param(_drop_output_description, _rules_check, "SecretArn", id="output-description"),
+        pytest.param(_drop_parameter_description, _rules_check, "SmtpPort", id="param-description"),
+        pytest.param(_drop_source_account, _rules_check, "SourceAccount", id="source-account"),
+        pytest.param(_no_immediate_rotation, _rules_check, "immediately", id="rotate-immediately"),
+        pytest.param(_older_runtime, _rules_check, "python3.12", id="runtime"),
+        pytest.param(_x86, _rules_check, "x86_64", id="architecture"),
+        pytest.param(_passive_tracing, _rules_check, "PassThrough", id="tracing"),
+        pytest.param(_drop_contract_variable, _rules_check, "OLD_KEY_ACTION", id="environment"),
+    ],
+)
+def test_checker_flags_a_broken_template(
+    template: Template,
+    text: str,
+    mutate: Callable[[Template], None],
+    check: Callable[[Template, Sequence[str]], Problems],
+    expected: str,
+) -> None:
+    # GIVEN a copy of the template with one rule broken
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    # WHEN the checks run on it
+    problems = check(broken, text.splitlines())
+    # THEN the broken rule is reported, while the original still passes
+    assert any(expected in problem for problem in problems), problems
+    assert check(template, text.splitlines()) == []
+
+
+def test_loader_reads_short_form_tags() -> None:
+    # GIVEN CloudFormation short forms of each node kind
+    text = "a: !Ref X\nb: !GetAtt F.Arn\nc: !If [C, 1, 2]\nd: !Sub {}\n"
+    # WHEN loaded / THEN they become the long forms CloudFormation itself uses
+    assert load_template(text) == {
+        "a": {"Ref": "X"},
+        "b": {"Fn::GetAtt": "F.Arn"},
+        "c": {"Fn::If": ["C", 1, 2]},
+        "d": {"Fn::Sub": {}},
+    }
