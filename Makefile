@@ -58,7 +58,8 @@ template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm6
 	check cfn-lint .venv-sam/bin/cfn-lint template.yaml; \
 	check checkov .venv-checkov/bin/checkov --quiet --compact --skip-download \
 	  --framework cloudformation --file template.yaml; \
-	check "sam build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build
+	check "sam build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build; \
+	check "handler" test -f .aws-sam/build/RotationFunction/rotation_handler/app.py
 
 .PHONY: test
 test: setup lint typecheck unit template ## Everything CI runs (the README's test command).
