@@ -23,6 +23,7 @@ from sandbox.secrets_manager import SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_credentials import smtp
 from ses_smtp_credentials.password import derive_smtp_password
+from ses_smtp_credentials.secret import parse_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, MutableMapping
@@ -77,19 +78,20 @@ class World:
         loaded: dict[str, Any] = json.loads(text)
         return loaded
 
-    def keys(self) -> dict[str, str]:
+    def access_keys(self) -> dict[str, str]:
         """Return the IAM user's access keys: id -> status."""
         response = self.iam.list_access_keys(UserName=self.user_name)
         return {k["AccessKeyId"]: k["Status"] for k in response["AccessKeyMetadata"]}
 
     def login(self, stage: str = "AWSCURRENT", *, timeout: float = 5.0) -> smtp.ProbeResult:
         """Log in to the SMTP server with the credentials of a version of the secret."""
-        value = self.value(stage)
+        value = parse_secret(json.dumps(self.value(stage)), default_region=self.region)
         return smtp.probe_login(
-            host=value["host"],
-            port=int(value["port"]),
-            username=value["username"],
-            password=value["password"],
+            host=value.host,
+            port=value.port,
+            username=str(value.access_key_id),
+            password=str(value.password),
+            tls=value.tls,
             timeout=timeout,
             ssl_context=self.ses.client_ssl_context(),
         )
@@ -157,6 +159,7 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
     implicit_tls: bool = False,
     handler: Handler | None = None,
     environ: MutableMapping[str, str] | None = None,
+    ses_options: Mapping[str, Any] | None = None,
 ) -> Iterator[World]:
     """Start a local world and yield it; everything is stopped and restored on exit.
 
@@ -169,6 +172,8 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
         ``SMTP_IAM_USER_NAME`` are bound to this world's secret and user unless given here.
     moto_server
         Serve AWS from moto's server on 127.0.0.1 via ``AWS_ENDPOINT_URL`` instead of in-process.
+    ses_options
+        More keyword arguments for :class:`SesSmtpServer` (``offer_starttls=False`` …).
     """
     env = os.environ if environ is None else environ
     base = {**FAKE_CREDENTIALS, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
@@ -180,7 +185,10 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
         _patched_env(env, base),
         _aws(moto_server=moto_server, environ=env) as endpoint_url,
         SesSmtpServer(
-            region=region, propagation_delay=propagation_delay, implicit_tls=implicit_tls
+            region=region,
+            propagation_delay=propagation_delay,
+            implicit_tls=implicit_tls,
+            **dict(ses_options or {}),
         ) as ses,
     ):
         session = boto3.session.Session(region_name=region)

@@ -22,7 +22,7 @@ from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import ENV_VARS, Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_iam import IAMClient
@@ -71,19 +71,9 @@ def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
 @metrics.log_metrics
 @event_source(data_class=SecretsManagerEvent)
 def _handle(event: SecretsManagerEvent, context: LambdaContext) -> None:
-    step_name = event.get("Step")
-    step = steps.STEPS.get(str(step_name))
-    if step is None:
-        msg = f"unknown rotation step {step_name!r}: expected one of {', '.join(steps.STEPS)}"
-        raise UnknownStepError(msg)
-    secret_id, token = event.get("SecretId"), event.get("ClientRequestToken")
-    if not secret_id or not token:
-        msg = "the event needs SecretId and ClientRequestToken (a Secrets Manager rotation event)"
-        raise BadEventError(msg)
-    metrics.add_dimension(name="Step", value=str(step_name))
-    logger.append_keys(step=step_name, secret_id=secret_id, version_id=token)
-    rt = runtime()
     try:
+        step, secret_id, token = _parse(event)
+        rt = runtime()
         state, verdict = guard.check(rt.sm, secret_id=secret_id, token=token, settings=rt.settings)
         if verdict is guard.Verdict.ALREADY_CURRENT:
             logger.info("version is already AWSCURRENT")
@@ -102,6 +92,22 @@ def _handle(event: SecretsManagerEvent, context: LambdaContext) -> None:
         metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
         raise
     metrics.add_metric(name="RotationStepSucceeded", unit=MetricUnit.Count, value=1)
+
+
+def _parse(event: SecretsManagerEvent) -> tuple[Callable[[steps.StepContext], None], str, str]:
+    """Return the step function, SecretId and token of an event; tag logs and metrics with them."""
+    step_name = str(event.get("Step"))
+    step = steps.STEPS.get(step_name)
+    if step is None:
+        msg = f"unknown rotation step {step_name!r}: expected one of {', '.join(steps.STEPS)}"
+        raise UnknownStepError(msg)
+    metrics.add_dimension(name="Step", value=step_name)
+    secret_id, token = event.get("SecretId"), event.get("ClientRequestToken")
+    if not secret_id or not token:
+        msg = "the event needs SecretId and ClientRequestToken (a Secrets Manager rotation event)"
+        raise BadEventError(msg)
+    logger.append_keys(step=step_name, secret_id=secret_id, version_id=token)
+    return step, str(secret_id), str(token)
 
 
 def _seconds_left(context: object) -> float:

@@ -8,9 +8,11 @@ Which keys may this function touch?
 - any other key ("foreign"): never; if it holds IAM's two-key limit, the step fails naming it.
 
 "Created by this function" is recorded before CreateAccessKey in a tag on the IAM user (the
-*intent*): when the attempt started and which keys existed then. A key created after that moment
-(within one Lambda run), absent from that list and referenced by no version is an orphan of
-ours. IAM has no tags on access keys, so the user tag is the only place that survives a crash.
+*intent*): which rotation (a digest of its token), when the attempt started and which keys existed
+then. During a retry of *the same rotation*, a key created after that moment (within one Lambda
+run), absent from that list and referenced by no version is an orphan of ours. An intent left by
+an earlier rotation vouches for nothing, so a key made by hand after a rotation is never taken
+for ours. IAM has no tags on access keys, so the user tag is the only place that survives a crash.
 """
 
 from __future__ import annotations
@@ -56,10 +58,11 @@ class Intent:
     started_at: datetime
     existing: frozenset[str]
 
-    def created(self, key: AccessKey) -> bool:
-        """Whether ``key`` was created by the attempt that recorded this intent."""
+    def created(self, key: AccessKey, *, token: str) -> bool:
+        """Whether ``key`` was created by an attempt of rotation ``token`` after this intent."""
         return (
-            key.access_key_id not in self.existing
+            self.token_digest == token_digest(token)
+            and key.access_key_id not in self.existing
             and self.started_at - _SKEW <= key.created <= self.started_at + _WINDOW
         )
 
@@ -132,18 +135,20 @@ def record_intent(
     iam.tag_user(UserName=user_name, Tags=[{"Key": INTENT_TAG, "Value": intent.encode()}])
 
 
-def make_room(
+def make_room(  # noqa: PLR0913 - the options are keyword-only and each is a distinct input
     iam: IAMClient,
     user_name: str,
     *,
     keys: list[AccessKey],
     referenced: Mapping[str, str],
     intent: Callable[[], Intent | None],
+    token: str,
 ) -> list[AccessKey]:
     """Delete our orphans, then free a slot if IAM's limit is reached; return the keys left.
 
     ``referenced`` maps key ids to the stage of the version that holds them; AWSCURRENT's key is
-    never touched. ``intent`` is called only when a key no version references needs classifying.
+    never touched. ``intent`` is called only when a key no version references needs classifying;
+    only an intent recorded by an earlier attempt of the same rotation (``token``) counts.
 
     Raises
     ------
@@ -152,7 +157,7 @@ def make_room(
     """
     unreferenced = [key for key in keys if key.access_key_id not in referenced]
     recorded = intent() if unreferenced else None
-    orphans = [key for key in unreferenced if recorded is not None and recorded.created(key)]
+    orphans = [k for k in unreferenced if recorded is not None and recorded.created(k, token=token)]
     for key in orphans:
         delete(iam, user_name, key.access_key_id)
     left = [key for key in keys if key not in orphans]

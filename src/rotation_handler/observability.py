@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import TextIO
+
 from aws_lambda_powertools import Logger, Metrics
 
-logger = Logger(service="ses-smtp-rotation")
+
+class _CurrentStdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to whatever ``sys.stdout`` is at emit time.
+
+    Lambda never swaps stdout, but test runners and the demo do; a handler bound to the stdout of
+    import time would write to a closed stream there.
+    """
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
+logger = Logger(service="ses-smtp-rotation", logger_handler=_CurrentStdoutHandler())
 metrics = Metrics(service="ses-smtp-rotation")

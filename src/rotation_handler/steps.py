@@ -112,6 +112,7 @@ def create_secret(ctx: StepContext) -> None:
         keys=existing,
         referenced=referenced,
         intent=lambda: keys.read_intent(ctx.iam, user),
+        token=ctx.token,
     )
     deleted = sorted({k.access_key_id for k in existing} - {k.access_key_id for k in left})
     keys.record_intent(

@@ -1,0 +1,57 @@
+"""The rotation invariants of DESIGN.md, checked against a running local world.
+
+``violations(world)`` returns what is wrong (empty when all hold), so a test, the fault matrix
+and the demo report every broken invariant at once rather than the first.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sandbox.secrets_manager import CURRENT
+
+if TYPE_CHECKING:
+    from sandbox.world import World
+
+MAX_KEYS = 2
+
+
+def referenced_keys(world: World) -> dict[str, list[str]]:
+    """Return access key id -> staging labels of every version whose value holds that key."""
+    found: dict[str, list[str]] = {}
+    for version in world.driver._secret().versions.values():  # noqa: SLF001 - the world's own driver
+        try:
+            value: dict[str, Any] = json.loads(version.get("secret_string", "{}"))
+        except ValueError:
+            continue
+        key = value.get("access_key_id") if isinstance(value, dict) else None
+        if key:
+            found.setdefault(key, []).extend(version["version_stages"])
+    return found
+
+
+def violations(
+    world: World, *, foreign: frozenset[str] = frozenset(), login: bool = True
+) -> list[str]:
+    """Check the invariants that must hold between any two AWS calls; return the broken ones.
+
+    ``foreign`` lists keys created outside the function (they may be unreferenced).
+    ``login`` also checks that AWSCURRENT's credentials log in over SMTP.
+    """
+    problems: list[str] = []
+    keys = world.access_keys()
+    if len(keys) > MAX_KEYS:
+        problems.append(f"{len(keys)} access keys exist (limit {MAX_KEYS})")
+    referenced = referenced_keys(world)
+    orphans = sorted(set(keys) - set(referenced) - foreign)
+    if orphans:
+        problems.append(f"orphan keys no version references: {orphans}")
+    current = world.value(CURRENT)
+    current_key = current.get("access_key_id")
+    if current_key:
+        if keys.get(current_key) != "Active":
+            problems.append(f"AWSCURRENT's key {current_key} is {keys.get(current_key, 'deleted')}")
+        elif login and not world.login(CURRENT).ok:
+            problems.append("AWSCURRENT's credentials do not log in over SMTP")
+    return problems

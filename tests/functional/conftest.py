@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import contextlib
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from sandbox.world import World, local_world
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+
+@pytest.fixture
+def make_world(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Iterator[Callable[..., World]]:
+    """Start local worlds on demand; after the test, scan everything for leaked secrets.
+
+    The scan covers what the test printed or logged (stdout/stderr at the file-descriptor level,
+    where Powertools writes its JSON logs, and the logging records) and the text of every
+    exception the function raised, against every secret key, SMTP password, secret string and
+    RotationToken the world created, plus a canary planted in the secret's unknown keys.
+    """
+    canary = f"canary-{secrets.token_hex(8)}"
+    worlds: list[World] = []
+    material: set[str] = {canary}
+    with contextlib.ExitStack() as stack:
+
+        def factory(**kwargs: Any) -> World:  # noqa: ANN401 - forwarded to local_world
+            kwargs["bootstrap"] = {"app_canary": canary, **kwargs.get("bootstrap", {})}
+            world = stack.enter_context(local_world(**kwargs))
+            worlds.append(world)
+            return world
+
+        yield factory
+        for world in worlds:
+            material |= world.secret_material() | set(world.driver.rotation_tokens)
+        errors = [
+            record.error for world in worlds for record in world.driver.history if record.error
+        ]
+    out, err = capfd.readouterr()
+    texts = [out, err, caplog.text, *(_exception_text(error) for error in errors)]
+    leaked = sorted({m[:6] + "…" for m in material for text in texts if m in text})
+    assert not leaked, f"secret material leaked into logs or errors (prefixes): {leaked}"
+
+
+@pytest.fixture
+def world(make_world: Callable[..., World]) -> World:
+    """A local world with default settings."""
+    return make_world()
+
+
+def _exception_text(error: BaseException) -> str:
+    parts: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None:
+        parts += [str(seen), repr(seen)]
+        seen = seen.__cause__ or seen.__context__
+    return "\n".join(parts)
