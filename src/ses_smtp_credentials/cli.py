@@ -1,0 +1,199 @@
+"""Command line: ``ses-smtp-credentials derive`` and ``ses-smtp-credentials check``.
+
+Secrets (secret access keys, SMTP passwords) are read from stdin or the environment, never from the
+command line: argv is visible in shell history and in ``ps``. A secret-looking argument is refused.
+
+Exit codes (mapped in :func:`main`, and only there):
+
+* ``0``: done (passwords printed; the SMTP login succeeded);
+* ``1``: the check ran and failed (the login was refused: the output says why and the likely cause);
+* ``2``: bad input or usage (unknown region, no key given, an argument where a secret must not be).
+
+Subcommands live in :data:`COMMANDS`; adding one means adding a :class:`Command` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+from ses_smtp_credentials import _check
+from ses_smtp_credentials.endpoints import validate_region
+from ses_smtp_credentials.exceptions import SesSmtpCredentialsError, UsageError
+from ses_smtp_credentials.password import derive_legacy_v2_password, derive_smtp_password
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+PROG = "ses-smtp-credentials"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors become :class:`UsageError` (one line, exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, help, arguments, the variable its secret comes from, and its run."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    secret_env: str
+
+
+def read_secret(env_name: str, what: str) -> str:
+    """Return a secret from stdin (when it is not a terminal) or else from ``env_name``.
+
+    Raises
+    ------
+    UsageError
+        Neither holds a value, or stdin holds more than one line.
+    """
+    value = ""
+    if sys.stdin is not None and not sys.stdin.isatty():
+        try:
+            value = sys.stdin.read().strip()
+        except OSError:  # no readable stdin (a daemon, a captured test run): use the environment
+            value = ""
+    if "\n" in value:
+        msg = f"stdin holds more than one line: pipe only the {what}"
+        raise UsageError(msg)
+    value = value or os.environ.get(env_name, "").strip()
+    if not value:
+        msg = f"no {what} given: pipe it on stdin or set {env_name} (never pass it as an argument)"
+        raise UsageError(msg)
+    return value
+
+
+def _configure_derive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        help="SES region to derive the password for; repeat for several",
+    )
+    parser.add_argument(
+        "--legacy-v2",
+        action="store_true",
+        help="derive the deprecated version 2 password (not region-bound) instead",
+    )
+    parser.add_argument("--json", action="store_true", help='print {"region": "password"}')
+
+
+def _run_derive(args: argparse.Namespace) -> int:
+    regions = [validate_region(region) for region in dict.fromkeys(args.region)]
+    if not regions and not args.legacy_v2:
+        msg = "give at least one --region (the SES endpoint's region, for example eu-west-1)"
+        raise UsageError(msg)
+    key = read_secret("AWS_SECRET_ACCESS_KEY", "secret access key")
+    if args.legacy_v2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            legacy = derive_legacy_v2_password(key)
+        sys.stderr.write("note: version 2 passwords are deprecated; derive v4 with --region\n")
+        passwords = dict.fromkeys(regions, legacy) or {"*": legacy}
+    else:
+        passwords = {region: derive_smtp_password(key, region) for region in regions}
+    if args.json:
+        _out(json.dumps(passwords))
+    elif len(passwords) == 1:
+        _out(next(iter(passwords.values())))
+    else:
+        _out("\n".join(f"{region}\t{password}" for region, password in passwords.items()))
+    return EXIT_OK
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "derive",
+        "derive SES SMTP passwords from a secret access key (stdin or AWS_SECRET_ACCESS_KEY)",
+        _configure_derive,
+        _run_derive,
+        "AWS_SECRET_ACCESS_KEY",
+    ),
+    Command(
+        "check",
+        "log in to an SES SMTP endpoint and diagnose a 535 (password: stdin or SMTP_PASSWORD)",
+        _check.configure,
+        _check.run,
+        "SMTP_PASSWORD",
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every subcommand in :data:`COMMANDS`.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["derive", "--region", "eu-west-1"]).region
+    ['eu-west-1']
+    """
+    parser = _Parser(
+        prog=PROG,
+        description="Derive Amazon SES SMTP passwords and check SMTP logins.",
+        epilog="Exit codes: 0 ok, 1 the check failed, 2 bad input or usage.",
+        allow_abbrev=False,
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        sub = subparsers.add_parser(
+            command.name, help=command.help, description=command.help, allow_abbrev=False
+        )
+        command.configure(sub)
+        sub.set_defaults(run=command.run, secret_env=command.secret_env)
+    return parser
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:
+        # Never echo them: the likeliest stray argument is a key or a password.
+        options = sorted({token.split("=", 1)[0] for token in extra if token.startswith("-")})
+        named = f" ({', '.join(options)})" if options else ""
+        msg = (
+            f"unexpected arguments{named}, values not shown: secrets are never taken from the "
+            "command line because argv leaks to shell history and `ps`; pipe the secret on stdin "
+            f"or set {args.secret_env}"
+        )
+        raise UsageError(msg)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit code (0 ok, 1 check failed, 2 bad input).
+
+    Examples
+    --------
+    >>> main(["derive", "--region", "not a region"])  # doctest: +SKIP
+    2
+    """
+    try:
+        args = _parse(argv)
+        return int(args.run(args))
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else EXIT_OK
+    except SesSmtpCredentialsError as err:
+        # Input errors (UsageError, InvalidRegionError, InvalidSecretError...) are ValueErrors.
+        usage = isinstance(err, ValueError)
+        _err(f"{PROG}: {'error: ' if usage else ''}{err}")
+        return EXIT_USAGE if usage else EXIT_FAILED
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text.replace("\n", " ") + "\n")
