@@ -291,36 +291,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only this entry point needs it
 
-    moto_server = ThreadedMotoServer(ip_address=_BIND, port=0, verbose=False)
-    moto_server.start()
     stopped = threading.Event()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
         stopped.set()
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    moto_server = ThreadedMotoServer(ip_address=_BIND, port=0, verbose=False)
+    moto_server.start()
     smtp = SesSmtpServer(
         region=args.region, propagation_delay=args.delay, implicit_tls=args.implicit_tls
     )
     try:
         with smtp:
             host, port = moto_server.get_host_and_port()
-            lines = [
-                f"AWS_ENDPOINT_URL=http://{host}:{port}",
-                f"SMTP_HOST={smtp.host}",
-                f"SMTP_PORT={smtp.port}",
-                *([f"SMTP_TLS_PORT={smtp.tls_port}"] if smtp.tls_port else []),
-                f"SSL_CERT_FILE={smtp.ca_file}",
-                f"SES_REGION={smtp.region}",
-            ]
-            sys.stdout.write("\n".join(lines) + "\n")
-            sys.stdout.flush()
-            while not stopped.wait(0.5):
+            _announce(f"http://{host}:{port}", smtp)
+            while not stopped.wait(0.2):
                 pass
     finally:
         moto_server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
+
+
+def _announce(endpoint: str, smtp: SesSmtpServer) -> None:
+    lines = [
+        f"AWS_ENDPOINT_URL={endpoint}",
+        f"SMTP_HOST={smtp.host}",
+        f"SMTP_PORT={smtp.port}",
+        *([f"SMTP_TLS_PORT={smtp.tls_port}"] if smtp.tls_port else []),
+        f"SSL_CERT_FILE={smtp.ca_file}",
+        f"SES_REGION={smtp.region}",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

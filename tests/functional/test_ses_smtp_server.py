@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import smtplib
 import threading
 import time
@@ -9,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from sandbox import ses_smtp
 from sandbox.ses_smtp import SesSmtpServer
 
 if TYPE_CHECKING:
@@ -257,3 +260,29 @@ def test_two_servers_run_at_once_and_stop_cleanly(
     second.stop()
     with pytest.raises(RuntimeError, match="already running"):
         first.start()
+
+
+def test_command_line_runs_moto_and_smtp_until_sigterm(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a helper that sends SIGTERM once the SMTP thread is up (bounded: 10 s)
+    def stop_when_up() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(t.name == "ses-smtp" for t in threading.enumerate()):
+                time.sleep(0.1)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.02)
+
+    handler_before = signal.getsignal(signal.SIGTERM)
+    killer = threading.Thread(target=stop_when_up)
+    killer.start()
+    # WHEN the entry point runs
+    code = ses_smtp.main(["--region", "eu-west-1", "--implicit-tls"])
+    killer.join(5)
+    # THEN it printed where everything is, exited 0 and put the signal handlers back
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "AWS_ENDPOINT_URL=http://127.0.0.1:" in out
+    assert "SMTP_TLS_PORT=" in out
+    assert "SES_REGION=eu-west-1" in out
+    assert signal.getsignal(signal.SIGTERM) is handler_before
