@@ -89,6 +89,9 @@ class SesSmtp(SMTP):
             # AUTH is advertised before TLS as SES does; smtp_AUTH answers 530 until TLS is up.
             auth_require_tls=False,
             authenticator=self._check_login,
+            auth_exclude_mechanism=[
+                m for m in ("PLAIN", "LOGIN") if m not in server.auth_mechanisms
+            ],
             loop=asyncio.get_running_loop(),
         )
         self._ses = server

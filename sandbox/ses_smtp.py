@@ -88,6 +88,8 @@ class SesSmtpServer:
         Also listen with implicit TLS (like port 465) on :attr:`tls_port`.
     offer_starttls
         ``False``: EHLO does not advertise STARTTLS (to test that clients refuse to go on).
+    auth_mechanisms
+        AUTH mechanisms offered after TLS (SES offers ``PLAIN`` and ``LOGIN``).
 
     Examples
     --------
@@ -97,7 +99,7 @@ class SesSmtpServer:
 
     host = "localhost"
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options, each documented
         self,
         *,
         region: str = "us-east-1",
@@ -105,12 +107,14 @@ class SesSmtpServer:
         propagation_delay: float = 0.0,
         implicit_tls: bool = False,
         offer_starttls: bool = True,
+        auth_mechanisms: Sequence[str] = ("PLAIN", "LOGIN"),
     ) -> None:
         self.region = validate_region(region)
         self.account_id = account_id or _default_account_id()
         self.propagation_delay = propagation_delay
         self.implicit_tls = implicit_tls
         self.offer_starttls = offer_starttls
+        self.auth_mechanisms = tuple(auth_mechanisms)
         self.port = 0
         self.tls_port: int | None = None
         self._ca = TestCa()

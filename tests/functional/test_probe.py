@@ -222,3 +222,34 @@ def test_connect_is_reusable_for_sending(ses_server: SesSmtpServer, smtp_user: I
         smtp.sendmail("app@example.com", ["to@example.com"], b"Subject: x\r\n\r\nbody")
     # THEN the server has the message
     assert [m.recipients for m in ses_server.messages] == [("to@example.com",)]
+
+
+@pytest.mark.parametrize(
+    ("mechanisms", "outcome"),
+    [
+        pytest.param(("LOGIN",), ProbeOutcome.SUCCESS, id="login-only"),
+        pytest.param((), ProbeOutcome.PROTOCOL_ERROR, id="no-mechanism"),
+    ],
+)
+def test_auth_mechanism_choice(
+    ses_server_factory: Callable[..., SesSmtpServer],
+    smtp_user: IamKey,
+    mechanisms: tuple[str, ...],
+    outcome: ProbeOutcome,
+) -> None:
+    # GIVEN a server offering only some AUTH mechanisms, WHEN probing THEN it copes or says so
+    server = ses_server_factory(auth_mechanisms=mechanisms)
+    assert probe(server, smtp_user).outcome is outcome
+
+
+def test_wrong_tls_mode_for_the_port(
+    ses_server_factory: Callable[..., SesSmtpServer], smtp_user: IamKey
+) -> None:
+    server = ses_server_factory(implicit_tls=True)
+    # GIVEN implicit TLS against the STARTTLS port: the greeting is not a TLS record
+    implicit = probe(server, smtp_user, tls=TlsMode.IMPLICIT)
+    assert implicit.outcome is ProbeOutcome.TLS_ERROR
+    # GIVEN STARTTLS against the implicit-TLS port: both sides wait for the other
+    starttls = probe(server, smtp_user, port=server.tls_port, tls=TlsMode.STARTTLS, timeout=0.5)
+    assert starttls.outcome is ProbeOutcome.TIMEOUT
+    assert server.auth_attempts == []
