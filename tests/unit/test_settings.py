@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from rotation_handler.exceptions import ConfigurationError
+from rotation_handler.settings import OldKeyAction, Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({"AWS_DEFAULT_REGION": "eu-west-1"})
+    assert settings == Settings(region="eu-west-1")
+    assert settings.old_key_action is OldKeyAction.DEACTIVATE
+    assert settings.store_secret_access_key is True
+    assert settings.smtp_test_timeout == 40.0
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "AWS_REGION": "us-west-2",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "SECRET_ARN": "arn:aws:secretsmanager:us-west-2:1:secret:s",
+            "SMTP_IAM_USER_NAME": "ses-smtp",
+            "SMTP_TEST_TIMEOUT_SECONDS": "12.5",
+            "SMTP_ATTEMPT_TIMEOUT_SECONDS": "3",
+            "OLD_KEY_ACTION": " Delete ",
+            "STORE_SECRET_ACCESS_KEY": "no",
+            "POWERTOOLS_METRICS_NAMESPACE": "Mail",
+        }
+    )
+    assert settings == Settings(
+        region="us-west-2",
+        secret_arn="arn:aws:secretsmanager:us-west-2:1:secret:s",
+        iam_user_name="ses-smtp",
+        smtp_test_timeout=12.5,
+        smtp_attempt_timeout=3.0,
+        old_key_action=OldKeyAction.DELETE,
+        store_secret_access_key=False,
+        metrics_namespace="Mail",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        pytest.param({}, "AWS_REGION", id="no-region"),
+        pytest.param({"OLD_KEY_ACTION": "archive"}, "OLD_KEY_ACTION", id="bad-action"),
+        pytest.param(
+            {"STORE_SECRET_ACCESS_KEY": "maybe"}, "STORE_SECRET_ACCESS_KEY", id="bad-flag"
+        ),
+        pytest.param({"SMTP_TEST_TIMEOUT_SECONDS": "soon"}, "SMTP_TEST_TIMEOUT_SECONDS", id="nan"),
+        pytest.param({"SMTP_TEST_TIMEOUT_SECONDS": "0"}, "SMTP_TEST_TIMEOUT_SECONDS", id="zero"),
+        pytest.param(
+            {"SMTP_TEST_TIMEOUT_SECONDS": "900"}, "SMTP_TEST_TIMEOUT_SECONDS", id="too-long"
+        ),
+        pytest.param(
+            {"SMTP_ATTEMPT_TIMEOUT_SECONDS": "-1"}, "SMTP_ATTEMPT_TIMEOUT_SECONDS", id="neg"
+        ),
+    ],
+)
+def test_bad_value_names_the_variable(env: dict[str, str], variable: str) -> None:
+    base = {"AWS_REGION": "us-east-1"} if variable != "AWS_REGION" else {}
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env(base | env)
