@@ -36,7 +36,10 @@ ENV_VARS: Final = (
     "OLD_KEY_ACTION",
     "STORE_SECRET_ACCESS_KEY",
     "POWERTOOLS_METRICS_NAMESPACE",
+    "SMTP_TEST_SENDER",
+    "SMTP_TEST_RECIPIENT",
 )
+MAILBOX_SIMULATOR: Final = "success@simulator.amazonses.com"
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
 MAX_SMTP_TEST_TIMEOUT: Final = 840.0  # Lambda's 900 s limit less room for the other calls
@@ -54,6 +57,8 @@ class Settings:
     old_key_action: OldKeyAction = OldKeyAction.DEACTIVATE
     store_secret_access_key: bool = True
     metrics_namespace: str = "SesSmtpRotation"
+    smtp_test_sender: str | None = None
+    smtp_test_recipient: str = MAILBOX_SIMULATOR
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -82,6 +87,8 @@ class Settings:
             old_key_action=_choice(environ, "OLD_KEY_ACTION", OldKeyAction.DEACTIVATE),
             store_secret_access_key=_flag(environ, "STORE_SECRET_ACCESS_KEY", default=True),
             metrics_namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE") or "SesSmtpRotation",
+            smtp_test_sender=_address(environ, "SMTP_TEST_SENDER"),
+            smtp_test_recipient=_address(environ, "SMTP_TEST_RECIPIENT") or MAILBOX_SIMULATOR,
         )
 
 
@@ -121,3 +128,14 @@ def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
         return False
     msg = f"{name} must be true or false; got {raw!r}"
     raise ConfigurationError(msg)
+
+
+def _address(environ: Mapping[str, str], name: str) -> str | None:
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return None
+    local, _, domain = raw.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in raw):
+        msg = f"{name} must be an email address such as {MAILBOX_SIMULATOR}"
+        raise ConfigurationError(msg)
+    return raw

@@ -6,8 +6,11 @@ whole rotation with the same token, from createSecret.
 
 from __future__ import annotations
 
+import contextlib
+import smtplib
 import time
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -212,6 +215,37 @@ def test_secret(ctx: StepContext) -> None:
     logger.info("smtp test", extra={"outcome": str(result.outcome), "attempts": attempts})
     if not result.ok:
         raise SmtpTestError(_smtp_failure(result, attempts, elapsed))
+    if ctx.settings.smtp_test_sender:
+        _send_test_message(ctx, pending)
+
+
+def _send_test_message(ctx: StepContext, pending: SmtpSecret) -> None:
+    """Send one message, proving the user may ses:SendRawEmail (not only log in)."""
+    sender, recipient = str(ctx.settings.smtp_test_sender), ctx.settings.smtp_test_recipient
+    message = EmailMessage()
+    message["From"], message["To"] = sender, recipient
+    message["Subject"] = "SES SMTP credential rotation test"
+    message.set_content(f"Pending SMTP credentials of {ctx.state.name} can send mail.\n")
+    timeout = max(1.0, min(ctx.settings.smtp_attempt_timeout, ctx.seconds_left()))
+    try:
+        connection = smtp.connect(pending.host, pending.port, tls=pending.tls, timeout=timeout)
+        try:
+            connection.login(str(pending.access_key_id), str(pending.password))
+            connection.send_message(message)
+        finally:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                connection.quit()
+    except smtplib.SMTPResponseException as err:
+        # Only the code: the server's text is not ours to pass on.
+        msg = (
+            f"the test message from {sender} to {recipient} was refused (SMTP {err.smtp_code}): "
+            "check that the sender is a verified SES identity the user may ses:SendRawEmail from"
+        )
+        raise SmtpTestError(msg) from None
+    except (smtplib.SMTPException, OSError) as err:
+        msg = f"the test message could not be sent ({type(err).__name__}): check the endpoint"
+        raise SmtpTestError(msg) from None
+    metrics.add_metric(name="SmtpTestMessagesSent", unit=MetricUnit.Count, value=1)
 
 
 def _smtp_failure(result: smtp.ProbeResult, attempts: int, elapsed: float) -> str:

@@ -201,3 +201,16 @@ def test_event_files_drive_the_handler(world: World) -> None:
     assert world.value()["access_key_id"] in world.access_keys()
     assert invariants.violations(world) == []
     assert LocalLambdaContext(timeout_seconds=1).get_remaining_time_in_millis() <= 1000
+
+
+def test_test_message_is_sent_when_a_sender_is_configured(make_world: Callable[..., World]) -> None:
+    # GIVEN a function configured to prove sending, not only login
+    world = make_world(function_env={"SMTP_TEST_SENDER": "rotation@example.com"})
+    # WHEN it rotates
+    assert world.rotate().ok
+    # THEN one message went to the SES mailbox simulator with the new key
+    sent = world.ses.messages
+    assert [(m.sender, m.recipients) for m in sent] == [
+        ("rotation@example.com", ("success@simulator.amazonses.com",))
+    ]
+    assert sent[0].access_key_id == world.value()["access_key_id"]

@@ -62,3 +62,13 @@ def test_bad_value_names_the_variable(env: dict[str, str], variable: str) -> Non
     base = {"AWS_REGION": "us-east-1"} if variable != "AWS_REGION" else {}
     with pytest.raises(ConfigurationError, match=variable):
         Settings.from_env(base | env)
+
+
+def test_test_message_addresses() -> None:
+    base = {"AWS_REGION": "us-east-1"}
+    assert Settings.from_env(base).smtp_test_sender is None
+    settings = Settings.from_env(base | {"SMTP_TEST_SENDER": " ops@example.com "})
+    assert settings.smtp_test_sender == "ops@example.com"
+    assert settings.smtp_test_recipient == "success@simulator.amazonses.com"
+    with pytest.raises(ConfigurationError, match="SMTP_TEST_RECIPIENT"):
+        Settings.from_env(base | {"SMTP_TEST_RECIPIENT": "not an address"})
