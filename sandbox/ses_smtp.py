@@ -15,12 +15,9 @@ Run it with moto's server for a manual session: ``python -m sandbox.ses_smtp --r
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import contextlib
-import signal
-import sys
 import threading
 import time
 import uuid
@@ -34,7 +31,7 @@ from ses_smtp_credentials.endpoints import validate_region
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Sequence
-    from types import FrameType, TracebackType
+    from types import TracebackType
 
 FaultKind = Literal["drop", "421", "454", "530", "hang"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
@@ -280,56 +277,14 @@ def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str,
     loop.default_exception_handler(context)
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m sandbox.ses_smtp", description="moto + an SES-like SMTP server"
-    )
-    parser.add_argument("--region", default="us-east-1", help="SES region played (us-east-1)")
-    parser.add_argument("--delay", type=float, default=0.0, help="propagation delay, seconds")
-    parser.add_argument("--implicit-tls", action="store_true", help="also listen with TLS")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run moto's server and the SMTP server in one process until Ctrl-C or SIGTERM."""
-    args = _parse_args(argv)
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only this entry point needs it
+    """Run moto's server and the SMTP server in one process until Ctrl-C or SIGTERM.
 
-    stopped = threading.Event()
+    Prints ``AWS_ENDPOINT_URL``, the SMTP host and port(s), ``SSL_CERT_FILE`` and the region.
+    """
+    from sandbox import _ses_smtp_cli  # noqa: PLC0415 - it imports this module
 
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stopped.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    moto_server = ThreadedMotoServer(ip_address=_BIND, port=0, verbose=False)
-    moto_server.start()
-    smtp = SesSmtpServer(
-        region=args.region, propagation_delay=args.delay, implicit_tls=args.implicit_tls
-    )
-    try:
-        with smtp:
-            host, port = moto_server.get_host_and_port()
-            _announce(f"http://{host}:{port}", smtp)
-            while not stopped.wait(0.2):
-                pass
-    finally:
-        moto_server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
-
-
-def _announce(endpoint: str, smtp: SesSmtpServer) -> None:
-    lines = [
-        f"AWS_ENDPOINT_URL={endpoint}",
-        f"SMTP_HOST={smtp.host}",
-        f"SMTP_PORT={smtp.port}",
-        *([f"SMTP_TLS_PORT={smtp.tls_port}"] if smtp.tls_port else []),
-        f"SSL_CERT_FILE={smtp.ca_file}",
-        f"SES_REGION={smtp.region}",
-    ]
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+    return _ses_smtp_cli.run(argv)
 
 
 if __name__ == "__main__":
