@@ -143,12 +143,15 @@ def make_room(  # noqa: PLR0913 - the options are keyword-only and each is a dis
     referenced: Mapping[str, str],
     intent: Callable[[], Intent | None],
     token: str,
+    holders: Callable[[], Mapping[str, str]],
 ) -> list[AccessKey]:
     """Delete our orphans, then free a slot if IAM's limit is reached; return the keys left.
 
     ``referenced`` maps key ids to the stage of the version that holds them; AWSCURRENT's key is
     never touched. ``intent`` is called only when a key no version references needs classifying;
     only an intent recorded by an earlier attempt of the same rotation (``token``) counts.
+    ``holders`` (every version's key, deprecated versions included) is searched only when no
+    known old key can make room, before a key is declared foreign.
 
     Raises
     ------
@@ -165,6 +168,10 @@ def make_room(  # noqa: PLR0913 - the options are keyword-only and each is a dis
         return left
     # Only a key that another version of the secret holds (AWSPREVIOUS) may make room.
     old = [key for key in left if referenced.get(key.access_key_id) not in (None, CURRENT)]
+    if not old:
+        found = holders()
+        referenced = {**dict.fromkeys(found, "deprecated version"), **referenced}
+        old = [key for key in left if referenced.get(key.access_key_id) not in (None, CURRENT)]
     if not old:
         raise ForeignKeyError(_foreign_message(user_name, left, referenced))
     delete(iam, user_name, old[0].access_key_id)

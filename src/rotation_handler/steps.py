@@ -116,6 +116,7 @@ def create_secret(ctx: StepContext) -> None:
         referenced=referenced,
         intent=lambda: keys.read_intent(ctx.iam, user),
         token=ctx.token,
+        holders=lambda: versions.key_holders(ctx.sm, ctx.state.arn, skip=_versions_read(ctx)),
     )
     deleted = sorted({k.access_key_id for k in existing} - {k.access_key_id for k in left})
     keys.record_intent(
@@ -128,6 +129,12 @@ def create_secret(ctx: StepContext) -> None:
     versions.put_pending(ctx.sm, ctx.state.arn, token=ctx.token, secret=pending)
     metrics.add_metric(name="AccessKeysCreated", unit=MetricUnit.Count, value=1)
     logger.info("created pending key", extra={"access_key_id": key_id, "deleted_keys": deleted})
+
+
+def _versions_read(ctx: StepContext) -> set[str]:
+    """Versions createSecret already read (AWSCURRENT, AWSPREVIOUS, the token's)."""
+    read = {ctx.state.version_with(CURRENT), ctx.state.version_with(PREVIOUS), ctx.token}
+    return {version for version in read if version}
 
 
 def _referenced_keys(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -63,6 +64,39 @@ def _get(
         if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             return None
         raise
+
+
+# How many versions a search for a key's owner reads at most (newest first).
+MAX_VERSIONS_SEARCHED = 20
+
+
+def key_holders(sm: SecretsManagerClient, secret_arn: str, *, skip: set[str]) -> dict[str, str]:
+    """Map access key ids to the id of a version (deprecated ones included) whose value holds them.
+
+    Used only when a key would otherwise count as foreign: a rotation cancelled by hand leaves its
+    key in a version without staging labels, which DescribeSecret does not list. Versions in
+    ``skip`` (already read) and values that are not this schema's JSON are passed over.
+    """
+    listing = sm.list_secret_version_ids(
+        SecretId=secret_arn, IncludeDeprecated=True, MaxResults=MAX_VERSIONS_SEARCHED
+    )
+    newest = sorted(listing["Versions"], key=lambda v: v.get("CreatedDate", 0), reverse=True)
+    holders: dict[str, str] = {}
+    for version in newest[:MAX_VERSIONS_SEARCHED]:
+        version_id = version["VersionId"]
+        if version_id in skip:
+            continue
+        try:
+            text = sm.get_secret_value(SecretId=secret_arn, VersionId=version_id).get(
+                "SecretString"
+            )
+            value = json.loads(text or "null")
+        except (ClientError, ValueError):
+            continue
+        key_id = value.get("access_key_id") if isinstance(value, dict) else None
+        if isinstance(key_id, str):
+            holders.setdefault(key_id, version_id)
+    return holders
 
 
 def put_pending(

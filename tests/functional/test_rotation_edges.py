@@ -46,8 +46,9 @@ def test_pending_key_deactivated_by_hand_is_reactivated(world: World) -> None:
     assert invariants.violations(world) == []
 
 
-def test_damaged_previous_version_does_not_block_rotation_or_vouch_for_keys(world: World) -> None:
-    # GIVEN two rotations, then AWSPREVIOUS overwritten with garbage by hand
+def test_damaged_previous_version_does_not_block_rotation(world: World) -> None:
+    # GIVEN two rotations, then a damaged value staged as AWSPREVIOUS by hand (the old key's version
+    # loses its label but still exists)
     assert world.rotate().ok
     assert world.rotate().ok
     old = world.value("AWSPREVIOUS")["access_key_id"]
@@ -56,10 +57,11 @@ def test_damaged_previous_version_does_not_block_rotation_or_vouch_for_keys(worl
     )
     # WHEN the next rotation runs
     rotation = world.rotate(max_attempts=1)
-    # THEN the old key, no longer vouched for by any version, is treated as foreign and kept
-    assert not rotation.ok
-    assert old in str(rotation.attempts[-1].error)
-    assert old in world.access_keys()
+    # THEN the damaged version is passed over, and the old key, still held by its unlabelled
+    # version, made room as an old key
+    assert rotation.ok, rotation.attempts[-1].error
+    assert old not in world.access_keys()
+    assert invariants.violations(world) == []
 
 
 @pytest.mark.usefixtures("world")
@@ -125,3 +127,25 @@ def test_key_created_by_hand_between_make_room_and_create_is_a_clear_error(world
     assert "limit" in str(rotation.attempts[-1].error)
     assert race.key in world.access_keys()
     assert invariants.violations(world, foreign=frozenset({str(race.key)})) == []
+
+
+def test_rotation_cancelled_by_hand_does_not_wedge_the_key_limit(
+    make_world: Callable[..., World],
+) -> None:
+    # GIVEN a first key, then a rotation that created its key but was cancelled by hand
+    # (AWSPENDING removed, as the runbook says): two keys, AWSCURRENT's and the cancelled one
+    world = make_world(function_env={"OLD_KEY_ACTION": "delete"})
+    assert world.rotate().ok
+    token = world.driver.start()
+    assert world.driver.invoke("createSecret", token).ok
+    cancelled = pending_key(world, token)
+    world.sm.update_secret_version_stage(
+        SecretId=world.secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
+    )
+    assert len(world.access_keys()) == 2
+    # WHEN a new rotation runs
+    rotation = world.rotate()
+    # THEN the cancelled rotation's key, held by a version without labels, made room
+    assert rotation.ok, rotation.attempts[-1].error
+    assert cancelled not in world.access_keys()
+    assert invariants.violations(world) == []
