@@ -47,6 +47,21 @@ class StartTlsNotOfferedError(SmtpLoginError):
     """The SMTP server did not offer STARTTLS, so the client refused to send credentials."""
 
 
+class CredentialsRejectedError(SmtpLoginError):
+    """SMTP refused the secret's credentials (535) even after reading the secret again.
+
+    The message carries the likely cause (:func:`ses_smtp_credentials.diagnose.diagnose`).
+    """
+
+
+class SecretUnavailableError(SesSmtpCredentialsError):
+    """The secret could not be read from Secrets Manager (missing, access denied, network)."""
+
+
+class CredentialsNotReadyError(SesSmtpCredentialsError):
+    """The secret holds its bootstrap value: the first rotation has not completed yet."""
+
+
 class UsageError(SesSmtpCredentialsError, ValueError):
     """The command line was used wrongly (a missing input, a secret on argv); exit code 2."""
 
