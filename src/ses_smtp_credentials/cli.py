@@ -1,4 +1,4 @@
-"""Command line: ``ses-smtp-credentials derive`` and ``ses-smtp-credentials check``.
+"""Command line: ``ses-smtp-credentials derive``, ``check`` and ``export``.
 
 Secrets (secret access keys, SMTP passwords) are read from stdin or the environment, never from the
 command line: argv is visible in shell history and in ``ps``. A secret-looking argument is refused.
@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
-from ses_smtp_credentials import _check
+from ses_smtp_credentials import _check, _export
 from ses_smtp_credentials.endpoints import validate_region
 from ses_smtp_credentials.exceptions import SesSmtpCredentialsError, UsageError
 from ses_smtp_credentials.password import derive_legacy_v2_password, derive_smtp_password
@@ -49,7 +49,7 @@ class Command:
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
-    secret_env: str
+    secret_env: str | None = None  # None: the command takes no secret at all
 
 
 def read_secret(env_name: str, what: str) -> str:
@@ -129,6 +129,12 @@ COMMANDS: tuple[Command, ...] = (
         _check.run,
         "SMTP_PASSWORD",
     ),
+    Command(
+        "export",
+        "print or write a secret's SMTP credentials (env, json, postfix); it prints a password",
+        _export.configure,
+        _export.run,
+    ),
 )
 
 
@@ -162,10 +168,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         # Never echo them: the likeliest stray argument is a key or a password.
         options = sorted({token.split("=", 1)[0] for token in extra if token.startswith("-")})
         named = f" ({', '.join(options)})" if options else ""
+        where = (
+            f"pipe the secret on stdin or set {args.secret_env}"
+            if args.secret_env
+            else f"`{args.command}` takes no secret"
+        )
         msg = (
             f"unexpected arguments{named}, values not shown: secrets are never taken from the "
-            "command line because argv leaks to shell history and `ps`; pipe the secret on stdin "
-            f"or set {args.secret_env}"
+            f"command line because argv leaks to shell history and `ps`; {where}"
         )
         raise UsageError(msg)
     return args
