@@ -43,6 +43,10 @@ typecheck: ## mypy --strict on src/, tests/, sandbox/ and the rest of the Python
 unit: ## pytest with branch coverage (fails under 90 %).
 	$(RUN) pytest
 
+.PHONY: bench
+bench: setup ## Benchmarks: rotation overshoot, AWS calls, cold start, package size, RSS (writes bench/results.json)
+	PY313_DIR="$(PY313_DIR)" $(RUN) python -m bench
+
 .PHONY: template
 template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm64).
 	@# Each check runs quietly: one line with its duration; its full output only when it fails.

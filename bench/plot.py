@@ -1,0 +1,50 @@
+"""The plot of rotation time against propagation delay (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import matplotlib as mpl
+
+mpl.use("Agg")
+import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from bench.rotation import RotationSample
+
+_POLL_SECONDS = 5.0
+
+
+def fixed_poll_seconds(delay: float, interval: float = _POLL_SECONDS) -> float:
+    """When a loop that tries at once and then every ``interval`` seconds first succeeds."""
+    return math.ceil(delay / interval) * interval
+
+
+def plot_rotation(samples: list[RotationSample], path: Path, *, goal: float) -> Path:
+    """Plot each rotation's wall time against D, beside the ideal and a 5 s polling loop."""
+    delays = sorted({s.delay for s in samples})
+    grid = [i * max(delays, default=1.0) / 100 for i in range(101)]
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    axes.plot(grid, grid, color="grey", linewidth=1, label="ideal: wall time = D")
+    axes.plot(grid, [d + goal for d in grid], color="grey", linestyle="--", label=f"D + {goal:g} s")
+    axes.plot(
+        grid,
+        [fixed_poll_seconds(d) for d in grid],
+        color="tab:red",
+        linestyle=":",
+        label=f"polling every {_POLL_SECONDS:g} s",
+    )
+    axes.scatter(
+        [s.delay for s in samples], [s.seconds for s in samples], label="measured rotations"
+    )
+    axes.set_xlabel("emulated IAM-to-SES propagation delay D (s)")
+    axes.set_ylabel("steady-state rotation wall time (s)")
+    axes.set_title("Rotation time against propagation delay (local world)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -1,0 +1,261 @@
+"""``python -m bench``: run every benchmark, print the table, write results.json and the plot."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench import coldstart, helper, machine, memory, package, plot, rotation
+from bench.report import Goal, Row, judged, markdown_table, missed
+from bench.stats import summarize
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sandbox.world import World
+
+OUTPUT = Path(__file__).resolve().parent
+MB = 1_000_000
+OVERSHOOT_GOALS = {0.0: 0.5, 3.0: 1.0, 10.0: 1.0}
+CALLS_GOAL = Goal(limit=15, text="<= 15")
+COLD_RATIO_GOAL = Goal(limit=1.15, text="<= 1.15x")
+PACKAGE_GOAL = Goal(limit=2 * MB, text="<= 2 MB unzipped")
+# "Well inside 128 MB": half of it, so a heavier dependency or a bigger secret still fits.
+RSS_GOAL = Goal(limit=64, text="well inside 128 MB (<= 64 MiB)")
+# Every send of the run falls inside one max_age window: one fetch is all the cache should need.
+HELPER_GOAL = Goal(limit=1, text="<= 1 per max_age window")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """How many repeats of each measurement."""
+
+    rotations: dict[float, int]
+    cold_starts: int
+    sends: int = 1000
+
+
+FULL = Plan(rotations={0.0: 10, 3.0: 3, 10.0: 2}, cold_starts=20)
+QUICK = Plan(rotations={0.0: 2, 3.0: 1}, cold_starts=3)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command line of ``python -m bench``."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test)")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="where results go")
+    return parser
+
+
+def rotation_rows(run: rotation.RotationRun) -> tuple[list[Row], dict[str, Any]]:
+    """Overshoot and AUTH attempts at each D, AWS calls for a bootstrap and a steady state."""
+    rows: list[Row] = []
+    by_delay: dict[str, Any] = {}
+    for delay in sorted({s.delay for s in run.samples}):
+        samples = run.at(delay)
+        over = summarize([s.overshoot for s in samples])
+        auths = summarize([float(s.auth_attempts) for s in samples])
+        goal = Goal(
+            limit=OVERSHOOT_GOALS.get(delay, 1.0), text=f"<= {OVERSHOOT_GOALS.get(delay, 1.0):g} s"
+        )
+        rows.append(
+            judged(
+                f"Rotation overshoot, D = {delay:g} s",
+                over.text(" s"),
+                value=over.median,
+                goal=goal,
+            )
+        )
+        rows.append(
+            Row(
+                measure=f"SMTP AUTH attempts per rotation, D = {delay:g} s",
+                figure=auths.text(digits=0),
+            )
+        )
+        by_delay[f"{delay:g}"] = {
+            "seconds": summarize([s.seconds for s in samples]).as_dict(),
+            "overshoot_seconds": over.as_dict(),
+            "auth_attempts": auths.as_dict(),
+        }
+    steady = max(run.samples, key=lambda s: s.total_calls)
+    for name, sample in (("bootstrap", run.bootstrap), ("steady state", steady)):
+        rows.append(
+            judged(
+                f"AWS calls per rotation, {name}",
+                calls_text(sample.calls),
+                value=sample.total_calls,
+                goal=CALLS_GOAL,
+            )
+        )
+    data = {
+        "by_delay": by_delay,
+        "samples": [asdict(s) for s in run.samples],
+        "calls": {"bootstrap": run.bootstrap.calls, "steady_state": steady.calls},
+    }
+    return rows, data
+
+
+def calls_text(calls: dict[str, int]) -> str:
+    """``19 (SecretsManager 13, IAM 6)``."""
+    services: dict[str, int] = {}
+    for name, count in calls.items():
+        service = name.split(".")[0]
+        services[service] = services.get(service, 0) + count
+    parts = ", ".join(f"{service} {count}" for service, count in sorted(services.items()))
+    return f"{sum(calls.values())} ({parts})"
+
+
+def helper_rows(world: World, sends: int) -> tuple[list[Row], dict[str, Any]]:
+    """Measure the client helper, or say in its row why it was not measured."""
+    measure = (
+        f"Client helper: GetSecretValue per {sends:,} sends (max_age 300 s), time added per send"
+    )
+    try:
+        cost = helper.measure_helper(world, sends=sends)
+    except helper.HelperUnavailableError as err:
+        return [Row(measure=measure, figure=f"not measured: {err}")], {"not_measured": str(err)}
+    figure = f"{cost.get_secret_value} call(s); +{cost.added_microseconds:.1f} µs per send"
+    return [judged(measure, figure, value=cost.get_secret_value, goal=HELPER_GOAL)], asdict(cost)
+
+
+def cold_start_rows(repeats: int) -> tuple[list[Row], dict[str, Any]]:
+    """Both medians, their ratio and, when the ratio misses, the extra imports that cost most."""
+    cold = coldstart.measure_cold_start(repeats)
+    rows = [
+        Row(measure="Cold start, function (import + runtime())", figure=cold.app.text(" s", 3)),
+        Row(measure="Cold start, bare boto3 + the same 2 clients", figure=cold.bare.text(" s", 3)),
+        judged(
+            "Cold start ratio (medians)",
+            f"{cold.ratio:.2f}x",
+            value=cold.ratio,
+            goal=COLD_RATIO_GOAL,
+        ),
+    ]
+    data: dict[str, Any] = {
+        "app_seconds": cold.app.as_dict(),
+        "bare_seconds": cold.bare.as_dict(),
+        "ratio": cold.ratio,
+    }
+    if not COLD_RATIO_GOAL.met_by(cold.ratio):
+        costs = coldstart.import_costs()
+        data["extra_imports_self_ms"] = dict(costs)
+        figure = ", ".join(f"{name} {ms:.0f} ms" for name, ms in costs)
+        rows.append(
+            Row(
+                measure="Cold start: imports beyond boto3 (self time, -X importtime)", figure=figure
+            )
+        )
+    return rows, data
+
+
+def package_rows() -> tuple[list[Row], dict[str, Any]]:
+    """Measure the sam build artifact, as built and with Powertools from the public layer."""
+    try:
+        size = package.measure_package()
+    except package.PackageUnavailableError as err:
+        return [Row(measure="Deployment package size", figure=f"not measured: {err}")], {
+            "not_measured": str(err)
+        }
+    rows = [
+        judged(
+            "Deployment package (sam build, Powertools bundled: the template today)",
+            f"{size.unzipped / MB:.2f} MB unzipped, {size.zipped / MB:.2f} MB zipped",
+            value=size.unzipped,
+            goal=PACKAGE_GOAL,
+        ),
+        judged(
+            "Deployment package with Powertools from AWS's public layer",
+            f"{size.layer_unzipped / MB:.2f} MB unzipped, {size.layer_zipped / MB:.2f} MB zipped",
+            value=size.layer_unzipped,
+            goal=PACKAGE_GOAL,
+        ),
+    ]
+    return rows, asdict(size)
+
+
+def memory_rows() -> tuple[list[Row], dict[str, Any]]:
+    """Peak RSS of the function and of a local world's rotation."""
+    mem = memory.measure_memory()
+    configured = memory.configured_memory()
+    figure = (
+        f"{mem.function_estimate:.0f} MiB (import + clients {mem.function_only:.0f} MiB, "
+        f"one rotation +{mem.rotation_increment:.1f} MiB); template MemorySize {configured} MB"
+    )
+    rows = [
+        judged(
+            "Peak RSS, function (one steady-state rotation)",
+            figure,
+            value=mem.function_estimate,
+            goal=RSS_GOAL,
+        ),
+        Row(
+            measure="Peak RSS, whole local-world process (moto + SMTP server + function)",
+            figure=f"{mem.world_after:.0f} MiB",
+        ),
+    ]
+    return rows, {
+        **asdict(mem),
+        "function_estimate": mem.function_estimate,
+        "template_memory_mb": configured,
+    }
+
+
+def measure_all(plan: Plan, output: Path) -> tuple[list[Row], dict[str, Any]]:
+    """Run every benchmark of ``plan``; return the rows and the data for results.json."""
+    rows: list[Row] = []
+    data: dict[str, Any] = {}
+    with rotation.steady_world(max_delay=max(plan.rotations)) as (world, bootstrap):
+        run = rotation.measure_rotations(world, bootstrap, plan.rotations)
+        section_rows, data["rotation"] = rotation_rows(run)
+        rows += section_rows
+        helper_section, data["client_helper"] = helper_rows(world, plan.sends)
+    chart = output / "rotation_vs_delay.png"
+    data["plot"] = str(plot.plot_rotation(run.samples, chart, goal=OVERSHOOT_GOALS[0.0]))
+    section_rows, data["cold_start"] = cold_start_rows(plan.cold_starts)
+    rows += section_rows
+    section_rows, data["memory"] = memory_rows()
+    rows += section_rows
+    section_rows, data["package"] = package_rows()
+    return rows + section_rows + helper_section, data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmarks; print the Markdown table; write results.json. Returns 0."""
+    args = build_parser().parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    output: Path = args.output
+    output.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    rows, data = measure_all(plan, output)
+    duration = time.perf_counter() - started
+    data |= {
+        "machine": machine.describe(),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "duration_seconds": duration,
+        "rows": [asdict(row) for row in rows],
+        "missed": missed(rows),
+    }
+    (output / "results.json").write_text(
+        json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    print(markdown_table(rows))
+    print()
+    print(
+        machine_line(data["machine"]),
+        f"— run took {duration:.0f} s",
+        "(quick)" if args.quick else "",
+    )
+    print(f"Wrote {output / 'results.json'} and {output / 'rotation_vs_delay.png'}")
+    return 0
+
+
+def machine_line(info: dict[str, object]) -> str:
+    """One line naming the machine."""
+    cpu = f"{info['cpu_count']} CPU ({info['cpu_model']})"
+    return f"Python {info['python']} on {info['platform']}, {cpu}"
