@@ -1,0 +1,137 @@
+"""The demo's closing summary: per-rotation rows, totals, step times, and the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from sandbox.secrets_manager import STEPS
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sandbox.demo_app import MailApp
+    from sandbox.demo_progress import Progress, StepTimes
+
+
+@dataclass
+class RotationReport:
+    """One rotation as the demo measured it."""
+
+    number: int
+    attempts: int
+    ok: bool
+    created: int
+    deactivated: int
+    deleted: int
+    seconds: float
+    problems: list[str] = field(default_factory=list)
+    fault: str | None = None
+
+
+@dataclass
+class Summary:
+    """Everything the closing table shows, and whether the demo passed."""
+
+    planned: int
+    bootstrap: RotationReport | None = None
+    rotations: list[RotationReport] = field(default_factory=list)
+    sends_ok: int = 0
+    sends_failed: int = 0
+    rereads: int = 0
+    auth_total: int = 0
+    auth_test: int = 0
+    auth_refused: int = 0
+    auth_app: int = 0
+    times: StepTimes | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def record(self, *, app: MailApp, progress: Progress, auth_total: int) -> None:
+        """Take the app's and the progress printer's counts once the rotations are over."""
+        stats = app.stats
+        self.sends_ok, self.sends_failed, self.rereads = stats.ok, stats.failed, stats.rereads
+        self.auth_app = stats.logins
+        self.auth_test, self.auth_refused = progress.test_auth, progress.test_refused
+        self.auth_total, self.times = auth_total, progress.times
+
+    @property
+    def reports(self) -> list[RotationReport]:
+        """The bootstrap rotation (if it ran) and the measured ones."""
+        return ([self.bootstrap] if self.bootstrap else []) + self.rotations
+
+    def total(self, name: str) -> int:
+        """Sum of one count (``created``, ``deactivated``, ``deleted``) over the rotations."""
+        return sum(int(getattr(report, name)) for report in self.rotations)
+
+    @property
+    def passed(self) -> bool:
+        """All rotations completed, invariants held, the app sent and never failed."""
+        return (
+            self.bootstrap is not None
+            and len(self.rotations) == self.planned
+            and all(report.ok and not report.problems for report in self.reports)
+            and self.sends_failed == 0
+            and self.sends_ok > 0
+            and not self.notes
+        )
+
+
+def _rotation_table(summary: Summary) -> Table:
+    table = Table(title="Rotations", title_justify="left")
+    for column in ("rotation", "attempts", "created", "inactive", "deleted", "time", "invariants"):
+        table.add_column(column, justify="right" if column != "invariants" else "left")
+    for report in summary.reports:
+        table.add_row(
+            "bootstrap" if report.number == 0 else str(report.number),
+            str(report.attempts) + (" (fault)" if report.fault else ""),
+            str(report.created),
+            str(report.deactivated),
+            str(report.deleted),
+            f"{report.seconds:.2f}s",
+            "held" if report.ok and not report.problems else "BROKEN",
+        )
+    return table
+
+
+def _totals_table(summary: Summary) -> Table:
+    table = Table(title="Summary", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    done = sum(report.ok for report in summary.rotations)
+    table.add_row("rotations", f"{done}/{summary.planned} completed (+ bootstrap)")
+    table.add_row(
+        "keys created / deactivated / deleted",
+        f"{summary.total('created')} / {summary.total('deactivated')} / {summary.total('deleted')}",
+    )
+    table.add_row("sends ok / failed", f"{summary.sends_ok} / {summary.sends_failed}")
+    table.add_row("app re-reads after a 535", str(summary.rereads))
+    table.add_row(
+        "AUTH attempts",
+        f"{summary.auth_total} in all: SMTP test {summary.auth_test} "
+        f"({summary.auth_refused} refused while propagating), app {summary.auth_app}",
+    )
+    if summary.times is not None:
+        medians = [(step, summary.times.median(step)) for step in STEPS]
+        table.add_row(
+            "median step time",
+            ", ".join(f"{step} {value:.2f}s" for step, value in medians if value is not None),
+        )
+    return table
+
+
+def print_summary(console: Console, summary: Summary) -> None:
+    """Print the closing tables and the verdict."""
+    console.rule("summary")
+    console.print(_rotation_table(summary))
+    console.print(_totals_table(summary))
+    for note in summary.notes:
+        console.print(Text(f"✗ {note}", style="bold red"))
+    if summary.passed:
+        console.print(
+            Text("PASS: every rotation completed, invariants held, 0 failed sends", style="green")
+        )
+    else:
+        console.print(Text("FAIL: see the lines marked ✗ above", style="bold red"))
