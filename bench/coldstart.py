@@ -80,6 +80,7 @@ class ColdStart:
 
     app: Summary
     bare: Summary
+    pairs: Summary  # function / bare of each interleaved pair: robust to the machine's drift
 
     @property
     def ratio(self) -> float:
@@ -97,7 +98,8 @@ def measure_cold_start(repeats: int) -> ColdStart:
     for _ in range(repeats):
         app.append(time_python(APP_CODE, env=env))
         bare.append(time_python(BARE_CODE, env=env))
-    return ColdStart(app=summarize(app), bare=summarize(bare))
+    pairs = [a / b for a, b in zip(app, bare, strict=True)]
+    return ColdStart(app=summarize(app), bare=summarize(bare), pairs=summarize(pairs))
 
 
 def parse_importtime(stderr: str) -> dict[str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import matplotlib as mpl
@@ -18,24 +17,26 @@ if TYPE_CHECKING:
 _POLL_SECONDS = 5.0
 
 
-def fixed_poll_seconds(delay: float, interval: float = _POLL_SECONDS) -> float:
-    """When a loop that tries at once and then every ``interval`` seconds first succeeds."""
-    return math.ceil(delay / interval) * interval
+def polling_worst_case(delay: float, interval: float = _POLL_SECONDS) -> float:
+    """Worst wall time of a loop that waits ``interval`` between attempts: up to D + interval."""
+    return delay + interval
 
 
 def plot_rotation(samples: list[RotationSample], path: Path, *, goal: float) -> Path:
-    """Plot each rotation's wall time against D, beside the ideal and a 5 s polling loop."""
+    """Plot each rotation's wall time against D, beside the ideal, the goal and 5 s polling."""
     delays = sorted({s.delay for s in samples})
     grid = [i * max(delays, default=1.0) / 100 for i in range(101)]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     axes.plot(grid, grid, color="grey", linewidth=1, label="ideal: wall time = D")
-    axes.plot(grid, [d + goal for d in grid], color="grey", linestyle="--", label=f"D + {goal:g} s")
+    axes.plot(
+        grid, [d + goal for d in grid], color="grey", linestyle="--", label=f"goal: D + {goal:g} s"
+    )
     axes.plot(
         grid,
-        [fixed_poll_seconds(d) for d in grid],
+        [polling_worst_case(d) for d in grid],
         color="tab:red",
         linestyle=":",
-        label=f"polling every {_POLL_SECONDS:g} s",
+        label=f"polling every {_POLL_SECONDS:g} s: worst case D + {_POLL_SECONDS:g} s",
     )
     axes.scatter(
         [s.delay for s in samples], [s.seconds for s in samples], label="measured rotations"

@@ -40,7 +40,7 @@ class Plan:
     sends: int = 1000
 
 
-FULL = Plan(rotations={0.0: 10, 3.0: 3, 10.0: 2}, cold_starts=20)
+FULL = Plan(rotations={0.0: 10, 3.0: 3, 10.0: 2}, cold_starts=30)
 QUICK = Plan(rotations={0.0: 2, 3.0: 1}, cold_starts=3)
 
 
@@ -124,32 +124,28 @@ def helper_rows(world: World, sends: int) -> tuple[list[Row], dict[str, Any]]:
 
 
 def cold_start_rows(repeats: int) -> tuple[list[Row], dict[str, Any]]:
-    """Both medians, their ratio and, when the ratio misses, the extra imports that cost most."""
+    """Measure both medians, their ratio, and the extra imports that cost most."""
     cold = coldstart.measure_cold_start(repeats)
+    pairs = cold.pairs
+    spread = f"pairwise: median {pairs.median:.2f}x, IQR {pairs.q1:.2f}-{pairs.q3:.2f}x"
+    ratio_text = f"{cold.ratio:.2f}x ({spread})"
     rows = [
         Row(measure="Cold start, function (import + runtime())", figure=cold.app.text(" s", 3)),
         Row(measure="Cold start, bare boto3 + the same 2 clients", figure=cold.bare.text(" s", 3)),
-        judged(
-            "Cold start ratio (medians)",
-            f"{cold.ratio:.2f}x",
-            value=cold.ratio,
-            goal=COLD_RATIO_GOAL,
-        ),
+        judged("Cold start ratio (medians)", ratio_text, value=cold.ratio, goal=COLD_RATIO_GOAL),
     ]
     data: dict[str, Any] = {
         "app_seconds": cold.app.as_dict(),
         "bare_seconds": cold.bare.as_dict(),
         "ratio": cold.ratio,
+        "pairwise_ratio": pairs.as_dict(),
     }
-    if not COLD_RATIO_GOAL.met_by(cold.ratio):
-        costs = coldstart.import_costs()
-        data["extra_imports_self_ms"] = dict(costs)
-        figure = ", ".join(f"{name} {ms:.0f} ms" for name, ms in costs)
-        rows.append(
-            Row(
-                measure="Cold start: imports beyond boto3 (self time, -X importtime)", figure=figure
-            )
-        )
+    # Shown even when the goal is met: the margin is small and this is where it goes.
+    costs = coldstart.import_costs()
+    data["extra_imports_self_ms"] = dict(costs)
+    figure = ", ".join(f"{name} {ms:.0f} ms" for name, ms in costs)
+    measure = "Cold start: imports beyond boto3 (self time, -X importtime)"
+    rows.append(Row(measure=measure, figure=figure))
     return rows, data
 
 
@@ -164,7 +160,8 @@ def package_rows() -> tuple[list[Row], dict[str, Any]]:
     rows = [
         judged(
             "Deployment package (sam build, Powertools bundled: the template today)",
-            f"{size.unzipped / MB:.2f} MB unzipped, {size.zipped / MB:.2f} MB zipped",
+            f"{size.unzipped / MB:.2f} MB unzipped, {size.zipped / MB:.2f} MB zipped "
+            f"(Powertools + its deps {(size.unzipped - size.layer_unzipped) / MB:.2f} MB)",
             value=size.unzipped,
             goal=PACKAGE_GOAL,
         ),
@@ -215,7 +212,7 @@ def measure_all(plan: Plan, output: Path) -> tuple[list[Row], dict[str, Any]]:
         rows += section_rows
         helper_section, data["client_helper"] = helper_rows(world, plan.sends)
     chart = output / "rotation_vs_delay.png"
-    data["plot"] = str(plot.plot_rotation(run.samples, chart, goal=OVERSHOOT_GOALS[0.0]))
+    data["plot"] = str(plot.plot_rotation(run.samples, chart, goal=max(OVERSHOOT_GOALS.values())))
     section_rows, data["cold_start"] = cold_start_rows(plan.cold_starts)
     rows += section_rows
     section_rows, data["memory"] = memory_rows()

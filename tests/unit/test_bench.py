@@ -133,8 +133,8 @@ def test_memory_size_and_peak_rss_readers(tmp_path: Path) -> None:
     assert memory.peak_rss_kib(tmp_path / "missing") > 0  # falls back to ru_maxrss
 
 
-def test_fixed_polling_reference() -> None:
-    assert [plot.fixed_poll_seconds(d) for d in (0, 0.1, 5, 5.1)] == [0, 5, 5, 10]
+def test_polling_reference_is_up_to_one_interval_late() -> None:
+    assert [plot.polling_worst_case(d) for d in (0, 3, 10)] == [5, 8, 15]
 
 
 def test_parser_options(tmp_path: Path) -> None:
