@@ -43,6 +43,10 @@ typecheck: ## mypy --strict on src/, tests/, sandbox/ and the rest of the Python
 unit: ## pytest with branch coverage (fails under 90 %).
 	$(RUN) pytest
 
+.PHONY: demo
+demo: setup ## See rotations happen end to end against a local AWS and SMTP server (no account needed)
+	$(RUN) python -m sandbox.demo $(DEMO_ARGS)
+
 .PHONY: bench
 bench: setup ## Benchmarks: rotation overshoot, AWS calls, cold start, package size, RSS (writes bench/results.json)
 	PY313_DIR="$(PY313_DIR)" $(RUN) python -m bench

@@ -1,9 +1,11 @@
 """The demo's mail-sending app: reads the secret like a real app and sends every ~100 ms.
 
-It holds its own boto3 client (reaching moto through ``AWS_ENDPOINT_URL``, as a deployed app
-reaches AWS), caches the credentials it read, and on a 535 re-reads the secret once and retries:
-with ``OLD_KEY_ACTION=deactivate`` the cached password of the old key stops working at
-finishSecret, and the re-read finds the new AWSCURRENT. Nothing it reports contains a secret.
+It uses the client helper (:class:`ses_smtp_credentials.client.SmtpSender`) with its own boto3
+client, reaching moto through ``AWS_ENDPOINT_URL`` as a deployed app reaches AWS. Each message is
+its own connection (as Django's SMTP backend does), with credentials cached far longer than the
+demo runs: so the app meets the rotation boundary every time. With ``OLD_KEY_ACTION=deactivate``
+the cached password of the old key stops working at finishSecret; the helper gets a 535, re-reads
+the secret, finds the new AWSCURRENT and sends. Nothing it reports contains a secret.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from typing import TYPE_CHECKING, Self
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ses_smtp_credentials import smtp
+from ses_smtp_credentials.client import SmtpSender, get_smtp_credentials
 from ses_smtp_credentials.exceptions import SesSmtpCredentialsError
-from ses_smtp_credentials.secret import SmtpSecret, parse_secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 SENDER = "app@example.com"
 RECIPIENT = "ops@example.com"
 _SMTP_TIMEOUT = 5.0
+# Far longer than a demo runs: the app moves to a new key only through the 535 re-read.
+_MAX_AGE = 3600
 _STOP_TIMEOUT = 15.0
 # What can go wrong in one send: network/SMTP (OSError), AWS, or a secret that does not parse.
 _SEND_ERRORS = (OSError, BotoCoreError, ClientError, SesSmtpCredentialsError)
@@ -50,7 +53,6 @@ class SendStats:
     ok: int = 0
     failed: int = 0
     rereads: int = 0
-    logins: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -84,7 +86,10 @@ class MailApp:
         self._sm: SecretsManagerClient = boto3.session.Session(region_name=region).client(
             "secretsmanager"
         )
-        self._cached: SmtpSecret | None = None
+        self._sender = SmtpSender(
+            secret_id, max_age=_MAX_AGE, client=self._sm, timeout=_SMTP_TIMEOUT
+        )
+        self.key_id: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-app", daemon=True)
 
@@ -107,11 +112,7 @@ class MailApp:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(_STOP_TIMEOUT)
-
-    @property
-    def key_id(self) -> str | None:
-        """The access key id of the cached credentials."""
-        return self._cached.access_key_id if self._cached else None
+        self._sender.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -119,7 +120,7 @@ class MailApp:
             self._stop.wait(self.interval)
 
     def send_one(self) -> bool:
-        """Send one message; on a 535 re-read the secret once and retry. Return success."""
+        """Send one message on its own connection; return whether it was sent."""
         number = self.stats.ok + self.stats.failed + 1
         message = EmailMessage()
         message["From"], message["To"] = SENDER, RECIPIENT
@@ -127,15 +128,11 @@ class MailApp:
         message.set_content(f"Message {number}, sent while the credentials rotate.\n")
         try:
             try:
-                self._send(message, fresh=self._cached is None)
-            except smtplib.SMTPAuthenticationError as err:
-                old = self.key_id
-                self.stats.rereads += 1
-                self._send(message, fresh=True)
-                self._on_event(
-                    f"app: {err.smtp_code} for {mask(old)} → re-read the secret → "
-                    f"sent with {mask(self.key_id)}"
-                )
+                self._sender.send(message)
+            finally:
+                self._sender.close()
+            # Cached: what the sender logged in with (after a 535, what it re-read).
+            creds = get_smtp_credentials(self.secret_id, max_age=_MAX_AGE, client=self._sm)
         except _SEND_ERRORS as err:
             self.stats.failed += 1
             line = f"app: send {number} FAILED: {_describe(err)}"
@@ -143,26 +140,14 @@ class MailApp:
             self._on_event(line)
             return False
         self.stats.ok += 1
+        if self.key_id is not None and creds.username != self.key_id:
+            self.stats.rereads += 1
+            self._on_event(
+                f"app: {mask(self.key_id)} refused (535) → re-read the secret → "
+                f"sent with {mask(creds.username)}"
+            )
+        self.key_id = creds.username
         return True
-
-    def _send(self, message: EmailMessage, *, fresh: bool) -> None:
-        if fresh or self._cached is None:
-            self._cached = self._read_secret()
-        creds = self._cached
-        if not creds.has_credentials:
-            msg = "the secret has no credentials yet (no rotation completed)"
-            raise SesSmtpCredentialsError(msg)
-        connection = smtp.connect(creds.host, creds.port, tls=creds.tls, timeout=_SMTP_TIMEOUT)
-        try:
-            self.stats.logins += 1
-            connection.login(str(creds.access_key_id), str(creds.password))
-            connection.send_message(message)
-        finally:
-            connection.close()
-
-    def _read_secret(self) -> SmtpSecret:
-        text = self._sm.get_secret_value(SecretId=self.secret_id, VersionStage="AWSCURRENT")
-        return parse_secret(text["SecretString"], secret_id=self.secret_id)
 
 
 def _describe(err: BaseException) -> str:

@@ -65,6 +65,7 @@ class Progress:
         self.times = StepTimes()
         self.test_auth = 0
         self.test_refused = 0
+        self.inactive_refused = 0
         self.attempt_number = 0
         self._pending_key: str | None = None
         self._running: tuple[str, float] | None = None
@@ -130,6 +131,7 @@ class Progress:
             attempts = self.world.ses.auth_attempts
             new, self._seen = attempts[self._seen :], len(attempts)
             for attempt in new:
+                self.inactive_refused += attempt.reason == "inactive"
                 if self._pending_key is None or attempt.access_key_id != self._pending_key:
                     continue
                 self.test_auth += 1

@@ -45,7 +45,7 @@ class Summary:
     auth_total: int = 0
     auth_test: int = 0
     auth_refused: int = 0
-    auth_app: int = 0
+    auth_inactive: int = 0
     times: StepTimes | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -53,7 +53,7 @@ class Summary:
         """Take the app's and the progress printer's counts once the rotations are over."""
         stats = app.stats
         self.sends_ok, self.sends_failed, self.rereads = stats.ok, stats.failed, stats.rereads
-        self.auth_app = stats.logins
+        self.auth_inactive = progress.inactive_refused
         self.auth_test, self.auth_refused = progress.test_auth, progress.test_refused
         self.auth_total, self.times = auth_total, progress.times
 
@@ -108,17 +108,16 @@ def _totals_table(summary: Summary) -> Table:
     )
     table.add_row("sends ok / failed", f"{summary.sends_ok} / {summary.sends_failed}")
     table.add_row("app re-reads after a 535", str(summary.rereads))
+    table.add_row("AUTH attempts: all / testSecret", f"{summary.auth_total} / {summary.auth_test}")
     table.add_row(
-        "AUTH attempts",
-        f"{summary.auth_total} in all: SMTP test {summary.auth_test} "
-        f"({summary.auth_refused} refused while propagating), app {summary.auth_app}",
+        "AUTH 535: new key propagating / old key",
+        f"{summary.auth_refused} / {summary.auth_inactive}",
     )
     if summary.times is not None:
         medians = [(step, summary.times.median(step)) for step in STEPS]
-        table.add_row(
-            "median step time",
-            ", ".join(f"{step} {value:.2f}s" for step, value in medians if value is not None),
-        )
+        for step, value in medians:
+            if value is not None:
+                table.add_row(f"median {step}", f"{value:.2f}s")
     return table
 
 

@@ -58,6 +58,10 @@ def test_demo_rotates_while_the_app_sends_without_a_failure(
     assert _row(output, "rotations") == "2/2 completed (+ bootstrap)"
     assert _row(output, "keys created / deactivated / deleted") == "2 / 2 / 1"
     assert "refused: the new key has not reached SES yet" in output
+    # At each finishSecret the app's cached old key is refused once, and a re-read heals it.
+    assert _row(output, "app re-reads after a 535") == "2"
+    assert _row(output, "AUTH 535: new key propagating / old key").endswith(" / 2")
+    assert output.count("refused (535) → re-read the secret → sent with AKIA…") == 2
     assert "PASS" in output
     # Key ids only appear masked.
     assert not re.search(r"AKIA[A-Z0-9]{12,}", output)
@@ -123,7 +127,7 @@ def test_app_without_credentials_counts_a_failed_send(world: World) -> None:
     # THEN the send fails with a message that says why
     assert not app.send_one()
     assert app.stats.failed == 1
-    assert "no credentials yet" in lines[0]
+    assert "no SMTP credentials yet" in lines[0]
 
 
 @pytest.mark.parametrize(
