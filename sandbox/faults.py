@@ -1,18 +1,37 @@
-"""Fault injection for AWS calls, through botocore's event hooks on the clients under test.
+"""Fault injection for AWS calls and for SMTP logins, in one vocabulary.
 
-A fault is attached to one client for one operation and fires on the n-th call of it:
+A fault names where it strikes and fires on the n-th call of it (1-based, counted per operation
+from the moment it is injected):
+
+AWS side, attached to one boto3 client through botocore's own events (no monkeypatching):
+
 - ``BEFORE``: the call fails before it reaches the service (nothing happened);
-- ``LOST_ANSWER``: the call took effect, then its answer is lost (the caller sees an error).
-No monkeypatching: botocore's own ``before-call`` / ``after-call`` events carry the fault.
+- ``LOST_ANSWER``: the call took effect, then its answer is lost (the caller sees an error);
+- ``THROTTLE``: the service answers once with its real throttling error (HTTP 400,
+  ``ThrottlingException`` in JSON for Secrets Manager, ``Throttling`` in XML for IAM). The answer is
+  produced at ``before-send``, registered first so it runs before moto's in-process stubber, so
+  botocore's retry mode sees a genuine throttling response and retries; the caller should not
+  notice. :attr:`Fault.retried` records the retry botocore reported.
+
+SMTP side, armed through :meth:`sandbox.ses_smtp.SesSmtpServer.fail_next` for the next AUTH
+commands (operation ``AUTH``; ``nth`` must be 1):
+
+- ``DROP``: the connection is dropped mid-AUTH; ``SMTP_421``: 421 and close;
+  ``SMTP_454``: temporary authentication failure; ``HANG``: no answer until the client times out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from io import BytesIO
+from typing import TYPE_CHECKING, Any, Final
 
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.exceptions import EndpointConnectionError
 
 if TYPE_CHECKING:
@@ -20,14 +39,57 @@ if TYPE_CHECKING:
 
 
 class FaultKind(StrEnum):
-    """Where in a call the fault strikes."""
+    """Where and how the fault strikes."""
 
     BEFORE = "before"
     LOST_ANSWER = "lost-answer"
+    THROTTLE = "throttle"
+    DROP = "drop"
+    SMTP_421 = "421"
+    SMTP_454 = "454"
+    HANG = "hang"
+
+
+AWS_KINDS: Final = (FaultKind.BEFORE, FaultKind.LOST_ANSWER, FaultKind.THROTTLE)
+SMTP_KINDS: Final = (FaultKind.DROP, FaultKind.SMTP_421, FaultKind.SMTP_454, FaultKind.HANG)
+SMTP_OPERATION: Final = "AUTH"
+_NOWHERE: Final = "https://throttled.invalid/"
 
 
 class InjectedFaultError(EndpointConnectionError):
     """A connection-level failure raised by the fault layer (what a lost answer looks like)."""
+
+
+class _RawBody(BytesIO):
+    """The raw body botocore streams an answer from (what urllib3 would hand it)."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:  # noqa: ANN401 - botocore's signature
+        """Yield the body in one chunk."""
+        chunk = self.read()
+        while chunk:
+            yield chunk
+            chunk = self.read()
+
+
+def throttling_response(service: str, url: str) -> AWSResponse:
+    """Return the HTTP answer ``service`` gives a throttled request, in its protocol.
+
+    Secrets Manager speaks JSON 1.1 (``__type``); IAM speaks the query protocol (XML error).
+    """
+    if service == "iam":
+        body = (
+            b'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error>'
+            b"<Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
+            b"</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+        )
+        content_type = "text/xml"
+    else:
+        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+        content_type = "application/x-amz-json-1.1"
+    headers = HTTPHeaders()
+    headers["Content-Type"] = content_type
+    headers["x-amzn-RequestId"] = "00000000-0000-0000-0000-000000000000"
+    return AWSResponse(url, 400, headers, _RawBody(body))
 
 
 @dataclass
@@ -40,6 +102,13 @@ class Fault:
     times: int = 1
     seen: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
+    retried: int = field(default=0, init=False)
+    _armed: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def smtp(self) -> bool:
+        """Whether the fault strikes the SMTP side (armed on the SES-like server)."""
+        return self.kind in SMTP_KINDS
 
     def _due(self) -> bool:
         self.seen += 1
@@ -49,28 +118,79 @@ class Fault:
         return False
 
     def before_call(self, **_: Any) -> None:  # noqa: ANN401 - botocore hook
-        """Fail before the request leaves."""
-        if self.kind is FaultKind.BEFORE and self._due():
-            raise InjectedFaultError(endpoint_url=f"injected fault before {self.operation}")
+        """Count the logical call; fail it now (BEFORE) or arm the later stage."""
+        if self._due():
+            if self.kind is FaultKind.BEFORE:
+                raise InjectedFaultError(endpoint_url=f"injected fault before {self.operation}")
+            self._armed = True
 
-    def after_call(self, **_: Any) -> None:  # noqa: ANN401 - botocore hook
-        """Lose the answer of a call that took effect."""
-        if self.kind is FaultKind.LOST_ANSWER and self._due():
+    def before_send(self, request: Any, service: str = "", **_: Any) -> AWSResponse | None:  # noqa: ANN401 - botocore hook
+        """Answer one HTTP attempt with a throttling error instead of sending it."""
+        if self.kind is FaultKind.THROTTLE and self._armed:
+            self._armed = False
+            answer = throttling_response(service, str(request.url))
+            # botocore still hands the request to every later before-send handler (moto's
+            # in-process stubber among them) and keeps the first answer: aim it nowhere, so the
+            # throttled attempt never takes effect, as with the real service.
+            request.url = _NOWHERE
+            return answer
+        return None
+
+    def after_call(self, parsed: Any = None, **_: Any) -> None:  # noqa: ANN401 - botocore hook
+        """Lose the answer of a call that took effect; note botocore's retries."""
+        if self.kind is FaultKind.THROTTLE and isinstance(parsed, dict) and self.fired:
+            self.retried = max(
+                self.retried, parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+            )
+        if self.kind is FaultKind.LOST_ANSWER and self._armed:
+            self._armed = False
             raise InjectedFaultError(endpoint_url=f"injected fault after {self.operation}")
 
 
 @contextlib.contextmanager
-def inject(client: Any, fault: Fault) -> Iterator[Fault]:  # noqa: ANN401 - any boto3 client
-    """Attach ``fault`` to ``client`` for the duration of the block."""
-    service = client.meta.service_model.service_id.hyphenize()
-    before, after = (
-        f"before-call.{service}.{fault.operation}",
-        f"after-call.{service}.{fault.operation}",
-    )
-    client.meta.events.register(before, fault.before_call, unique_id=f"fault-before-{id(fault)}")
-    client.meta.events.register(after, fault.after_call, unique_id=f"fault-after-{id(fault)}")
+def inject(target: Any, fault: Fault) -> Iterator[Fault]:  # noqa: ANN401 - a boto3 client or the SMTP server
+    """Attach ``fault`` to ``target`` (a boto3 client, or the SES-like server) inside the block.
+
+    Raises
+    ------
+    ValueError
+        An SMTP fault with ``nth`` other than 1, or an AWS fault aimed at the SMTP server.
+    """
+    if fault.smtp:
+        with _inject_smtp(target, fault):
+            yield fault
+        return
+    events = target.meta.events
+    service = target.meta.service_model.service_id.hyphenize()
+    hooks = [
+        ("before-call", fault.before_call, False),
+        ("before-send", functools.partial(fault.before_send, service=service), True),
+        ("after-call", fault.after_call, False),
+    ]
+    registered = []
+    for stage, hook, first in hooks:
+        name, unique_id = f"{stage}.{service}.{fault.operation}", f"fault-{stage}-{id(fault)}"
+        register = events.register_first if first else events.register
+        register(name, hook, unique_id=unique_id)
+        registered.append((name, unique_id))
     try:
         yield fault
     finally:
-        client.meta.events.unregister(before, unique_id=f"fault-before-{id(fault)}")
-        client.meta.events.unregister(after, unique_id=f"fault-after-{id(fault)}")
+        for name, unique_id in registered:
+            events.unregister(name, unique_id=unique_id)
+
+
+@contextlib.contextmanager
+def _inject_smtp(server: Any, fault: Fault) -> Iterator[None]:  # noqa: ANN401 - SesSmtpServer
+    if fault.nth != 1 or fault.operation != SMTP_OPERATION or not hasattr(server, "fail_next"):
+        msg = f"SMTP faults strike the next {SMTP_OPERATION} commands of the SES-like server"
+        raise ValueError(msg)
+    before = server.pending_faults
+    server.fail_next(str(fault.kind), fault.times)
+    try:
+        yield
+    finally:
+        left = server.pending_faults - before
+        fault.seen = fault.fired = fault.times - max(0, left)
+        for _ in range(max(0, left)):  # unfired faults must not strike a later login
+            server.take_fault()

@@ -108,3 +108,7 @@ def ses_server_factory(
 def ses_server(ses_server_factory: Callable[..., SesSmtpServer]) -> SesSmtpServer:
     """A running SES-like SMTP server for us-east-1 (STARTTLS, no propagation delay)."""
     return ses_server_factory()
+
+
+# Every test is scanned for leaked secret material (tests/leakscan.py).
+pytest_plugins = ("tests.leakscan",)
