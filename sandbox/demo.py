@@ -17,7 +17,6 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from moto.core.base_backend import BackendDict
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
 STEP_FAULTS: Final[dict[str, tuple[str, str, FaultKind]]] = {
     "createSecret": ("iam", "CreateAccessKey", FaultKind.LOST_ANSWER),
     "setSecret": ("iam", "ListAccessKeys", FaultKind.BEFORE),
-    "testSecret": ("sm", "GetSecretValue", FaultKind.BEFORE),
+    "testSecret": ("sm", "DescribeSecret", FaultKind.BEFORE),
     "finishSecret": ("sm", "UpdateSecretVersionStage", FaultKind.LOST_ANSWER),
 }
 _PAUSE = 0.5  # between rotations, so the app is seen sending with the new key
@@ -146,7 +145,6 @@ def run(
     """Start the world, rotate once as a deployment does, then rotate with the app sending."""
     handler = quiet_handler(console, verbose=args.verbose)
     with (
-        _fresh_moto(),
         _quiet_logger("werkzeug"),
         local_world(propagation_delay=args.delay, moto_server=True, handler=handler) as world,
     ):
@@ -201,17 +199,6 @@ def _print_world(world: World, console: Console) -> None:
     console.print(f"  IAM user           {world.user_name}")
     bootstrap = ", ".join(f"{k}={v}" for k, v in world.value().items())
     console.print(f"  secret             {world.secret_arn.rsplit(':', 1)[-1]}   {{{bootstrap}}}")
-
-
-@contextlib.contextmanager
-def _fresh_moto() -> Iterator[None]:
-    # moto's server keeps its state in this process's backends, and nothing resets them when it
-    # stops: start from an empty AWS, and leave one, so that a second run in-process works too.
-    BackendDict.reset()
-    try:
-        yield
-    finally:
-        BackendDict.reset()
 
 
 @contextlib.contextmanager

@@ -61,6 +61,7 @@ class StepContext:
             self.state.arn,
             stage=stage,
             version_id=version_id,
+            known_version=self.state.version_with(stage),
             default_region=self.settings.region,
         )
 

@@ -1,9 +1,17 @@
-"""Reading and writing versions of the secret (GetSecretValue, PutSecretValue, stage moves)."""
+"""Reading and writing versions of the secret (GetSecretValue, PutSecretValue, stage moves).
+
+A version's value never changes once put (PutSecretValue refuses other content for an existing
+version id), so values read or written by version id are kept for the warm container's next
+steps: Secrets Manager invokes the four steps back to back, and set, test and finish then read
+the pending and current values without a GetSecretValue each. Which version carries which stage
+is never cached: the guard reads it afresh (DescribeSecret) for every step.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
@@ -18,27 +26,53 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.type_defs import GetSecretValueResponseTypeDef
 
 
-def read(
+# (secret ARN, version id) -> SecretString, newest last; a rotation touches three versions.
+_VALUES: OrderedDict[tuple[str, str], str] = OrderedDict()
+_MAX_CACHED: Final = 8
+
+
+def _remember(secret_arn: str, version_id: str, text: str) -> None:
+    _VALUES[secret_arn, version_id] = text
+    _VALUES.move_to_end((secret_arn, version_id))
+    while len(_VALUES) > _MAX_CACHED:
+        _VALUES.popitem(last=False)
+
+
+def forget() -> None:
+    """Drop every cached version value (what a cold start does)."""
+    _VALUES.clear()
+
+
+def read(  # noqa: PLR0913 - keyword-only options after the client and the secret
     sm: SecretsManagerClient,
     secret_arn: str,
     *,
     stage: str,
     version_id: str | None = None,
+    known_version: str | None = None,
     default_region: str,
 ) -> SmtpSecret | None:
     """Return the version carrying ``stage`` (and ``version_id``), or ``None`` if it has no value.
+
+    ``known_version`` is the id the guard saw carrying ``stage``: when this container already
+    read or wrote that version (or ``version_id``), its value is used without an AWS call.
 
     Raises
     ------
     SecretValueError
         The version has a value that does not follow the secret's schema.
     """
-    response = _get(sm, secret_arn, stage=stage, version_id=version_id)
-    if response is None or "SecretString" not in response:
-        return None
+    cached_as = version_id or known_version
+    text = _VALUES.get((secret_arn, cached_as)) if cached_as else None
+    if text is None:
+        response = _get(sm, secret_arn, stage=stage, version_id=version_id)
+        if response is None or "SecretString" not in response:
+            return None
+        text = response["SecretString"]
+        _remember(secret_arn, response["VersionId"], text)
     where = f"{stage} version of secret {secret_arn}"
     try:
-        secret = parse_secret(response["SecretString"], default_region=default_region)
+        secret = parse_secret(text, default_region=default_region)
     except InvalidSecretError as err:
         msg = f"the {where} is unusable: {err}"
         raise SecretValueError(msg) from None
@@ -103,12 +137,11 @@ def put_pending(
     sm: SecretsManagerClient, secret_arn: str, *, token: str, secret: SmtpSecret
 ) -> None:
     """Store ``secret`` as the value of the token's version, staged AWSPENDING."""
+    text = secret.to_json()
     sm.put_secret_value(
-        SecretId=secret_arn,
-        ClientRequestToken=token,
-        SecretString=secret.to_json(),
-        VersionStages=[PENDING],
+        SecretId=secret_arn, ClientRequestToken=token, SecretString=text, VersionStages=[PENDING]
     )
+    _remember(secret_arn, token, text)
 
 
 def promote(

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from rotation_handler import versions
 from rotation_handler.app import lambda_handler
 from sandbox import invariants
+from sandbox.calls import count_calls
 from sandbox.events import load_event
 from sandbox.secrets_manager import STEPS, LocalLambdaContext
 from ses_smtp_credentials.password import derive_smtp_password
@@ -214,3 +216,35 @@ def test_test_message_is_sent_when_a_sender_is_configured(make_world: Callable[.
         ("rotation@example.com", ("success@simulator.amazonses.com",))
     ]
     assert sent[0].access_key_id == world.value()["access_key_id"]
+
+
+@pytest.mark.parametrize(
+    ("cold_steps", "reads"),
+    [
+        # warm: only createSecret's look at the (empty) pending version reaches the service;
+        # AWSCURRENT is the value this container put at the last rotation
+        pytest.param(False, 1, id="warm-container-reuses-version-values"),
+        # cold: createSecret also reads AWSCURRENT; set, test and finish read the pending value,
+        # finish AWSCURRENT too
+        pytest.param(True, 6, id="cold-container-per-step-reads-again"),
+    ],
+)
+def test_version_values_are_read_once_per_warm_container(
+    make_world: Callable[..., World], *, cold_steps: bool, reads: int
+) -> None:
+    # GIVEN a rotated secret and a function whose container is warm, or cold at every step
+    def handler(event: dict[str, object], context: object) -> None:
+        if cold_steps:
+            versions.forget()
+        lambda_handler(event, context)  # type: ignore[arg-type]
+
+    world = make_world(handler=handler)
+    assert world.rotate().ok
+    # WHEN it is rotated again, counting the calls that reach the service
+    with count_calls(account_id=world.driver.account_id, region=world.region) as calls:
+        rotation = world.rotate()
+    # THEN it completes either way, and a warm container reads each version's value once
+    assert rotation.ok, rotation.attempts[-1].error
+    assert calls["SecretsManager.GetSecretValue"] == reads
+    assert calls["SecretsManager.DescribeSecret"] == 4  # the guard reads the stages every step
+    assert invariants.violations(world) == []
