@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto import mock_aws
+from moto.core.base_backend import BackendDict
 from moto.iam.models import iam_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
@@ -135,6 +136,9 @@ def _aws(*, moto_server: bool, environ: MutableMapping[str, str]) -> Iterator[st
         with _patched_env(environ, {"AWS_ENDPOINT_URL": None}), mock_aws():
             yield None
         return
+    # moto's server keeps its state in this process's backends and nothing resets them when it
+    # stops: start from an empty AWS and leave one, as mock_aws does, so worlds never share state.
+    BackendDict.reset()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -144,6 +148,7 @@ def _aws(*, moto_server: bool, environ: MutableMapping[str, str]) -> Iterator[st
             yield url
     finally:
         server.stop()
+        BackendDict.reset()
 
 
 @contextlib.contextmanager

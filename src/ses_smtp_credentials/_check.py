@@ -125,7 +125,7 @@ def _target_from_secret(secret_id: str, region: str | None) -> Target:
 
     client = boto3.client("secretsmanager")
     try:
-        value = client.get_secret_value(SecretId=secret_id)
+        value = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
     except ClientError as err:
         msg = f"cannot read secret {secret_id}: {err.response.get('Error', {}).get('Code')}"
         raise UsageError(msg) from None

@@ -1,0 +1,372 @@
+"""Every command the README shows works as written, or says why it cannot run here.
+
+The README's fenced ``console`` and ``python`` blocks and its inline ``aws ...`` commands are read
+from the file itself. Each command must have an entry in :data:`HOW`: run here (against the local
+world: moto's server on 127.0.0.1 and the SES-like SMTP server), exercised by a named part of
+``make test``, or out of reach offline with the reason. A command added to the README without an
+entry fails :func:`test_every_readme_command_is_accounted_for`, so the table cannot go stale.
+
+Commands that run here run as a user would type them, with three substitutions the offline machine
+forces, each visible in :func:`localise`: the SES host name becomes the local server (its port, and
+``--region`` for what the host name would have said), ``<placeholders>`` become this world's
+values, and a file under ``/etc`` becomes one under the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import warnings
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+import pytest
+
+from sandbox import invariants
+from ses_smtp_credentials import client as smtp_client
+from ses_smtp_credentials.password import derive_legacy_v2_password, derive_smtp_password
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from sandbox.world import World
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+README: Final = ROOT / "README.md"
+REGION: Final = "eu-west-1"  # the region the README's examples use
+SES_HOST: Final = f"email-smtp.{REGION}.amazonaws.com"
+RUN: Final = "run here"
+
+# How each README command is exercised. Keys are the command as the README writes it.
+HOW: Final[dict[str, str]] = {
+    "make demo": "Makefile runs `python -m sandbox.demo`: tests/functional/test_demo.py",
+    "make test": "this test suite is part of it (.ci/run runs exactly `make test`)",
+    "read -rs AWS_SECRET_ACCESS_KEY && export AWS_SECRET_ACCESS_KEY": RUN,
+    "ses-smtp-credentials derive --region eu-west-1": RUN,
+    "ses-smtp-credentials derive --region eu-west-1 --region us-east-1 --json": RUN,
+    "pass show aws/smtp-key | ses-smtp-credentials derive --region eu-west-1": RUN,
+    "ses-smtp-credentials derive --legacy-v2": RUN,
+    "read -rs SMTP_PASSWORD && export SMTP_PASSWORD": RUN,
+    f"ses-smtp-credentials check --host {SES_HOST} --port 587 --username AKIA...": RUN,
+    "read -rs SES_SECRET_ACCESS_KEY && export SES_SECRET_ACCESS_KEY": RUN,
+    "ses-smtp-credentials check --secret-id ses-smtp-credentials": RUN,
+    "sam build": "`make template` (part of `make test`) runs it with python3.13",
+    "sam deploy --guided": "out of reach offline: needs an AWS account",
+    "sam local invoke RotationFunction -e events/createSecret.json": (
+        "out of reach offline: needs Docker; the same events/ files drive the handler in "
+        "tests/functional/test_rotation.py::test_event_files_drive_the_handler"
+    ),
+    "ses-smtp-credentials export --secret-id ses-smtp-credentials --format env": RUN,
+    (
+        "ses-smtp-credentials export --secret-id ses-smtp-credentials --format postfix "
+        "--output /etc/postfix/sasl_passwd && postmap /etc/postfix/sasl_passwd"
+    ): RUN,
+    (
+        "aws iam update-access-key --user-name <user> --access-key-id <old key id> --status Active"
+    ): RUN,
+    (
+        "aws secretsmanager update-secret-version-stage --secret-id <SecretArn> --version-stage "
+        "AWSCURRENT --move-to-version-id <AWSPREVIOUS version id> --remove-from-version-id "
+        "<AWSCURRENT version id>"
+    ): RUN,
+    "aws secretsmanager list-secret-version-ids --secret-id <SecretArn>": RUN,
+    "aws secretsmanager describe-secret --secret-id <SecretArn>": RUN,
+    "aws iam list-access-keys --user-name <IamUserName>": RUN,
+    "aws secretsmanager cancel-rotate-secret --secret-id <SecretArn>": RUN,
+    (
+        "aws secretsmanager update-secret-version-stage --secret-id <SecretArn> --version-stage "
+        "AWSPENDING --remove-from-version-id <AWSPENDING version id>"
+    ): RUN,
+    "aws secretsmanager rotate-secret --secret-id <SecretArn>": (
+        "Secrets Manager then invokes the function, which moto cannot do without Docker; the "
+        "local driver plays that part: tests/functional/test_rotation.py"
+    ),
+    "python: client": RUN,
+    "python: django settings": RUN,
+}
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """Return (language, body) of every fenced block of ``text``."""
+    return re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def console_commands(body: str) -> list[str]:
+    """The commands of a console block: prompts, comments and line continuations removed."""
+    commands: list[str] = []
+    for line in body.replace("\\\n", " ").splitlines():
+        command = re.sub(r"\s+#.*$", "", line.removeprefix("$ ")).strip()
+        if command and not command.startswith("#"):
+            commands.append(re.sub(r"\s+", " ", command))
+    return commands
+
+
+def readme_commands() -> dict[str, str]:
+    """Every command of the README -> its block's kind (``console``, ``inline``) or its code."""
+    text = README.read_text(encoding="utf-8")
+    found: dict[str, str] = {}
+    for language, body in fenced_blocks(text):
+        if language == "console":
+            found |= dict.fromkeys(console_commands(body), "console")
+        elif language == "python":
+            name = "python: django settings" if "EMAIL_BACKEND" in body else "python: client"
+            found[name] = body
+    for span in re.findall(r"`(aws [^`]+)`", text):
+        found.setdefault(re.sub(r"\s+", " ", span), "inline")
+    return found
+
+
+def test_every_readme_command_is_accounted_for() -> None:
+    # GIVEN the README's commands / THEN each has an entry, and no entry is left over
+    commands = readme_commands()
+    assert sorted(set(commands) - set(HOW)) == [], "README commands without an entry in HOW"
+    assert sorted(set(HOW) - set(commands)) == [], "HOW entries the README no longer shows"
+
+
+def test_the_makefile_demo_target_is_what_test_demo_runs() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^demo:.*\n\t(.*)$", makefile, flags=re.MULTILINE)
+    assert recipe is not None
+    assert "python -m sandbox.demo" in recipe.group(1)
+    assert "from sandbox import demo" in (ROOT / "tests/functional/test_demo.py").read_text()
+
+
+# --- running the commands ---------------------------------------------------------------------
+
+
+def localise(command: str, world: World, values: dict[str, str], tmp_path: Path) -> str:
+    """The substitutions an offline machine forces (see the module docstring)."""
+    command = command.replace(
+        f"--host {SES_HOST} --port 587 --username",
+        f"--host {world.ses.host} --port {world.ses.port} --region {REGION} --username",
+    )
+    command = command.replace("/etc/postfix/", f"{tmp_path}/")
+    for placeholder, value in values.items():
+        command = command.replace(f"<{placeholder}>", value)
+    return command
+
+
+def cli(args: str, *, env: dict[str, str] | None = None, stdin: str = "") -> tuple[int, str, str]:
+    """Run one ``ses-smtp-credentials`` command line in a fresh process, as a shell would."""
+    program = shutil.which("ses-smtp-credentials", path=str(Path(sys.executable).parent))
+    assert program is not None, "the console script is not installed"
+    argv = shlex.split(args)
+    assert argv[0] == "ses-smtp-credentials"
+    done = subprocess.run(  # noqa: S603 - our own console script, argv from the README
+        [program, *argv[1:]],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def aws(command: str) -> dict[str, Any]:
+    """Run an ``aws <service> <operation> --option value ...`` line through boto3, like the CLI."""
+    service, operation, *options = shlex.split(command)[1:]
+    params: dict[str, str] = {}
+    while options:
+        name, value = options.pop(0), options.pop(0)
+        assert name.startswith("--"), f"not an option: {name}"
+        params["".join(part.capitalize() for part in name[2:].split("-"))] = value
+    client: Any = boto3.client(service)  # type: ignore[call-overload]
+    method: Callable[..., dict[str, Any]] = getattr(client, operation.replace("-", "_"))
+    return method(**params)
+
+
+@pytest.fixture
+def served_world(make_world: Callable[..., World]) -> Iterator[World]:
+    """A rotated world for eu-west-1 behind moto's server, which other processes reach too."""
+    smtp_client.clear_cache()
+    world = make_world(region=REGION, moto_server=True)
+    assert world.rotate().ok
+    yield world
+    smtp_client.clear_cache()
+
+
+def _commands(prefix: str) -> list[str]:
+    return [c for c in readme_commands() if c.startswith(prefix)]
+
+
+def test_derive_commands(served_world: World) -> None:
+    # GIVEN the secret access key of the current SMTP credentials (the README's `read -rs`)
+    key = served_world.value()["secret_access_key"]
+    env = {"AWS_SECRET_ACCESS_KEY": key}
+    one, several, legacy = _commands("ses-smtp-credentials derive")
+    (piped,) = _commands("pass show")
+    # WHEN each derive command of the README runs / THEN it prints the right password(s)
+    assert cli(one, env=env)[:2] == (0, derive_smtp_password(key, REGION) + "\n")
+    code, out, _ = cli(several, env=env)
+    assert (code, json.loads(out)) == (
+        0,
+        {
+            REGION: derive_smtp_password(key, REGION),
+            "us-east-1": derive_smtp_password(key, "us-east-1"),
+        },
+    )
+    _, piped_argv = piped.split(" | ")
+    assert cli(piped_argv, stdin=key + "\n")[:2] == (0, derive_smtp_password(key, REGION) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        expected_v2 = derive_legacy_v2_password(key)
+    assert cli(legacy, env=env)[:2] == (0, expected_v2 + "\n")
+
+
+def test_check_commands(served_world: World, tmp_path: Path) -> None:
+    value = served_world.value()
+    by_hand = _commands("ses-smtp-credentials check --host")[0]
+    command = localise(by_hand, served_world, {}, tmp_path).replace("AKIA...", value["username"])
+    # WHEN `check` runs with the right password in SMTP_PASSWORD / THEN the login succeeds
+    code, out, err = cli(command, env={"SMTP_PASSWORD": value["password"]})
+    assert code == 0, out + err
+    # WHEN the password was derived for another region and the secret key is given too
+    wrong = {
+        "SMTP_PASSWORD": derive_smtp_password(value["secret_access_key"], "us-east-1"),
+        "SES_SECRET_ACCESS_KEY": value["secret_access_key"],
+    }
+    code, out, _ = cli(command, env=wrong)
+    # THEN the 535 is diagnosed as a password for us-east-1
+    assert code == 1
+    assert "wrong-region" in out
+    assert "us-east-1" in out
+    # WHEN `check --secret-id` reads everything from the secret / THEN the login succeeds
+    code, out, err = cli(_commands("ses-smtp-credentials check --secret-id")[0])
+    assert code == 0, out + err
+
+
+def test_export_commands(served_world: World, tmp_path: Path) -> None:
+    value = served_world.value()
+    to_env, to_postfix = _commands("ses-smtp-credentials export")
+    # WHEN the env export runs / THEN it prints the current credentials
+    code, out, _ = cli(to_env)
+    exported = dict(line.split("=", 1) for line in shlex.split(out))
+    assert code == 0
+    assert exported["SMTP_USERNAME"] == value["username"]
+    assert exported["SMTP_PASSWORD"] == value["password"]
+    # WHEN the postfix export runs (postmap is postfix's own tool, not on this machine)
+    export, postmap = localise(to_postfix, served_world, {}, tmp_path).split(" && ")
+    assert postmap.startswith("postmap ")
+    assert cli(export)[0] == 0
+    # THEN sasl_passwd holds the line for the current key, readable by its owner only
+    written = tmp_path / "sasl_passwd"
+    line = f"[{served_world.ses.host}]:{served_world.ses.port} {value['username']}:"
+    assert written.read_text().startswith(line)
+    assert written.read_text().strip().endswith(":" + value["password"])
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+
+
+def runbook_values(world: World) -> dict[str, str]:
+    """What the runbook's ``<placeholders>`` stand for in ``world`` now."""
+    stages = world.driver.stages()
+
+    def version(stage: str) -> str:
+        return next((v for v, s in stages.items() if stage in s), f"no {stage} version")
+
+    old_key = (
+        world.value("AWSPREVIOUS").get("access_key_id", "") if "AWSPREVIOUS" in str(stages) else ""
+    )
+    return {
+        "user": world.user_name,
+        "IamUserName": world.user_name,
+        "old key id": old_key,
+        "SecretArn": world.secret_arn,
+        **{f"{stage} version id": version(stage) for stage in ("AWSCURRENT", "AWSPREVIOUS")},
+        "AWSPENDING version id": version("AWSPENDING"),
+    }
+
+
+def runbook(world: World, tmp_path: Path, prefix: str, *, contains: str = "") -> dict[str, Any]:
+    """Run the README's one ``aws`` command that starts with ``prefix`` (and holds ``contains``)."""
+    (command,) = [c for c in _commands(prefix) if contains in c]
+    return aws(localise(command, world, runbook_values(world), tmp_path))
+
+
+def test_runbook_inspect_and_roll_back(served_world: World, tmp_path: Path) -> None:
+    # GIVEN a second rotation: AWSPREVIOUS holds the old key, now Inactive
+    world = served_world
+    assert world.rotate().ok
+    values = runbook_values(world)
+    old_key = values["old key id"]
+    # WHEN the read-only runbook commands run / THEN they show the versions and the keys
+    listed = runbook(world, tmp_path, "aws secretsmanager list-secret-version-ids")["Versions"]
+    assert {values["AWSCURRENT version id"], values["AWSPREVIOUS version id"]} <= {
+        v["VersionId"] for v in listed
+    }
+    assert runbook(world, tmp_path, "aws secretsmanager describe-secret")["ARN"] == world.secret_arn
+    assert len(runbook(world, tmp_path, "aws iam list-access-keys")["AccessKeyMetadata"]) == 2
+    # WHEN the rollback runs as written
+    runbook(world, tmp_path, "aws iam update-access-key")
+    runbook(world, tmp_path, "aws secretsmanager update-secret-version-stage", contains="CURRENT")
+    # THEN AWSCURRENT is the old version again, its key is Active and logs in
+    assert world.value()["access_key_id"] == old_key
+    assert world.access_keys()[old_key] == "Active"
+    assert invariants.violations(world) == []
+    # AND the next rotation treats the rolled-back-from key as the old one
+    assert world.rotate().ok
+    assert invariants.violations(world) == []
+    assert old_key in world.access_keys()
+
+
+def test_runbook_start_a_stuck_rotation_over(
+    served_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a rotation stuck in testSecret: SES keeps refusing the new key past the budget
+    world = served_world
+    current_key = world.value()["access_key_id"]
+    monkeypatch.setenv("SMTP_TEST_TIMEOUT_SECONDS", "0.3")
+    world.ses.propagation_delay = 60.0
+    stuck = world.rotate(max_attempts=1)
+    assert not stuck.ok
+    monkeypatch.setenv("SMTP_TEST_TIMEOUT_SECONDS", "10")
+    world.ses.propagation_delay = 0.0
+    # WHEN the runbook's three commands run (moto cannot invoke the function: the driver
+    # plays RotateSecret's part, turning rotation on again and running the four steps)
+    runbook(world, tmp_path, "aws secretsmanager cancel-rotate-secret")
+    runbook(world, tmp_path, "aws secretsmanager update-secret-version-stage", contains="PENDING")
+    assert world.driver.pending_version() is None
+    world.driver.enable_rotation()
+    rotation = world.rotate()
+    # THEN a new rotation completes with another token, and nothing is left over
+    assert rotation.ok, rotation.attempts[-1].error
+    assert rotation.token != stuck.token
+    assert world.value()["access_key_id"] != current_key
+    assert len(world.access_keys()) <= 2
+    assert invariants.violations(world) == []
+
+
+def test_python_client_snippet(served_world: World) -> None:
+    # GIVEN the README's client snippet and a message for it to send
+    snippet = readme_commands()["python: client"]
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "app@example.com", "to@example.com", "hi"
+    message.set_content("sent by the README's snippet")
+    delivered = len(served_world.ses.messages)
+    # WHEN it runs / THEN the credentials it read are the secret's, and the message went out
+    scope: dict[str, Any] = {"message": message}
+    exec(snippet, scope)  # noqa: S102 - the README's own example, run as written
+    assert scope["creds"].username == served_world.value()["username"]
+    assert len(served_world.ses.messages) == delivered + 1
+
+
+def test_django_settings_snippet() -> None:
+    # GIVEN the README's Django settings / THEN they name the backend and the settings it reads
+    scope: dict[str, Any] = {}
+    exec(readme_commands()["python: django settings"], scope)  # noqa: S102 - settings literals
+    module, _, name = scope["EMAIL_BACKEND"].rpartition(".")
+    backend = sys.modules.get(module) or __import__(module, fromlist=[name])
+    assert hasattr(backend, name)
+    source = Path(backend.__file__ or "").read_text(encoding="utf-8")
+    for setting in ("SES_SMTP_SECRET_ID", "SES_SMTP_SECRET_MAX_AGE", "EMAIL_TIMEOUT"):
+        assert setting in scope
+        assert setting in source, f"the backend does not read {setting}"
