@@ -43,6 +43,19 @@ typecheck: ## mypy --strict on src/, tests/, sandbox/ and the rest of the Python
 unit: ## pytest with branch coverage (fails under 90 %).
 	$(RUN) pytest
 
+.PHONY: security
+security: ## bandit on src/ (0 findings) + pip-audit of uv.lock (SKIPPED, said so, when offline).
+	$(RUN) bandit --quiet --recursive src
+	$(RUN) python -m tools.audit --uv $(UV) --allow-offline
+
+.PHONY: audit
+audit: setup ## pip-audit of every locked group; fails when no vulnerability data is reachable.
+	$(RUN) python -m tools.audit --uv $(UV)
+
+.PHONY: test-deep
+test-deep: setup ## The stateful property test with many more examples (HYPOTHESIS_PROFILE=deep).
+	HYPOTHESIS_PROFILE=deep $(RUN) pytest --no-cov tests/functional/test_state_machine.py
+
 .PHONY: demo
 demo: setup ## See rotations happen end to end against a local AWS and SMTP server (no account needed)
 	$(RUN) python -m sandbox.demo $(DEMO_ARGS)
@@ -70,7 +83,7 @@ template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm6
 	check "handler" test -f .aws-sam/build/RotationFunction/rotation_handler/app.py
 
 .PHONY: test
-test: setup lint typecheck unit template ## Everything CI runs (the README's test command).
+test: setup lint typecheck security unit template ## Everything CI runs (the README's test command).
 
 .PHONY: format
 format: $(UV) ## Apply ruff format and the safe ruff fixes.

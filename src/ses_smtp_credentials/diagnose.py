@@ -44,10 +44,10 @@ class Cause(StrEnum):
 
     USER_NAME_NOT_ACCESS_KEY_ID = "user-name-not-access-key-id"
     TEMPORARY_CREDENTIALS = "temporary-credentials"
-    RAW_SECRET_KEY = "raw-secret-key"  # noqa: S105 - a cause name, not a credential
-    LEGACY_V2_PASSWORD = "legacy-v2-password"  # noqa: S105 - a cause name, not a credential
+    RAW_SECRET_KEY = "raw-secret-key"  # noqa: S105 - a cause name, not a password # nosec B105
+    LEGACY_V2_PASSWORD = "legacy-v2-password"  # noqa: S105 - a cause name, not a password # nosec B105
     WRONG_REGION = "wrong-region"
-    PASSWORD_NOT_FROM_KEY = "password-not-from-key"  # noqa: S105 - a cause name, not a credential
+    PASSWORD_NOT_FROM_KEY = "password-not-from-key"  # noqa: S105 - a cause name, not a password # nosec B105
     KEY_INACTIVE = "key-inactive"
     KEY_TOO_NEW = "key-too-new"
     UNKNOWN = "unknown"
