@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 import pytest
 
-from sandbox import invariants
+from sandbox import demo, invariants
 from ses_smtp_credentials import client as smtp_client
 from ses_smtp_credentials.password import derive_legacy_v2_password, derive_smtp_password
 
@@ -49,6 +49,21 @@ RUN: Final = "run here"
 HOW: Final[dict[str, str]] = {
     "make demo": "Makefile runs `python -m sandbox.demo`: tests/functional/test_demo.py",
     "make test": "this test suite is part of it (.ci/run runs exactly `make test`)",
+    'make demo DEMO_ARGS="--rotations 5 --delay 3"': (
+        "DEMO_ARGS go to `python -m sandbox.demo`: parsed below; test_demo.py runs these flags"
+    ),
+    'make demo DEMO_ARGS="--fail-once createSecret"': (
+        "DEMO_ARGS go to `python -m sandbox.demo`: parsed below; test_demo.py runs --fail-once "
+        "for every step"
+    ),
+    "make bench": (
+        "by hand (minutes of timing); tests/unit/test_bench.py and "
+        "tests/functional/test_bench_world.py run its parts"
+    ),
+    "make test-deep": "by hand (long); `make test` runs the same state machine with fewer examples",
+    "make audit": (
+        "needs vulnerability data CI cannot reach; `make test` runs it with --allow-offline"
+    ),
     "read -rs AWS_SECRET_ACCESS_KEY && export AWS_SECRET_ACCESS_KEY": RUN,
     "ses-smtp-credentials derive --region eu-west-1": RUN,
     "ses-smtp-credentials derive --region eu-west-1 --region us-east-1 --json": RUN,
@@ -135,8 +150,12 @@ def test_the_makefile_demo_target_is_what_test_demo_runs() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = re.search(r"^demo:.*\n\t(.*)$", makefile, flags=re.MULTILINE)
     assert recipe is not None
-    assert "python -m sandbox.demo" in recipe.group(1)
+    assert "python -m sandbox.demo $(DEMO_ARGS)" in recipe.group(1)
     assert "from sandbox import demo" in (ROOT / "tests/functional/test_demo.py").read_text()
+    # AND the README's DEMO_ARGS are options the demo takes
+    for command in _commands("make demo DEMO_ARGS="):
+        args = demo.build_parser().parse_args(shlex.split(command.split("=", 1)[1])[0].split())
+        assert args.rotations >= 1
 
 
 # --- running the commands ---------------------------------------------------------------------
