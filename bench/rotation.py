@@ -63,11 +63,6 @@ def timed_rotation(world: World, *, delay: float) -> RotationSample:
     RotationFailedError
         The rotation did not complete (the message names the exception type only).
     """
-    # A monthly rotation starts in a fresh Lambda container: createSecret reads the versions from
-    # the service; the later steps run warm and reuse them (rotation_handler.versions).
-    from rotation_handler import versions  # noqa: PLC0415 - loads with the world's environment
-
-    versions.forget()
     world.ses.propagation_delay = delay
     before = len(world.ses.auth_attempts)
     with quiet(), count_calls(account_id=world.driver.account_id, region=world.region) as calls:

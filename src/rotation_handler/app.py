@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
@@ -119,7 +119,7 @@ def _seconds_left(context: object) -> float:
 
 @dataclass(frozen=True)
 class _LocalContext:
-    """Stands in for the Lambda context when a caller passes none (scripts, harnesses)."""
+    """Stands in for the Lambda context a caller did not pass, or passed in part (harnesses)."""
 
     function_name: str = "ses-smtp-rotation-local"
     function_version: str = "$LATEST"
@@ -128,6 +128,31 @@ class _LocalContext:
     aws_request_id: str = "local"
     log_group_name: str = "local"
     log_stream_name: str = "local"
+    remaining_ms: Callable[[], int] | None = None
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Return the caller's remaining time if it gave one, else Lambda's longest timeout."""
+        return self.remaining_ms() if self.remaining_ms is not None else _MAX_LAMBDA_MS
+
+
+# What Powertools' Logger reads from the context (the steps also read the remaining time).
+_CONTEXT_FIELDS: Final = (
+    "function_name",
+    "memory_limit_in_mb",
+    "invoked_function_arn",
+    "aws_request_id",
+)
+_MAX_LAMBDA_MS: Final = 900_000
+
+
+def _usable_context(context: object) -> Any:  # noqa: ANN401 - a LambdaContext or a stand-in
+    """Return the Lambda context, with stand-in values where a caller left fields out."""
+    if context is not None and all(hasattr(context, name) for name in _CONTEXT_FIELDS):
+        return context
+    given = {name: getattr(context, name) for name in _CONTEXT_FIELDS if hasattr(context, name)}
+    return _LocalContext(
+        remaining_ms=getattr(context, "get_remaining_time_in_millis", None), **given
+    )
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> None:
@@ -139,11 +164,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> None
         ``{"SecretId": ..., "ClientRequestToken": ..., "Step": "createSecret" | "setSecret" |
         "testSecret" | "finishSecret"}`` (``RotationToken`` may be present and is never logged).
     context
-        The Lambda context (``None`` is accepted outside Lambda).
+        The Lambda context (outside Lambda, ``None`` or an object with only some of its fields
+        is accepted: stand-in values complete it).
 
     Raises
     ------
     RotationError
         The step could not complete; the message says why and what to do.
     """
-    _handle(event, context if context is not None else _LocalContext())
+    _handle(event, _usable_context(context))

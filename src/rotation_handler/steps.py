@@ -100,6 +100,8 @@ def create_secret(ctx: StepContext) -> None:
     AccessKeyError
         The IAM user does not exist, or the key limit was reached meanwhile.
     """
+    # A rotation starts from what the service holds, not from what this container remembers.
+    versions.forget(ctx.state.arn)
     if ctx.verdict is Verdict.ALREADY_CURRENT or ctx.read(PENDING, version_id=ctx.token):
         logger.info("pending version already has a value; nothing to create")
         return

@@ -3,8 +3,9 @@
 A version's value never changes once put (PutSecretValue refuses other content for an existing
 version id), so values read or written by version id are kept for the warm container's next
 steps: Secrets Manager invokes the four steps back to back, and set, test and finish then read
-the pending and current values without a GetSecretValue each. Which version carries which stage
-is never cached: the guard reads it afresh (DescribeSecret) for every step.
+the pending and current values without a GetSecretValue each. createSecret, where every rotation
+begins, reads from the service again. Which version carries which stage is never cached: the
+guard reads it afresh (DescribeSecret) for every step.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def _remember(secret_arn: str, version_id: str, text: str) -> None:
         _VALUES.popitem(last=False)
 
 
-def forget() -> None:
-    """Drop every cached version value (what a cold start does)."""
-    _VALUES.clear()
+def forget(secret_arn: str | None = None) -> None:
+    """Drop the cached values of one secret's versions, or of every secret (a cold start)."""
+    for key in [key for key in _VALUES if secret_arn in (None, key[0])]:
+        del _VALUES[key]
 
 
 def read(  # noqa: PLR0913 - keyword-only options after the client and the secret

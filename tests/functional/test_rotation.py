@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import types
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -221,11 +222,10 @@ def test_test_message_is_sent_when_a_sender_is_configured(make_world: Callable[.
 @pytest.mark.parametrize(
     ("cold_steps", "reads"),
     [
-        # warm: only createSecret's look at the (empty) pending version reaches the service;
-        # AWSCURRENT is the value this container put at the last rotation
-        pytest.param(False, 1, id="warm-container-reuses-version-values"),
-        # cold: createSecret also reads AWSCURRENT; set, test and finish read the pending value,
-        # finish AWSCURRENT too
+        # warm: createSecret reads the (empty) pending version and AWSCURRENT from the service;
+        # set, test and finish reuse the value it put and the AWSCURRENT it read
+        pytest.param(False, 2, id="warm-container-reuses-version-values"),
+        # cold: set, test and finish each read the pending value again, finish AWSCURRENT too
         pytest.param(True, 6, id="cold-container-per-step-reads-again"),
     ],
 )
@@ -247,4 +247,28 @@ def test_version_values_are_read_once_per_warm_container(
     assert rotation.ok, rotation.attempts[-1].error
     assert calls["SecretsManager.GetSecretValue"] == reads
     assert calls["SecretsManager.DescribeSecret"] == 4  # the guard reads the stages every step
+    assert invariants.violations(world) == []
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        pytest.param(None, id="no-context"),
+        pytest.param(object(), id="an-object-with-no-fields"),
+        pytest.param(
+            types.SimpleNamespace(get_remaining_time_in_millis=lambda: 60_000),
+            id="only-the-remaining-time",
+        ),
+    ],
+)
+def test_a_harness_may_pass_no_or_part_of_a_lambda_context(world: World, given: object) -> None:
+    # GIVEN a caller that is not Lambda: it passes no context, or one with few of its fields
+    def handler(event: dict[str, Any], context: Any) -> object:  # noqa: ARG001, ANN401 - Handler
+        lambda_handler(event, given)  # type: ignore[arg-type]
+        return None
+
+    world.driver.handler = handler
+    # WHEN it drives a rotation / THEN the steps run as under Lambda
+    rotation = world.rotate()
+    assert rotation.ok, rotation.attempts[-1].error
     assert invariants.violations(world) == []
