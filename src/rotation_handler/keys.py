@@ -9,20 +9,25 @@ Which keys may this function touch?
 
 "Created by this function" is recorded before CreateAccessKey in a tag on the IAM user (the
 *intent*): which rotation (a digest of its token), when the attempt started and which keys existed
-then. During a retry of *the same rotation*, a key created after that moment (within one Lambda
-run), absent from that list and referenced by no version is an orphan of ours. An intent left by
-an earlier rotation vouches for nothing, so a key made by hand after a rotation is never taken
-for ours. IAM has no tags on access keys, so the user tag is the only place that survives a crash.
+then. An attempt that fails with an error it can handle cleans up before it raises: it deletes the
+key it made (or finds no key was made) and *closes* the intent, which then vouches for nothing, so
+a key made by hand before the retry is foreign, never "ours". Only an attempt that died without
+running its error path (Lambda timeout, a crash, a failed clean-up) leaves the intent open; during
+a retry of *the same rotation*, a key created after that moment (within one Lambda run), absent
+from that list and referenced by no version is then its orphan. An intent left by an earlier
+rotation vouches for nothing either. IAM has no tags on access keys, so the user tag is the only
+place that survives a crash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rotation_handler.exceptions import AccessKeyError, ForeignKeyError
 from rotation_handler.guard import CURRENT
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
 INTENT_TAG: Final = "ses-smtp-rotation:intent"
+# The tag value of an intent whose attempt cleaned up after itself: it vouches for no key.
+CLOSED_INTENT: Final = "closed"
 MAX_KEYS: Final = 2
 # A key created by an attempt appears at most one Lambda run (900 s) after the intent was
 # recorded; the skew allows for the Lambda clock and IAM's clock disagreeing a little.
@@ -135,6 +142,25 @@ def record_intent(
     iam.tag_user(UserName=user_name, Tags=[{"Key": INTENT_TAG, "Value": intent.encode()}])
 
 
+def close_intent(iam: IAMClient, user_name: str) -> None:
+    """Record that the last attempt left no key behind (best effort: an open intent is safe)."""
+    with contextlib.suppress(ClientError, BotoCoreError):
+        iam.tag_user(UserName=user_name, Tags=[{"Key": INTENT_TAG, "Value": CLOSED_INTENT}])
+
+
+def discard(iam: IAMClient, user_name: str, access_key_id: str) -> None:
+    """Delete a key this attempt made but could not store, then close the intent.
+
+    Best effort: if the delete fails the intent stays open, and the retry of this rotation
+    recognises the key as its orphan.
+    """
+    try:
+        delete(iam, user_name, access_key_id)
+    except (ClientError, BotoCoreError):
+        return
+    close_intent(iam, user_name)
+
+
 def make_room(  # noqa: PLR0913 - the options are keyword-only and each is a distinct input
     iam: IAMClient,
     user_name: str,
@@ -190,8 +216,12 @@ def _foreign_message(user_name: str, keys: list[AccessKey], referenced: Mapping[
     )
 
 
-def create(iam: IAMClient, user_name: str) -> tuple[str, str]:
+def create(iam: IAMClient, user_name: str, *, existing: Iterable[str]) -> tuple[str, str]:
     """Create an access key and return ``(access_key_id, secret_access_key)``.
+
+    If the call fails, no key of this attempt is left behind: an error answer means IAM made
+    none; without an answer (connection lost), a key not in ``existing`` that appeared meanwhile
+    is the one this call made, and it is deleted. Either way the intent is closed.
 
     Raises
     ------
@@ -201,13 +231,29 @@ def create(iam: IAMClient, user_name: str) -> tuple[str, str]:
     try:
         key = iam.create_access_key(UserName=user_name)["AccessKey"]
     except ClientError as err:
+        close_intent(iam, user_name)  # IAM answered with an error: it made no key
         if _code(err) == "LimitExceeded":
             msg = (
-                f"IAM user {user_name} reached the limit of {MAX_KEYS} access keys meanwhile: retry"
+                f"IAM user {user_name} reached the limit of {MAX_KEYS} access keys meanwhile: "
+                "Secrets Manager will retry; if it fails again, the new key is named"
             )
             raise AccessKeyError(msg) from err
         raise
+    except BotoCoreError:
+        _remove_unanswered_key(iam, user_name, existing=frozenset(existing))
+        raise
     return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def _remove_unanswered_key(iam: IAMClient, user_name: str, *, existing: frozenset[str]) -> None:
+    """Delete the key a CreateAccessKey without an answer may have made; close the intent."""
+    try:
+        for key in list_keys(iam, user_name):
+            if key.access_key_id not in existing:
+                delete(iam, user_name, key.access_key_id)
+    except (ClientError, BotoCoreError, AccessKeyError):
+        return  # the intent stays open: the retry of this rotation finds the orphan
+    close_intent(iam, user_name)
 
 
 def delete(iam: IAMClient, user_name: str, access_key_id: str) -> None:

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rotation_handler import keys, versions
 from rotation_handler.exceptions import (
@@ -125,13 +126,44 @@ def create_secret(ctx: StepContext) -> None:
     keys.record_intent(
         ctx.iam, user, token=ctx.token, existing=[k.access_key_id for k in left], now=keys.now_utc()
     )
-    key_id, secret_key = keys.create(ctx.iam, user)
+    key_id, secret_key = keys.create(ctx.iam, user, existing=[k.access_key_id for k in left])
     pending = current.with_access_key(
         key_id, secret_key, store_secret_access_key=ctx.settings.store_secret_access_key
     )
-    versions.put_pending(ctx.sm, ctx.state.arn, token=ctx.token, secret=pending)
+    _store_pending(ctx, user, pending)
     metrics.add_metric(name="AccessKeysCreated", unit=MetricUnit.Count, value=1)
     logger.info("created pending key", extra={"access_key_id": key_id, "deleted_keys": deleted})
+
+
+def _store_pending(ctx: StepContext, user: str, pending: SmtpSecret) -> None:
+    """Put the pending version; if that fails, leave no key behind that nothing references.
+
+    An error answer means nothing was stored. Without an answer the put may have taken effect:
+    the version is read back, and only a version that does not hold the key lets it be deleted.
+    """
+    key_id = str(pending.access_key_id)
+    try:
+        versions.put_pending(ctx.sm, ctx.state.arn, token=ctx.token, secret=pending)
+    except ClientError:
+        keys.discard(ctx.iam, user, key_id)
+        raise
+    except BotoCoreError:
+        readable, stored_key = _stored_key(ctx)
+        if readable and stored_key == key_id:
+            logger.warning("PutSecretValue's answer was lost, but the pending version is stored")
+            return
+        if readable:  # unreadable: keep the key; the retry of this rotation sorts it out
+            keys.discard(ctx.iam, user, key_id)
+        raise
+
+
+def _stored_key(ctx: StepContext) -> tuple[bool, str | None]:
+    """Return whether the token's version could be read, and the key it holds."""
+    try:
+        stored = ctx.read(PENDING, version_id=ctx.token)
+    except (ClientError, BotoCoreError, SecretValueError):
+        return False, None
+    return True, None if stored is None else stored.access_key_id
 
 
 def _versions_read(ctx: StepContext) -> set[str]:
