@@ -52,10 +52,6 @@ security: ## bandit on src/ (0 findings) + pip-audit of uv.lock (SKIPPED, said s
 audit: setup ## pip-audit of every locked group; fails when no vulnerability data is reachable.
 	$(RUN) python -m tools.audit --uv $(UV)
 
-.PHONY: test-deep
-test-deep: setup ## The stateful property test with many more examples (HYPOTHESIS_PROFILE=deep).
-	HYPOTHESIS_PROFILE=deep $(RUN) pytest --no-cov tests/functional/test_state_machine.py
-
 .PHONY: demo
 demo: setup ## See rotations happen end to end against a local AWS and SMTP server (no account needed)
 	$(RUN) python -m sandbox.demo $(DEMO_ARGS)

@@ -60,7 +60,6 @@ HOW: Final[dict[str, str]] = {
         "by hand (minutes of timing); tests/unit/test_bench.py and "
         "tests/functional/test_bench_world.py run its parts"
     ),
-    "make test-deep": "by hand (long); `make test` runs the same state machine with fewer examples",
     "make audit": (
         "needs vulnerability data CI cannot reach; `make test` runs it with --allow-offline"
     ),
