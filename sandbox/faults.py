@@ -11,7 +11,11 @@ AWS side, attached to one boto3 client through botocore's own events (no monkeyp
   ``ThrottlingException`` in JSON for Secrets Manager, ``Throttling`` in XML for IAM). The answer is
   produced at ``before-send``, registered first so it runs before moto's in-process stubber, so
   botocore's retry mode sees a genuine throttling response and retries; the caller should not
-  notice. :attr:`Fault.retried` records the retry botocore reported.
+  notice. :attr:`Fault.retried` records the retry botocore reported;
+- ``DIES_BEFORE`` / ``DIES_AFTER``: the Lambda run ends just before the call, or just after it took
+  effect (a timeout, an out-of-memory kill). :class:`LambdaDiedError` is no botocore error, so
+  none of the function's error paths (clean-up, closing its intent) run: only the service's
+  same-token retry can heal what the run left behind.
 
 SMTP side, armed through :meth:`sandbox.ses_smtp.SesSmtpServer.fail_next` for the next AUTH
 commands (operation ``AUTH``; ``nth`` must be 1):
@@ -44,13 +48,21 @@ class FaultKind(StrEnum):
     BEFORE = "before"
     LOST_ANSWER = "lost-answer"
     THROTTLE = "throttle"
+    DIES_BEFORE = "dies-before"
+    DIES_AFTER = "dies-after"
     DROP = "drop"
     SMTP_421 = "421"
     SMTP_454 = "454"
     HANG = "hang"
 
 
-AWS_KINDS: Final = (FaultKind.BEFORE, FaultKind.LOST_ANSWER, FaultKind.THROTTLE)
+AWS_KINDS: Final = (
+    FaultKind.BEFORE,
+    FaultKind.LOST_ANSWER,
+    FaultKind.THROTTLE,
+    FaultKind.DIES_BEFORE,
+    FaultKind.DIES_AFTER,
+)
 SMTP_KINDS: Final = (FaultKind.DROP, FaultKind.SMTP_421, FaultKind.SMTP_454, FaultKind.HANG)
 SMTP_OPERATION: Final = "AUTH"
 _NOWHERE: Final = "https://throttled.invalid/"
@@ -58,6 +70,10 @@ _NOWHERE: Final = "https://throttled.invalid/"
 
 class InjectedFaultError(EndpointConnectionError):
     """A connection-level failure raised by the fault layer (what a lost answer looks like)."""
+
+
+class LambdaDiedError(Exception):
+    """The function's run ended at an AWS call (a timeout, a kill): none of its error paths ran."""
 
 
 class _RawBody(BytesIO):
@@ -122,6 +138,9 @@ class Fault:
         if self._due():
             if self.kind is FaultKind.BEFORE:
                 raise InjectedFaultError(endpoint_url=f"injected fault before {self.operation}")
+            if self.kind is FaultKind.DIES_BEFORE:
+                msg = f"the Lambda run ended before {self.operation}"
+                raise LambdaDiedError(msg)
             self._armed = True
 
     def before_send(self, request: Any, service: str = "", **_: Any) -> AWSResponse | None:  # noqa: ANN401 - botocore hook
@@ -142,8 +161,11 @@ class Fault:
             self.retried = max(
                 self.retried, parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
             )
-        if self.kind is FaultKind.LOST_ANSWER and self._armed:
+        if self.kind in {FaultKind.LOST_ANSWER, FaultKind.DIES_AFTER} and self._armed:
             self._armed = False
+            if self.kind is FaultKind.DIES_AFTER:
+                msg = f"the Lambda run ended after {self.operation}"
+                raise LambdaDiedError(msg)
             raise InjectedFaultError(endpoint_url=f"injected fault after {self.operation}")
 
 

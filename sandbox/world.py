@@ -71,6 +71,16 @@ class World:
         """Run a rotation through the driver (see :meth:`SecretsManagerDriver.rotate`)."""
         return self.driver.rotate(**kwargs)
 
+    def cancel_rotation(self, token: str) -> None:
+        """Start over as the README's runbook says: cancel, then take AWSPENDING off ``token``.
+
+        The next :meth:`rotate` turns rotation back on, as ``rotate-secret`` does.
+        """
+        self.sm.cancel_rotate_secret(SecretId=self.secret_arn)
+        self.sm.update_secret_version_stage(
+            SecretId=self.secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
+        )
+
     def value(self, stage: str = "AWSCURRENT") -> dict[str, Any]:
         """Return the JSON value of a version of the secret."""
         text = self.sm.get_secret_value(SecretId=self.secret_arn, VersionStage=stage)[

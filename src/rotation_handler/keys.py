@@ -3,20 +3,22 @@
 Which keys may this function touch?
 - the key of AWSCURRENT: never (not deleted, not deactivated);
 - the key of another version of the secret (AWSPREVIOUS): yes, it is the old key;
-- a key no version references that this function created in an earlier attempt whose
-  CreateAccessKey answer was lost or whose PutSecretValue failed: yes, it is an orphan;
+- a key no version references that an earlier attempt created and could not store (its run died
+  before the key was in the secret): yes, it is an orphan;
 - any other key ("foreign"): never; if it holds IAM's two-key limit, the step fails naming it.
 
 "Created by this function" is recorded before CreateAccessKey in a tag on the IAM user (the
-*intent*): which rotation (a digest of its token), when the attempt started and which keys existed
-then. An attempt that fails with an error it can handle cleans up before it raises: it deletes the
-key it made (or finds no key was made) and *closes* the intent, which then vouches for nothing, so
-a key made by hand before the retry is foreign, never "ours". Only an attempt that died without
-running its error path (Lambda timeout, a crash, a failed clean-up) leaves the intent open; during
-a retry of *the same rotation*, a key created after that moment (within one Lambda run), absent
-from that list and referenced by no version is then its orphan. An intent left by an earlier
-rotation vouches for nothing either. IAM has no tags on access keys, so the user tag is the only
-place that survives a crash.
+*intent*): which rotation (a digest of its token), when the attempt started, when its Lambda run
+ends at the latest, and which keys existed then. An attempt that fails with an error it can
+handle cleans up before it raises: it deletes the key it made (or finds no key was made) and
+*closes* the intent, which then vouches for nothing, so a key made by hand before the retry is
+foreign, never "ours". Only a run that died without running its error path (Lambda timeout, a
+crash, a failed clean-up) leaves the intent open. One attempt creates one key, so an open intent
+vouches for at most one: the only key created during that run and absent from the list. It
+speaks for the retry of the same rotation, and for a later rotation once its own was abandoned
+(cancelled: no version with its token carries a staging label any more). An intent of a rotation
+that is still labelled (it stored its key, or is still being retried) vouches for nothing else.
+IAM has no tags on access keys, so the user tag is the only place that survives a crash.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ INTENT_TAG: Final = "ses-smtp-rotation:intent"
 # The tag value of an intent whose attempt cleaned up after itself: it vouches for no key.
 CLOSED_INTENT: Final = "closed"
 MAX_KEYS: Final = 2
-# A key created by an attempt appears at most one Lambda run (900 s) after the intent was
-# recorded; the skew allows for the Lambda clock and IAM's clock disagreeing a little.
-_WINDOW: Final = timedelta(seconds=900)
+# A key created by an attempt appears before its Lambda run ends, at most 900 s (Lambda's limit)
+# after the intent was recorded; the skew allows for the Lambda clock and IAM's clock
+# disagreeing a little.
+MAX_RUN: Final = timedelta(seconds=900)
 _SKEW: Final = timedelta(seconds=60)
 
 
@@ -59,35 +62,51 @@ class AccessKey:
 
 @dataclass(frozen=True, kw_only=True)
 class Intent:
-    """The record, written before CreateAccessKey, that lets a retry recognise our orphans."""
+    """The record, written before CreateAccessKey, that lets a later attempt recognise an orphan."""
 
     token_digest: str
     started_at: datetime
+    ends_by: datetime
     existing: frozenset[str]
 
-    def created(self, key: AccessKey, *, token: str) -> bool:
-        """Whether ``key`` was created by an attempt of rotation ``token`` after this intent."""
-        return (
-            self.token_digest == token_digest(token)
-            and key.access_key_id not in self.existing
-            and self.started_at - _SKEW <= key.created <= self.started_at + _WINDOW
-        )
+    def orphan(
+        self, keys: Iterable[AccessKey], *, token: str, staged: Iterable[str]
+    ) -> AccessKey | None:
+        """Return the key this intent's run created, if an attempt of ``token`` may call it ours.
+
+        ``staged`` are the ids of the versions that carry a staging label (a version id is its
+        rotation's token). ``None`` when the intent belongs to another rotation that is still
+        labelled, or when no key, or more than one, was created during the run and is absent
+        from its list (two cannot be told apart from a key made by hand).
+        """
+        if self.token_digest != token_digest(token) and any(
+            token_digest(version) == self.token_digest for version in staged
+        ):
+            return None
+        made = [
+            key
+            for key in keys
+            if key.access_key_id not in self.existing
+            and self.started_at - _SKEW <= key.created <= self.ends_by + _SKEW
+        ]
+        return made[0] if len(made) == 1 else None
 
     def encode(self) -> str:
-        """Tag value: ``v1 <digest> <epoch> <key id> ...`` (tag values allow no commas)."""
-        stamp = str(int(self.started_at.timestamp()))
-        return " ".join(["v1", self.token_digest, stamp, *sorted(self.existing)])
+        """Tag value: ``v2 <digest> <start> <end> <key id> ...`` (tag values allow no commas)."""
+        stamps = [str(int(moment.timestamp())) for moment in (self.started_at, self.ends_by)]
+        return " ".join(["v2", self.token_digest, *stamps, *sorted(self.existing)])
 
     @classmethod
     def decode(cls, value: str) -> Intent | None:
         """Parse a tag value; ``None`` for anything this version did not write."""
         parts = value.split()
-        if len(parts) < 3 or parts[0] != "v1" or not parts[2].isdigit():  # noqa: PLR2004
+        if len(parts) < 4 or parts[0] != "v2" or not (parts[2].isdigit() and parts[3].isdigit()):  # noqa: PLR2004
             return None
         return cls(
             token_digest=parts[1],
             started_at=datetime.fromtimestamp(int(parts[2]), tz=UTC),
-            existing=frozenset(parts[3:]),
+            ends_by=datetime.fromtimestamp(int(parts[3]), tz=UTC),
+            existing=frozenset(parts[4:]),
         )
 
 
@@ -134,11 +153,27 @@ def read_intent(iam: IAMClient, user_name: str) -> Intent | None:
     return Intent.decode(value) if value else None
 
 
-def record_intent(
-    iam: IAMClient, user_name: str, *, token: str, existing: Iterable[str], now: datetime
+def record_intent(  # noqa: PLR0913 - keyword-only facts of one attempt
+    iam: IAMClient,
+    user_name: str,
+    *,
+    token: str,
+    existing: Iterable[str],
+    now: datetime,
+    seconds_left: float,
 ) -> None:
-    """Record, before creating a key, that an attempt for ``token`` starts now."""
-    intent = Intent(token_digest=token_digest(token), started_at=now, existing=frozenset(existing))
+    """Record, before creating a key, that an attempt for ``token`` starts now.
+
+    ``seconds_left`` is the time the Lambda run has left (capped at Lambda's 900 s): a key this
+    attempt creates appears before then.
+    """
+    ends_by = now + min(MAX_RUN, timedelta(seconds=max(0.0, seconds_left)))
+    intent = Intent(
+        token_digest=token_digest(token),
+        started_at=now,
+        ends_by=ends_by,
+        existing=frozenset(existing),
+    )
     iam.tag_user(UserName=user_name, Tags=[{"Key": INTENT_TAG, "Value": intent.encode()}])
 
 
@@ -169,13 +204,14 @@ def make_room(  # noqa: PLR0913 - the options are keyword-only and each is a dis
     referenced: Mapping[str, str],
     intent: Callable[[], Intent | None],
     token: str,
+    staged: Iterable[str],
     holders: Callable[[], Mapping[str, str]],
 ) -> list[AccessKey]:
     """Delete our orphans, then free a slot if IAM's limit is reached; return the keys left.
 
     ``referenced`` maps key ids to the stage of the version that holds them; AWSCURRENT's key is
     never touched. ``intent`` is called only when a key no version references needs classifying;
-    only an intent recorded by an earlier attempt of the same rotation (``token``) counts.
+    it vouches for at most one orphan (:meth:`Intent.orphan`, with ``staged`` version ids).
     ``holders`` (every version's key, deprecated versions included) is searched only when no
     known old key can make room, before a key is declared foreign.
 
@@ -186,7 +222,8 @@ def make_room(  # noqa: PLR0913 - the options are keyword-only and each is a dis
     """
     unreferenced = [key for key in keys if key.access_key_id not in referenced]
     recorded = intent() if unreferenced else None
-    orphans = [k for k in unreferenced if recorded is not None and recorded.created(k, token=token)]
+    orphan = recorded.orphan(keys, token=token, staged=staged) if recorded else None
+    orphans = [orphan] if orphan in unreferenced else []
     for key in orphans:
         delete(iam, user_name, key.access_key_id)
     left = [key for key in keys if key not in orphans]
@@ -209,7 +246,8 @@ def _foreign_message(user_name: str, keys: list[AccessKey], referenced: Mapping[
     names = ", ".join(foreign)
     return (
         f"IAM user {user_name} already has {MAX_KEYS} access keys and {names} is referenced by "
-        "no version of the secret and was not created by this function, so it is left alone. "
+        "no version of the secret and this function has no record of creating it, so it is left "
+        "alone. "
         f"Delete it if nothing uses it (aws iam delete-access-key --user-name {user_name} "
         f"--access-key-id {foreign[0] if foreign else '...'}), or adopt it by putting it and its "
         "SMTP password into the secret as AWSCURRENT; then rotate again."

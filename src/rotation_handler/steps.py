@@ -120,11 +120,17 @@ def create_secret(ctx: StepContext) -> None:
         referenced=referenced,
         intent=lambda: keys.read_intent(ctx.iam, user),
         token=ctx.token,
+        staged=[version for version, stages in ctx.state.versions.items() if stages],
         holders=lambda: versions.key_holders(ctx.sm, ctx.state.arn, skip=_versions_read(ctx)),
     )
     deleted = sorted({k.access_key_id for k in existing} - {k.access_key_id for k in left})
     keys.record_intent(
-        ctx.iam, user, token=ctx.token, existing=[k.access_key_id for k in left], now=keys.now_utc()
+        ctx.iam,
+        user,
+        token=ctx.token,
+        existing=[k.access_key_id for k in left],
+        now=keys.now_utc(),
+        seconds_left=ctx.seconds_left(),
     )
     key_id, secret_key = keys.create(ctx.iam, user, existing=[k.access_key_id for k in left])
     pending = current.with_access_key(

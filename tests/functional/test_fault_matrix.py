@@ -13,10 +13,11 @@ retry with the same token as Secrets Manager would, and checks:
   derivation of the stored secret key for the region, unknown keys survive), the old key follows
   ``OLD_KEY_ACTION``, and no secret material reached the output, logs or error texts.
 
-Throttling (its retry waits up to a second) runs for the default ``OLD_KEY_ACTION`` and the
-bootstrap; lost answers and failures before the call run for every action. SMTP faults strike
-testSecret's login. Steady-state scenarios share one world per action (a completed scenario leaves
-the next steady state); a world that broke an invariant is replaced.
+Throttling (its retry waits up to a second) and a run that dies just before the call run for the
+default ``OLD_KEY_ACTION`` and the bootstrap; failures before the call, lost answers and a run that
+dies just after the call took effect (no error path of the function runs) run for every action.
+SMTP faults strike testSecret's login. Steady-state scenarios share one world per action (a
+completed scenario leaves the next steady state); a world that broke an invariant is replaced.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ ACTIONS: Final = ("deactivate", "delete", "keep")
 DEFAULT_ACTION: Final = "deactivate"
 # Short SMTP budgets: a hung login ends in 1 s instead of 10.
 FUNCTION_ENV: Final = {"SMTP_TEST_TIMEOUT_SECONDS": "3", "SMTP_ATTEMPT_TIMEOUT_SECONDS": "1"}
+# Dying before a call leaves what dying after the previous one leaves, so other actions skip it.
+EVERY_ACTION_KINDS: Final = (FaultKind.BEFORE, FaultKind.LOST_ANSWER, FaultKind.DIES_AFTER)
 OLD_KEY_STATUS: Final = {"deactivate": "Inactive", "delete": None, "keep": "Active"}
 
 
@@ -87,7 +90,7 @@ def scenarios() -> list[Scenario]:
     """Every recorded call x every fault kind (throttles for the default action only)."""
     found: list[Scenario] = []
     for (phase, action), calls in recordings().items():
-        kinds = AWS_KINDS if action == DEFAULT_ACTION else (FaultKind.BEFORE, FaultKind.LOST_ANSWER)
+        kinds = AWS_KINDS if action == DEFAULT_ACTION else EVERY_ACTION_KINDS
         found += [Scenario(phase, action, call, kind) for call in calls for kind in kinds]
     smtp_call = Call("smtp", SMTP_OPERATION, 1, "testSecret")
     found += [Scenario("steady", DEFAULT_ACTION, smtp_call, kind) for kind in SMTP_KINDS]

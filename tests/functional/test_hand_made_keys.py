@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rotation_handler import app
 from rotation_handler.exceptions import ForeignKeyError
 from sandbox import invariants
-from sandbox.faults import Fault, FaultKind, inject
+from sandbox.faults import Fault, FaultKind, LambdaDiedError, inject
 
 if TYPE_CHECKING:
     from sandbox.world import World
@@ -68,12 +68,27 @@ def test_a_rotation_cancelled_after_an_unstored_key_does_not_wedge(world: World)
     # THEN the attempt left no key behind (it made room by deleting the old key first)
     assert set(world.access_keys()) == {world.value()["access_key_id"]}
     # WHEN the rotation is cancelled as the runbook says, and a new one starts
-    world.sm.cancel_rotate_secret(SecretId=world.secret_arn)
-    world.sm.update_secret_version_stage(
-        SecretId=world.secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=failed.token
-    )
-    world.driver.enable_rotation()
+    world.cancel_rotation(failed.token)
     rotation = world.rotate(max_attempts=1)
     # THEN it completes: the two-key limit never wedges on keys the function made
     assert rotation.ok, rotation.attempts[-1].error
+    assert invariants.violations(world) == []
+
+
+def test_a_rotation_cancelled_after_a_run_died_does_not_wedge(world: World) -> None:
+    # GIVEN a steady state, and a run that dies right after CreateAccessKey took effect: no error
+    # path ran, so its key is stored nowhere and its intent stays open
+    assert world.rotate().ok
+    assert world.rotate().ok
+    current = world.value()["access_key_id"]
+    with inject(app.runtime().iam, Fault("CreateAccessKey", FaultKind.DIES_AFTER)):
+        died = world.rotate(max_attempts=1)
+    assert isinstance(died.attempts[-1].error, LambdaDiedError)
+    (stranded,) = set(world.access_keys()) - {current}
+    # WHEN the rotation is cancelled as the runbook says, and a new one (a new token) starts
+    world.cancel_rotation(died.token)
+    rotation = world.rotate(max_attempts=1)
+    # THEN it recognises the dead run's key as the function's own, deletes it and completes
+    assert rotation.ok, rotation.attempts[-1].error
+    assert stranded not in world.access_keys()
     assert invariants.violations(world) == []

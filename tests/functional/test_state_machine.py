@@ -1,6 +1,4 @@
-"""DRAFT, not collected: rename to test_state_machine.py to run it (README, decisions).
-
-A stateful property test: hypothesis drives the rotation function through the local world.
+"""A stateful property test: hypothesis drives the rotation function through the local world.
 
 Each example starts one local world (moto in-process, the SES-like SMTP server, the function with
 ``OLD_KEY_ACTION=deactivate``) and runs a random sequence of what happens to a deployed rotation:
@@ -39,7 +37,6 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -59,7 +56,14 @@ from rotation_handler import app
 from rotation_handler.exceptions import ForeignKeyError, SmtpTestError
 from rotation_handler.keys import read_intent, token_digest
 from sandbox import invariants
-from sandbox.faults import SMTP_OPERATION, Fault, FaultKind, InjectedFaultError, inject
+from sandbox.faults import (
+    SMTP_OPERATION,
+    Fault,
+    FaultKind,
+    InjectedFaultError,
+    LambdaDiedError,
+    inject,
+)
 from sandbox.recording import Watch, current_key, key_statuses, record_calls
 from sandbox.secrets_manager import CURRENT, PENDING, RotationInProgressError
 from sandbox.world import World, _default_handler, local_world
@@ -124,57 +128,6 @@ settings.register_profile(
 PROFILE: Final = "deep" if os.environ.get("HYPOTHESIS_PROFILE") == "deep" else "rotation"
 
 
-class How(StrEnum):
-    """How a fault strikes its call."""
-
-    BEFORE = "before"  # fails before reaching the service
-    LOST_ANSWER = "lost-answer"  # takes effect, then the answer is lost
-    THROTTLE = "throttle"  # throttled once; botocore retries unnoticed
-    DIES_BEFORE = "dies-before"  # the Lambda run ends just before the call
-    DIES_AFTER = "dies-after"  # the Lambda run ends just after the call took effect
-    DROP = "drop"
-    SMTP_421 = "421"
-    SMTP_454 = "454"  # retried by testSecret's propagation wait
-
-
-_KINDS: Final = {
-    How.BEFORE: FaultKind.BEFORE,
-    How.LOST_ANSWER: FaultKind.LOST_ANSWER,
-    How.THROTTLE: FaultKind.THROTTLE,
-    How.DIES_BEFORE: FaultKind.BEFORE,
-    How.DIES_AFTER: FaultKind.LOST_ANSWER,
-    How.DROP: FaultKind.DROP,
-    How.SMTP_421: FaultKind.SMTP_421,
-    How.SMTP_454: FaultKind.SMTP_454,
-}
-
-
-class LambdaDiedError(Exception):
-    """The function's run ended at an AWS call (a timeout, a kill): none of its error paths ran."""
-
-
-class Death(Fault):
-    """A fault the function cannot handle: the Lambda run ends at this call.
-
-    A stand-in until :mod:`sandbox.faults` has such a kind: the sandbox's faults raise botocore's
-    errors, which the function handles (it cleans up and closes its intent).
-    """
-
-    def before_call(self, **kwargs: Any) -> None:  # noqa: ANN401 - botocore hook
-        try:
-            super().before_call(**kwargs)
-        except InjectedFaultError:
-            msg = f"the run ended before {self.operation}"
-            raise LambdaDiedError(msg) from None
-
-    def after_call(self, parsed: Any = None, **kwargs: Any) -> None:  # noqa: ANN401 - botocore hook
-        try:
-            super().after_call(parsed=parsed, **kwargs)
-        except InjectedFaultError:
-            msg = f"the run ended after {self.operation}"
-            raise LambdaDiedError(msg) from None
-
-
 @dataclass(frozen=True)
 class FaultPlan:
     """Where a fault strikes: ``client`` (sm, iam or smtp), operation, n-th call, and how."""
@@ -182,7 +135,7 @@ class FaultPlan:
     client: str
     operation: str
     nth: int
-    how: How
+    how: FaultKind
 
     def __repr__(self) -> str:
         return f"FaultPlan({self.client}.{self.operation}#{self.nth}, {self.how.value})"
@@ -190,23 +143,22 @@ class FaultPlan:
     @property
     def dies(self) -> bool:
         """Whether the run ends at the call (no error path of the function runs)."""
-        return self.how in {How.DIES_BEFORE, How.DIES_AFTER}
+        return self.how in {FaultKind.DIES_BEFORE, FaultKind.DIES_AFTER}
 
     @property
     def fails_the_attempt(self) -> bool:
         """Whether the attempt it strikes fails (rather than carrying on)."""
-        if self.how in {How.THROTTLE, How.SMTP_454}:
+        if self.how in {FaultKind.THROTTLE, FaultKind.SMTP_454}:  # retried unnoticed
             return False
         # createSecret reads the version back after a lost PutSecretValue answer and carries on.
-        return not (self.how is How.LOST_ANSWER and self.operation == "PutSecretValue")
+        return not (self.how is FaultKind.LOST_ANSWER and self.operation == "PutSecretValue")
 
     def fault(self) -> Fault:
-        """The sandbox fault (or the death) this plan injects, striking once."""
-        kind = Death if self.dies else Fault
-        return kind(self.operation, _KINDS[self.how], nth=self.nth)
+        """The sandbox fault this plan injects, striking once."""
+        return Fault(self.operation, self.how, nth=self.nth)
 
 
-def faults(aws: tuple[How, ...], smtp: tuple[How, ...]) -> st.SearchStrategy[FaultPlan]:
+def faults(aws: tuple[FaultKind, ...], smtp: tuple[FaultKind, ...]) -> st.SearchStrategy[FaultPlan]:
     """A place (one of the AWS calls, or testSecret's AUTH), then how and which occurrence."""
 
     def plans(call: tuple[str, str]) -> st.SearchStrategy[FaultPlan]:
@@ -224,11 +176,13 @@ def faults(aws: tuple[How, ...], smtp: tuple[How, ...]) -> st.SearchStrategy[Fau
 # rarely. A hung login costs SMTP_ATTEMPT_TIMEOUT_SECONDS and then fails fast as a drop does: the
 # fault matrix covers it, the machine keeps its budget for sequences.
 CRASHES: Final = faults(
-    (How.BEFORE, How.LOST_ANSWER) * 2 + (How.THROTTLE, How.DIES_BEFORE, How.DIES_AFTER),
-    (How.DROP, How.SMTP_421, How.SMTP_454),
+    (FaultKind.BEFORE, FaultKind.LOST_ANSWER) * 2
+    + (FaultKind.THROTTLE, FaultKind.DIES_BEFORE, FaultKind.DIES_AFTER),
+    (FaultKind.DROP, FaultKind.SMTP_421, FaultKind.SMTP_454),
 )
 FAILURES: Final = faults(
-    (How.BEFORE, How.LOST_ANSWER, How.DIES_BEFORE, How.DIES_AFTER), (How.DROP, How.SMTP_421)
+    (FaultKind.BEFORE, FaultKind.LOST_ANSWER, FaultKind.DIES_BEFORE, FaultKind.DIES_AFTER),
+    (FaultKind.DROP, FaultKind.SMTP_421),
 )
 
 
@@ -304,10 +258,11 @@ class RotationMachine(RuleBasedStateMachine):
         # Keys made by hand and referenced by no version (id -> its secret, for adopting it).
         self.foreign: dict[str, str] = {}
         self.foreign_secrets: set[str] = set()
-        # The token of a failed rotation the service will retry, and the keys left behind by its
-        # runs that died after CreateAccessKey; the retry must remove them.
+        # The token of a failed rotation the service will retry, and the keys left behind by
+        # runs that died after CreateAccessKey; the next createSecret (the retry, or a new
+        # rotation once that one is cancelled) must remove them.
         self.pending: str | None = None
-        self.pending_orphans: set[str] = set()
+        self.orphans: set[str] = set()
         # Keys the emulator may refuse for a while although SES would not: those that existed
         # when the delay was raised, and those adopted by hand (no testSecret waited for them).
         # Any other key becomes AWSCURRENT only after testSecret logged in with it, so it must
@@ -334,7 +289,7 @@ class RotationMachine(RuleBasedStateMachine):
                 self.world.rotate(max_attempts=1)
             assert key_statuses(self.world) == keys
             return
-        self.pending, self.pending_orphans = None, set()
+        self.pending = None
         self._rotate(None, token=None, max_attempts=1)
 
     @rule(fault=CRASHES)
@@ -360,7 +315,7 @@ class RotationMachine(RuleBasedStateMachine):
                 token=token, max_attempts=max_attempts, before_retry=self._between_attempts
             )
         fired = injected is not None and injected.fired > 0
-        if fault is not None and fault.how is How.THROTTLE and fired:
+        if fault is not None and fault.how is FaultKind.THROTTLE and fired:
             assert injected is not None
             assert injected.retried >= 1, "botocore did not retry a throttled call"
         failing = fired and fault is not None and fault.fails_the_attempt
@@ -373,7 +328,7 @@ class RotationMachine(RuleBasedStateMachine):
             assert len(rotation.attempts) == (2 if failing else 1), "unexpected attempts"
         if rotation.ok:
             self._check_completed(rotation, before)
-            self.pending, self.pending_orphans = None, set()
+            self.pending, self.orphans = None, set()
         else:
             self._left_pending(rotation, before, died=fired and fault is not None and fault.dies)
 
@@ -387,13 +342,12 @@ class RotationMachine(RuleBasedStateMachine):
             current=current_key(world),
             previous=key_of(world, version_with(world, PREVIOUS)),
             already_current=already_current,
-            must_fail=creates and self._no_room(keys, token=token),
+            must_fail=creates and self._no_room(keys),
         )
 
-    def _no_room(self, keys: dict[str, str], *, token: str | None) -> bool:
+    def _no_room(self, keys: dict[str, str]) -> bool:
         """Whether createSecret cannot make room without deleting a key it cannot vouch for."""
-        ours = self.pending_orphans if token is not None and token == self.pending else set()
-        left = set(keys) - ours
+        left = set(keys) - self.orphans
         if len(left) < invariants.MAX_KEYS:
             return False
         current, held = current_key(self.world), invariants.referenced_keys(self.world)
@@ -464,17 +418,16 @@ class RotationMachine(RuleBasedStateMachine):
         made = set(key_statuses(self.world)) - set(before.keys)
         left = made - set(held) - set(self.foreign)
         assert died or not left, f"a failed attempt left keys no version holds: {sorted(left)}"
-        self.pending_orphans |= left
+        self.orphans |= left
 
     # -- people ---------------------------------------------------------------------------------
 
-    # Accepted (README, decisions): a key made by hand between a run that died and its retry is
-    # taken for that run's orphan. The machine makes none while an open intent names the
-    # pending rotation; a failure the function handles closes the intent.
+    # Accepted (README, decisions): a key made by hand within one Lambda run of a run that died
+    # is taken for that run's orphan. The machine makes none while an open intent would vouch
+    # for it; a failure the function handles closes the intent.
     @precondition(
         lambda self: (
-            len(key_statuses(self.world)) < invariants.MAX_KEYS
-            and not self._open_intent_names_the_pending_rotation()
+            len(key_statuses(self.world)) < invariants.MAX_KEYS and not self._open_intent_vouches()
         )
     )
     @rule()
@@ -484,11 +437,15 @@ class RotationMachine(RuleBasedStateMachine):
         self.foreign[key["AccessKeyId"]] = key["SecretAccessKey"]
         self.foreign_secrets.add(key["SecretAccessKey"])
 
-    def _open_intent_names_the_pending_rotation(self) -> bool:
-        if self.pending is None:
-            return False
+    def _open_intent_vouches(self) -> bool:
+        """Whether the next createSecret would take a new key for a dead run's (keys.Intent)."""
         intent = read_intent(self.world.iam, self.world.user_name)
-        return intent is not None and intent.token_digest == token_digest(self.pending)
+        if intent is None:
+            return False
+        if self.pending is not None and intent.token_digest == token_digest(self.pending):
+            return True
+        labelled = [version for version, stages in self.world.driver.stages().items() if stages]
+        return all(token_digest(version) != intent.token_digest for version in labelled)
 
     @precondition(lambda self: bool(self.foreign))
     @rule(which=st.integers(0, 1))
@@ -522,24 +479,13 @@ class RotationMachine(RuleBasedStateMachine):
             SecretId=world.secret_arn, VersionStage="ADOPTED", RemoveFromVersionId=new
         )
 
-    # Not covered (see the report): cancelling after a run that died having made a key strands
-    # that key (its open intent names the cancelled token), and the next rotation calls it
-    # foreign. The machine cancels only a rotation that left no key behind.
-    @precondition(
-        lambda self: (
-            self.pending is not None and not self.pending_orphans & set(key_statuses(self.world))
-        )
-    )
+    @precondition(lambda self: self.pending is not None)
     @rule()
     def cancel_the_pending_rotation(self) -> None:
         # WHEN they start over as the runbook says: cancel, take AWSPENDING off the half-made
-        # version; the next rotation turns rotation back on
-        world, token = self.world, str(self.pending)
-        world.sm.cancel_rotate_secret(SecretId=world.secret_arn)
-        world.sm.update_secret_version_stage(
-            SecretId=world.secret_arn, VersionStage=PENDING, RemoveFromVersionId=token
-        )
-        self.pending, self.pending_orphans = None, set()
+        # version; the next rotation turns rotation back on (and removes a dead run's key)
+        self.world.cancel_rotation(str(self.pending))
+        self.pending = None
 
     @precondition(lambda self: self._rollback_target() is not None)
     @rule()
@@ -612,7 +558,7 @@ class RotationMachine(RuleBasedStateMachine):
     def no_orphan_keys(self) -> None:
         held = invariants.referenced_keys(self.world)
         orphans = set(key_statuses(self.world)) - set(held) - set(self.foreign)
-        assert orphans <= self.pending_orphans, f"orphan keys: {sorted(orphans)}"
+        assert orphans <= self.orphans, f"orphan keys: {sorted(orphans)}"
 
     @invariant()
     def keys_made_by_hand_are_untouched(self) -> None:
@@ -694,10 +640,25 @@ def test_a_run_that_dies_after_create_access_key_is_healed_by_its_retry() -> Non
     state = RotationMachine()
     try:
         state.rotate()
-        state.rotate_and_fail_for_now(FaultPlan("iam", "CreateAccessKey", 1, How.DIES_AFTER))
-        assert state.pending_orphans, "the run should have died leaving a key no version holds"
+        state.rotate_and_fail_for_now(FaultPlan("iam", "CreateAccessKey", 1, FaultKind.DIES_AFTER))
+        assert state.orphans, "the run should have died leaving a key no version holds"
         check_every_invariant(state)
         state.retry_the_pending_rotation()  # recognises the orphan by the open intent
+        check_every_invariant(state)
+    finally:
+        state.teardown()
+
+
+def test_a_rotation_cancelled_after_a_run_died_is_healed_by_the_next_one() -> None:
+    state = RotationMachine()
+    try:
+        state.rotate()
+        state.rotate()
+        state.rotate_and_fail_for_now(FaultPlan("iam", "CreateAccessKey", 1, FaultKind.DIES_AFTER))
+        state.cancel_the_pending_rotation()
+        check_every_invariant(state)
+        state.rotate()  # a new token: the cancelled rotation's open intent vouches for its key
+        assert not state.orphans
         check_every_invariant(state)
     finally:
         state.teardown()

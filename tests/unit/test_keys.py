@@ -14,12 +14,20 @@ def key(key_id: str, created: datetime) -> AccessKey:
     return AccessKey(access_key_id=key_id, active=True, created=created)
 
 
+END = T0 + timedelta(seconds=60)
+OTHER = "9b0e7d6c-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+
+
 def test_intent_round_trips_through_its_tag_value() -> None:
     intent = Intent(
-        token_digest=token_digest(TOKEN), started_at=T0, existing=frozenset({"AKIAB", "AKIAA"})
+        token_digest=token_digest(TOKEN),
+        started_at=T0,
+        ends_by=END,
+        existing=frozenset({"AKIAB", "AKIAA"}),
     )
     value = intent.encode()
-    assert value == f"v1 {token_digest(TOKEN)} {int(T0.timestamp())} AKIAA AKIAB"
+    stamps = f"{int(T0.timestamp())} {int(END.timestamp())}"
+    assert value == f"v2 {token_digest(TOKEN)} {stamps} AKIAA AKIAB"
     assert "," not in value  # IAM tag values allow no commas
     assert Intent.decode(value) == intent
 
@@ -28,8 +36,11 @@ def test_intent_round_trips_through_its_tag_value() -> None:
     "value",
     [
         pytest.param("", id="empty"),
-        pytest.param("v2 abc 1 AKIA", id="other-version"),
-        pytest.param("v1 abc yesterday", id="bad-time"),
+        pytest.param("closed", id="closed"),
+        pytest.param("v1 abc 1 AKIA", id="earlier-format"),
+        pytest.param("v3 abc 1 2 AKIA", id="later-format"),
+        pytest.param("v2 abc yesterday 2", id="bad-start"),
+        pytest.param("v2 abc 1", id="no-end"),
         pytest.param("owner=team-mail", id="someone-elses-tag"),
     ],
 )
@@ -37,27 +48,33 @@ def test_foreign_tag_values_are_not_intents(value: str) -> None:
     assert Intent.decode(value) is None
 
 
+NEW = key("AKIANEW", T0 + timedelta(seconds=2))
+
+
 @pytest.mark.parametrize(
-    ("candidate", "token", "ours"),
+    ("keys", "token", "staged", "ours"),
     [
+        pytest.param([NEW], TOKEN, [TOKEN], NEW, id="created-by-attempt"),
+        pytest.param([key("AKIAOLD", T0 + timedelta(seconds=2))], TOKEN, [], None, id="existed"),
+        pytest.param([key("AKIANEW", T0 - timedelta(hours=1))], TOKEN, [], None, id="older"),
+        pytest.param([key("AKIANEW", END + timedelta(minutes=5))], TOKEN, [], None, id="after-run"),
+        pytest.param([NEW], OTHER, [TOKEN, OTHER], None, id="other-rotation-still-labelled"),
+        pytest.param([NEW], OTHER, [OTHER], NEW, id="other-rotation-cancelled"),
         pytest.param(
-            key("AKIANEW", T0 + timedelta(seconds=2)), TOKEN, True, id="created-by-attempt"
-        ),
-        pytest.param(key("AKIAOLD", T0 + timedelta(seconds=2)), TOKEN, False, id="existed-before"),
-        pytest.param(key("AKIANEW", T0 - timedelta(hours=1)), TOKEN, False, id="older-than-intent"),
-        pytest.param(key("AKIANEW", T0 + timedelta(hours=1)), TOKEN, False, id="after-the-attempt"),
-        pytest.param(
-            key("AKIANEW", T0 + timedelta(seconds=2)), "another-token", False, id="other-rotation"
+            [NEW, key("AKIAHAND", T0 + timedelta(seconds=9))], TOKEN, [TOKEN], None, id="two-new"
         ),
     ],
 )
-def test_intent_vouches_only_for_keys_of_its_own_attempt(
-    candidate: AccessKey, token: str, *, ours: bool
+def test_intent_vouches_for_the_one_key_its_run_created(
+    keys: list[AccessKey], token: str, staged: list[str], ours: AccessKey | None
 ) -> None:
     intent = Intent(
-        token_digest=token_digest(TOKEN), started_at=T0, existing=frozenset({"AKIAOLD"})
+        token_digest=token_digest(TOKEN),
+        started_at=T0,
+        ends_by=END,
+        existing=frozenset({"AKIAOLD"}),
     )
-    assert intent.created(candidate, token=token) is ours
+    assert intent.orphan(keys, token=token, staged=staged) == ours
 
 
 def test_token_digest_is_short_and_stable() -> None:
