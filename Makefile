@@ -43,6 +43,10 @@ typecheck: ## mypy --strict on src/, tests/, sandbox/ and the rest of the Python
 unit: ## pytest with branch coverage (fails under 90 %).
 	$(RUN) pytest
 
+.PHONY: test-deep
+test-deep: setup ## The hypothesis state machine with many more examples (HYPOTHESIS_PROFILE=deep, ~7 min).
+	HYPOTHESIS_PROFILE=deep $(RUN) pytest --no-cov tests/functional/test_state_machine.py
+
 .PHONY: security
 security: ## bandit on src/ (0 findings) + pip-audit of uv.lock (SKIPPED, said so, when offline).
 	$(RUN) bandit --quiet --recursive src

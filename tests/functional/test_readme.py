@@ -60,6 +60,10 @@ HOW: Final[dict[str, str]] = {
         "by hand (minutes of timing); tests/unit/test_bench.py and "
         "tests/functional/test_bench_world.py run its parts"
     ),
+    "make test-deep": (
+        "by hand (minutes): the same state machine as tests/functional/test_state_machine.py, "
+        "which `make test` runs under its default profile"
+    ),
     "make audit": (
         "needs vulnerability data CI cannot reach; `make test` runs it with --allow-offline"
     ),
