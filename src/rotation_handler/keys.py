@@ -4,33 +4,20 @@ Which keys may this function touch?
 - the key of AWSCURRENT: never (not deleted, not deactivated);
 - the key of another version of the secret (AWSPREVIOUS): yes, it is the old key;
 - a key no version references that an earlier attempt created and could not store (its run died
-  before the key was in the secret): yes, it is an orphan;
+  before the key was in the secret): yes, it is an orphan, recognised by the intent
+  (:mod:`rotation_handler.intents`);
 - any other key ("foreign"): never; if it holds IAM's two-key limit, the step fails naming it.
-
-"Created by this function" is recorded before CreateAccessKey in a tag on the IAM user (the
-*intent*): which rotation (a digest of its token), when the attempt started, when its Lambda run
-ends at the latest, and which keys existed then. An attempt that fails with an error it can
-handle cleans up before it raises: it deletes the key it made (or finds no key was made) and
-*closes* the intent, which then vouches for nothing, so a key made by hand before the retry is
-foreign, never "ours". Only a run that died without running its error path (Lambda timeout, a
-crash, a failed clean-up) leaves the intent open. One attempt creates one key, so an open intent
-vouches for at most one: the only key created during that run and absent from the list. It
-speaks for the retry of the same rotation, and for a later rotation once its own was abandoned
-(cancelled: no version with its token carries a staging label any more). An intent of a rotation
-that is still labelled (it stored its key, or is still being retried) vouches for nothing else.
-IAM has no tags on access keys, so the user tag is the only place that survives a crash.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rotation_handler import intents
 from rotation_handler.exceptions import AccessKeyError, ForeignKeyError
 from rotation_handler.guard import CURRENT
 from rotation_handler.settings import OldKeyAction
@@ -40,15 +27,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_iam import IAMClient
 
-INTENT_TAG: Final = "ses-smtp-rotation:intent"
-# The tag value of an intent whose attempt cleaned up after itself: it vouches for no key.
-CLOSED_INTENT: Final = "closed"
 MAX_KEYS: Final = 2
-# A key created by an attempt appears before its Lambda run ends, at most 900 s (Lambda's limit)
-# after the intent was recorded; the skew allows for the Lambda clock and IAM's clock
-# disagreeing a little.
-MAX_RUN: Final = timedelta(seconds=900)
-_SKEW: Final = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,61 +37,6 @@ class AccessKey:
     access_key_id: str
     active: bool
     created: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class Intent:
-    """The record, written before CreateAccessKey, that lets a later attempt recognise an orphan."""
-
-    token_digest: str
-    started_at: datetime
-    ends_by: datetime
-    existing: frozenset[str]
-
-    def orphan(
-        self, keys: Iterable[AccessKey], *, token: str, staged: Iterable[str]
-    ) -> AccessKey | None:
-        """Return the key this intent's run created, if an attempt of ``token`` may call it ours.
-
-        ``staged`` are the ids of the versions that carry a staging label (a version id is its
-        rotation's token). ``None`` when the intent belongs to another rotation that is still
-        labelled, or when no key, or more than one, was created during the run and is absent
-        from its list (two cannot be told apart from a key made by hand).
-        """
-        if self.token_digest != token_digest(token) and any(
-            token_digest(version) == self.token_digest for version in staged
-        ):
-            return None
-        made = [
-            key
-            for key in keys
-            if key.access_key_id not in self.existing
-            and self.started_at - _SKEW <= key.created <= self.ends_by + _SKEW
-        ]
-        return made[0] if len(made) == 1 else None
-
-    def encode(self) -> str:
-        """Tag value: ``v2 <digest> <start> <end> <key id> ...`` (tag values allow no commas)."""
-        stamps = [str(int(moment.timestamp())) for moment in (self.started_at, self.ends_by)]
-        return " ".join(["v2", self.token_digest, *stamps, *sorted(self.existing)])
-
-    @classmethod
-    def decode(cls, value: str) -> Intent | None:
-        """Parse a tag value; ``None`` for anything this version did not write."""
-        parts = value.split()
-        if len(parts) < 4 or parts[0] != "v2" or not (parts[2].isdigit() and parts[3].isdigit()):  # noqa: PLR2004
-            return None
-        return cls(
-            token_digest=parts[1],
-            started_at=datetime.fromtimestamp(int(parts[2]), tz=UTC),
-            ends_by=datetime.fromtimestamp(int(parts[3]), tz=UTC),
-            existing=frozenset(parts[4:]),
-        )
-
-
-def token_digest(token: str) -> str:
-    """Return a short, stable digest of a ClientRequestToken for tags and logs."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 def _code(err: ClientError) -> str:
@@ -146,54 +70,23 @@ def list_keys(iam: IAMClient, user_name: str) -> list[AccessKey]:
     ]
 
 
-def read_intent(iam: IAMClient, user_name: str) -> Intent | None:
-    """Return the intent recorded on the user, if any."""
-    tags = iam.list_user_tags(UserName=user_name)["Tags"]
-    value = next((tag["Value"] for tag in tags if tag["Key"] == INTENT_TAG), None)
-    return Intent.decode(value) if value else None
-
-
-def record_intent(  # noqa: PLR0913 - keyword-only facts of one attempt
-    iam: IAMClient,
-    user_name: str,
-    *,
-    token: str,
-    existing: Iterable[str],
-    now: datetime,
-    seconds_left: float,
-) -> None:
-    """Record, before creating a key, that an attempt for ``token`` starts now.
-
-    ``seconds_left`` is the time the Lambda run has left (capped at Lambda's 900 s): a key this
-    attempt creates appears before then.
-    """
-    ends_by = now + min(MAX_RUN, timedelta(seconds=max(0.0, seconds_left)))
-    intent = Intent(
-        token_digest=token_digest(token),
-        started_at=now,
-        ends_by=ends_by,
-        existing=frozenset(existing),
-    )
-    iam.tag_user(UserName=user_name, Tags=[{"Key": INTENT_TAG, "Value": intent.encode()}])
-
-
-def close_intent(iam: IAMClient, user_name: str) -> None:
-    """Record that the last attempt left no key behind (best effort: an open intent is safe)."""
-    with contextlib.suppress(ClientError, BotoCoreError):
-        iam.tag_user(UserName=user_name, Tags=[{"Key": INTENT_TAG, "Value": CLOSED_INTENT}])
-
-
 def discard(iam: IAMClient, user_name: str, access_key_id: str) -> None:
-    """Delete a key this attempt made but could not store, then close the intent.
+    """Delete a key this attempt made but could not store, then close the intent."""
+    _clean_up(iam, user_name, lambda: [access_key_id])
 
-    Best effort: if the delete fails the intent stays open, and the retry of this rotation
-    recognises the key as its orphan.
+
+def _clean_up(iam: IAMClient, user_name: str, made: Callable[[], Iterable[str]]) -> None:
+    """Delete the keys ``made`` names, then close the intent.
+
+    Best effort: if finding or deleting them fails the intent stays open, and the next
+    createSecret recognises the key as an orphan.
     """
     try:
-        delete(iam, user_name, access_key_id)
-    except (ClientError, BotoCoreError):
+        for access_key_id in made():
+            delete(iam, user_name, access_key_id)
+    except (ClientError, BotoCoreError, AccessKeyError):
         return
-    close_intent(iam, user_name)
+    intents.close(iam, user_name)
 
 
 def make_room(  # noqa: PLR0913 - the options are keyword-only and each is a distinct input
@@ -202,7 +95,7 @@ def make_room(  # noqa: PLR0913 - the options are keyword-only and each is a dis
     *,
     keys: list[AccessKey],
     referenced: Mapping[str, str],
-    intent: Callable[[], Intent | None],
+    intent: Callable[[], intents.Intent | None],
     token: str,
     staged: Iterable[str],
     holders: Callable[[], Mapping[str, str]],
@@ -211,7 +104,7 @@ def make_room(  # noqa: PLR0913 - the options are keyword-only and each is a dis
 
     ``referenced`` maps key ids to the stage of the version that holds them; AWSCURRENT's key is
     never touched. ``intent`` is called only when a key no version references needs classifying;
-    it vouches for at most one orphan (:meth:`Intent.orphan`, with ``staged`` version ids).
+    it vouches for at most one orphan (:meth:`intents.Intent.orphan`, with ``staged`` version ids).
     ``holders`` (every version's key, deprecated versions included) is searched only when no
     known old key can make room, before a key is declared foreign.
 
@@ -269,7 +162,7 @@ def create(iam: IAMClient, user_name: str, *, existing: Iterable[str]) -> tuple[
     try:
         key = iam.create_access_key(UserName=user_name)["AccessKey"]
     except ClientError as err:
-        close_intent(iam, user_name)  # IAM answered with an error: it made no key
+        intents.close(iam, user_name)  # IAM answered with an error: it made no key
         if _code(err) == "LimitExceeded":
             msg = (
                 f"IAM user {user_name} reached the limit of {MAX_KEYS} access keys meanwhile: "
@@ -278,20 +171,17 @@ def create(iam: IAMClient, user_name: str, *, existing: Iterable[str]) -> tuple[
             raise AccessKeyError(msg) from err
         raise
     except BotoCoreError:
-        _remove_unanswered_key(iam, user_name, existing=frozenset(existing))
+        before = frozenset(existing)
+        # No answer: a key that appeared since the attempt listed the keys is the one it made.
+        _clean_up(
+            iam,
+            user_name,
+            lambda: [
+                k.access_key_id for k in list_keys(iam, user_name) if k.access_key_id not in before
+            ],
+        )
         raise
     return key["AccessKeyId"], key["SecretAccessKey"]
-
-
-def _remove_unanswered_key(iam: IAMClient, user_name: str, *, existing: frozenset[str]) -> None:
-    """Delete the key a CreateAccessKey without an answer may have made; close the intent."""
-    try:
-        for key in list_keys(iam, user_name):
-            if key.access_key_id not in existing:
-                delete(iam, user_name, key.access_key_id)
-    except (ClientError, BotoCoreError, AccessKeyError):
-        return  # the intent stays open: the retry of this rotation finds the orphan
-    close_intent(iam, user_name)
 
 
 def delete(iam: IAMClient, user_name: str, access_key_id: str) -> None:

@@ -6,17 +6,13 @@ whole rotation with the same token, from createSecret.
 
 from __future__ import annotations
 
-import contextlib
-import smtplib
-import time
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rotation_handler import keys, versions
+from rotation_handler import intents, keys, smtp_check, versions
 from rotation_handler.exceptions import (
     AccessKeyError,
     NotBoundError,
@@ -26,7 +22,6 @@ from rotation_handler.exceptions import (
 )
 from rotation_handler.guard import CURRENT, PENDING, PREVIOUS, SecretState, Verdict
 from rotation_handler.observability import logger, metrics
-from ses_smtp_credentials import smtp
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,11 +31,6 @@ if TYPE_CHECKING:
 
     from rotation_handler.settings import Settings
     from ses_smtp_credentials.secret import SmtpSecret
-
-# Back-off between SMTP login attempts while a new key propagates to SES: short first waits
-# because propagation usually takes a few seconds, capped so the wait overshoots by < 1 s.
-_FIRST_WAIT: Final = 0.25
-_MAX_WAIT: Final = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,13 +108,13 @@ def create_secret(ctx: StepContext) -> None:
         user,
         keys=existing,
         referenced=referenced,
-        intent=lambda: keys.read_intent(ctx.iam, user),
+        intent=lambda: intents.read(ctx.iam, user),
         token=ctx.token,
         staged=[version for version, stages in ctx.state.versions.items() if stages],
         holders=lambda: versions.key_holders(ctx.sm, ctx.state.arn, skip=_versions_read(ctx)),
     )
     deleted = sorted({k.access_key_id for k in existing} - {k.access_key_id for k in left})
-    keys.record_intent(
+    intents.record(
         ctx.iam,
         user,
         token=ctx.token,
@@ -240,71 +230,27 @@ def test_secret(ctx: StepContext) -> None:
     if ctx.verdict is Verdict.ALREADY_CURRENT:
         return
     pending = ctx.read_pending()
-    started = time.monotonic()
-    deadline = started + min(ctx.settings.smtp_test_timeout, ctx.seconds_left())
-    attempts, wait = 0, _FIRST_WAIT
-    while True:
-        attempts += 1
-        result = smtp.probe_login(
-            host=pending.host,
-            port=pending.port,
-            username=str(pending.access_key_id),
-            password=str(pending.password),
-            tls=pending.tls,
-            timeout=max(0.1, min(ctx.settings.smtp_attempt_timeout, deadline - time.monotonic())),
-        )
-        if result.ok or not result.retryable or time.monotonic() + wait > deadline:
-            break
-        time.sleep(wait)
-        wait = min(wait * 2, _MAX_WAIT)
-    elapsed = time.monotonic() - started
-    metrics.add_metric(name="SmtpAuthAttempts", unit=MetricUnit.Count, value=attempts)
-    metrics.add_metric(name="SmtpTestDuration", unit=MetricUnit.Seconds, value=elapsed)
-    logger.info("smtp test", extra={"outcome": str(result.outcome), "attempts": attempts})
-    if not result.ok:
-        raise SmtpTestError(_smtp_failure(result, attempts, elapsed))
-    if ctx.settings.smtp_test_sender:
-        _send_test_message(ctx, pending)
-
-
-def _send_test_message(ctx: StepContext, pending: SmtpSecret) -> None:
-    """Send one message, proving the user may ses:SendRawEmail (not only log in)."""
-    sender, recipient = str(ctx.settings.smtp_test_sender), ctx.settings.smtp_test_recipient
-    message = EmailMessage()
-    message["From"], message["To"] = sender, recipient
-    message["Subject"] = "SES SMTP credential rotation test"
-    message.set_content(f"Pending SMTP credentials of {ctx.state.name} can send mail.\n")
-    timeout = max(1.0, min(ctx.settings.smtp_attempt_timeout, ctx.seconds_left()))
-    try:
-        connection = smtp.connect(pending.host, pending.port, tls=pending.tls, timeout=timeout)
-        try:
-            connection.login(str(pending.access_key_id), str(pending.password))
-            connection.send_message(message)
-        finally:
-            with contextlib.suppress(smtplib.SMTPException, OSError):
-                connection.quit()
-    except smtplib.SMTPResponseException as err:
-        # Only the code: the server's text is not ours to pass on.
-        msg = (
-            f"the test message from {sender} to {recipient} was refused (SMTP {err.smtp_code}): "
-            "check that the sender is a verified SES identity the user may ses:SendRawEmail from"
-        )
-        raise SmtpTestError(msg) from None
-    except (smtplib.SMTPException, OSError) as err:
-        msg = f"the test message could not be sent ({type(err).__name__}): check the endpoint"
-        raise SmtpTestError(msg) from None
-    metrics.add_metric(name="SmtpTestMessagesSent", unit=MetricUnit.Count, value=1)
-
-
-def _smtp_failure(result: smtp.ProbeResult, attempts: int, elapsed: float) -> str:
-    if not result.retryable:
-        return f"SMTP login with the pending credentials failed: {result.message}"
-    return (
-        f"SMTP login with the pending credentials was still rejected after {attempts} attempts "
-        f"in {elapsed:.1f} s ({result.message}). New keys usually reach SES within seconds; "
-        "Secrets Manager will retry the rotation. If it keeps failing, raise "
-        "SMTP_TEST_TIMEOUT_SECONDS or check the region, host and the user's ses:SendRawEmail."
+    outcome = smtp_check.log_in(
+        pending,
+        budget=min(ctx.settings.smtp_test_timeout, ctx.seconds_left()),
+        attempt_timeout=ctx.settings.smtp_attempt_timeout,
     )
+    metrics.add_metric(name="SmtpAuthAttempts", unit=MetricUnit.Count, value=outcome.attempts)
+    metrics.add_metric(name="SmtpTestDuration", unit=MetricUnit.Seconds, value=outcome.elapsed)
+    logger.info(
+        "smtp test", extra={"outcome": str(outcome.result.outcome), "attempts": outcome.attempts}
+    )
+    if not outcome.result.ok:
+        raise SmtpTestError(outcome.failure())
+    if ctx.settings.smtp_test_sender:
+        smtp_check.send_message(
+            pending,
+            sender=ctx.settings.smtp_test_sender,
+            recipient=ctx.settings.smtp_test_recipient,
+            secret_name=ctx.state.name,
+            timeout=max(1.0, min(ctx.settings.smtp_attempt_timeout, ctx.seconds_left())),
+        )
+        metrics.add_metric(name="SmtpTestMessagesSent", unit=MetricUnit.Count, value=1)
 
 
 def finish_secret(ctx: StepContext) -> None:

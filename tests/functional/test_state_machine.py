@@ -52,9 +52,8 @@ from hypothesis.stateful import (
 from moto.core.utils import utcnow
 from moto.iam.models import iam_backends
 
-from rotation_handler import app
+from rotation_handler import app, intents
 from rotation_handler.exceptions import ForeignKeyError, SmtpTestError
-from rotation_handler.keys import read_intent, token_digest
 from sandbox import invariants
 from sandbox.faults import (
     SMTP_OPERATION,
@@ -438,14 +437,12 @@ class RotationMachine(RuleBasedStateMachine):
         self.foreign_secrets.add(key["SecretAccessKey"])
 
     def _open_intent_vouches(self) -> bool:
-        """Whether the next createSecret would take a new key for a dead run's (keys.Intent)."""
-        intent = read_intent(self.world.iam, self.world.user_name)
-        if intent is None:
-            return False
-        if self.pending is not None and intent.token_digest == token_digest(self.pending):
-            return True
+        """Whether the next createSecret would take a new key for a dead run's (intents.Intent)."""
+        intent = intents.read(self.world.iam, self.world.user_name)
         labelled = [version for version, stages in self.world.driver.stages().items() if stages]
-        return all(token_digest(version) != intent.token_digest for version in labelled)
+        # The next createSecret is the pending rotation's retry, or one of a new token.
+        token = self.pending or "a rotation not started yet"
+        return intent is not None and intent.speaks_for(token, staged=labelled)
 
     @precondition(lambda self: bool(self.foreign))
     @rule(which=st.integers(0, 1))

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotation_handler.keys import AccessKey, Intent, token_digest
+from rotation_handler.intents import Intent, token_digest
+from rotation_handler.keys import AccessKey
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOKEN = "3f1c9a2e-6d0b-4b9f-9a57-1f2d3c4b5a69"
