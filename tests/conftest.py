@@ -110,5 +110,6 @@ def ses_server(ses_server_factory: Callable[..., SesSmtpServer]) -> SesSmtpServe
     return ses_server_factory()
 
 
-# Every test is scanned for leaked secret material (tests/leakscan.py).
-pytest_plugins = ("tests.leakscan",)
+# Every test is scanned for leaked secret material (tests/leakscan.py); pytester runs that
+# plugin on a planted leak (tests/unit/test_leakscan.py).
+pytest_plugins = ("pytester", "tests.leakscan")

@@ -114,6 +114,16 @@ def find_leaks(texts: Iterable[str], material: Iterable[str]) -> list[str]:
     return sorted({item[:6] + "…" for item in material if item and item in joined})
 
 
+def exception_text(error: BaseException) -> str:
+    """Return the text of ``error`` and of every exception it was raised from or during."""
+    parts: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None:
+        parts += [str(seen), repr(seen)]
+        seen = seen.__cause__ or seen.__context__
+    return "\n".join(parts)
+
+
 def _harvesting_reset(_cls: object) -> None:
     _ledger.update(harvest())
     assert _original_reset is not None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sandbox.world import World, local_world
+from tests import leakscan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -41,8 +42,8 @@ def make_world(
             record.error for world in worlds for record in world.driver.history if record.error
         ]
     out, err = capfd.readouterr()
-    texts = [out, err, caplog.text, *(_exception_text(error) for error in errors)]
-    leaked = sorted({m[:6] + "…" for m in material for text in texts if m in text})
+    texts = [out, err, caplog.text, *(leakscan.exception_text(error) for error in errors)]
+    leaked = leakscan.find_leaks(texts, material)
     assert not leaked, f"secret material leaked into logs or errors (prefixes): {leaked}"
 
 
@@ -50,12 +51,3 @@ def make_world(
 def world(make_world: Callable[..., World]) -> World:
     """A local world with default settings."""
     return make_world()
-
-
-def _exception_text(error: BaseException) -> str:
-    parts: list[str] = []
-    seen: BaseException | None = error
-    while seen is not None:
-        parts += [str(seen), repr(seen)]
-        seen = seen.__cause__ or seen.__context__
-    return "\n".join(parts)

@@ -217,15 +217,6 @@ def wait_out_propagation(world: World, access_key_id: str) -> None:
             time.sleep(max(0.0, world.ses.propagation_delay - age + 0.05))
 
 
-def exception_text(error: BaseException) -> str:
-    parts: list[str] = []
-    seen: BaseException | None = error
-    while seen is not None:
-        parts += [str(seen), repr(seen)]
-        seen = seen.__cause__ or seen.__context__
-    return "\n".join(parts)
-
-
 @dataclass(frozen=True)
 class Before:
     """What the model knows when a rotation starts."""
@@ -591,7 +582,9 @@ class RotationMachine(RuleBasedStateMachine):
         material |= self.foreign_secrets
         material |= {derive_smtp_password(s, world.region) for s in self.foreign_secrets}
         leakscan.remember(*material)
-        texts = [exception_text(r.error) for r in world.driver.history if r.error is not None]
+        texts = [
+            leakscan.exception_text(r.error) for r in world.driver.history if r.error is not None
+        ]
         assert leakscan.find_leaks(texts, material) == [], "secret material in an error text"
 
 
