@@ -35,6 +35,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only this entry point needs it
 
+    from sandbox import moto_fidelity  # noqa: PLC0415 - imports moto, as the line above
+
+    moto_fidelity.install()
+
     stopped = threading.Event()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:

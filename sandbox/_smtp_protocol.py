@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -17,6 +16,7 @@ from ses_smtp_credentials.password import derive_smtp_password
 
 if TYPE_CHECKING:
     import ssl
+    from datetime import datetime
 
     from sandbox.ses_smtp import SesSmtpServer
 
@@ -34,16 +34,24 @@ FAULT_REPLIES = {
 }
 
 
-def _find_access_key(account_id: str, access_key_id: str) -> Any | None:  # noqa: ANN401 - moto's AccessKey is untyped
+def utcnow() -> datetime:
+    """Return the time on moto's clock, the one its keys' ``create_date`` comes from."""
+    from moto.core.utils import utcnow as moto_utcnow  # noqa: PLC0415 - moto is heavy; import on use
+
+    return moto_utcnow()
+
+
+def access_keys(account_id: str) -> list[Any]:
+    """Every access key of every IAM user of ``account_id`` in moto (its untyped AccessKey)."""
     from moto.iam.models import iam_backends  # noqa: PLC0415 - moto is heavy; import on use
 
     backend = iam_backends[account_id]["global"]
     # list() copies under the GIL: the test thread may be adding or deleting users meanwhile.
-    for user in list(backend.users.values()):
-        for key in list(user.access_keys):
-            if key.access_key_id == access_key_id:
-                return key
-    return None
+    return [key for user in list(backend.users.values()) for key in list(user.access_keys)]
+
+
+def _find_access_key(account_id: str, access_key_id: str) -> Any | None:  # noqa: ANN401 - moto's AccessKey is untyped
+    return next((k for k in access_keys(account_id) if k.access_key_id == access_key_id), None)
 
 
 def verdict(server: SesSmtpServer, access_key_id: str, password: bytes) -> str:
@@ -56,9 +64,7 @@ def verdict(server: SesSmtpServer, access_key_id: str, password: bytes) -> str:
     expected = derive_smtp_password(key.secret_access_key, server.region).encode("ascii")
     if not hmac.compare_digest(expected, password):
         return "bad-password"
-    from moto.core.utils import utcnow  # noqa: PLC0415 - same clock as the key's create_date
-
-    if utcnow() - key.create_date < timedelta(seconds=server.propagation_delay):
+    if not server.has_propagated(access_key_id, (utcnow() - key.create_date).total_seconds()):
         return "propagating"
     return "ok"
 

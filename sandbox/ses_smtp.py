@@ -7,7 +7,8 @@
   ``535 Authentication Credentials Invalid``. Keys are read straight from moto's in-process backend,
   so the server makes no AWS API call (benchmarks count those).
 * A new key is refused for :attr:`SesSmtpServer.propagation_delay` seconds, as SES does while a key
-  propagates.
+  propagates. SES does not revoke a key that has propagated: raising the delay refuses only keys
+  that had not propagated yet (lowering it lets waiting keys in sooner, as if time had passed).
 * Fault hooks (:meth:`SesSmtpServer.fail_next`) for the fault-injection tests.
 
 Run it with moto's server for a manual session: ``python -m sandbox.ses_smtp --region eu-west-1``.
@@ -80,7 +81,8 @@ class SesSmtpServer:
         moto account whose IAM users are looked up (moto's default account by default).
     propagation_delay
         Seconds after a key's creation during which the right password still gets 535.
-        Mutable while running (attribute of the same name).
+        Mutable while running (attribute of the same name); keys that propagated under the old
+        delay stay accepted (:meth:`has_propagated`).
     implicit_tls
         Also listen with implicit TLS (like port 465) on :attr:`tls_port`.
     offer_starttls
@@ -108,7 +110,8 @@ class SesSmtpServer:
     ) -> None:
         self.region = validate_region(region)
         self.account_id = account_id or _default_account_id()
-        self.propagation_delay = propagation_delay
+        self._delay = propagation_delay
+        self._propagated: set[str] = set()
         self.implicit_tls = implicit_tls
         self.offer_starttls = offer_starttls
         self.auth_mechanisms = tuple(auth_mechanisms)
@@ -260,6 +263,27 @@ class SesSmtpServer:
         with self._lock:
             self._messages.append(message)
         return f"250 Ok {uuid.uuid4()}"
+
+    @property
+    def propagation_delay(self) -> float:
+        """Seconds a new key is refused after its creation."""
+        return self._delay
+
+    @propagation_delay.setter
+    def propagation_delay(self, seconds: float) -> None:
+        now = _smtp_protocol.utcnow()
+        with self._lock:
+            self._propagated |= {
+                key.access_key_id
+                for key in _smtp_protocol.access_keys(self.account_id)
+                if (now - key.create_date).total_seconds() >= self._delay
+            }
+            self._delay = seconds
+
+    def has_propagated(self, access_key_id: str, age: float) -> bool:
+        """Whether SES would accept a key ``age`` seconds old (its propagation is over)."""
+        with self._lock:
+            return access_key_id in self._propagated or age >= self._delay
 
     def check_credentials(self, access_key_id: str, password: bytes) -> AuthAttempt:
         """Check one login against moto's IAM backend and record the attempt."""

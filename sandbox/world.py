@@ -20,6 +20,7 @@ from moto.core.base_backend import BackendDict
 from moto.iam.models import iam_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from sandbox import moto_fidelity
 from sandbox.secrets_manager import SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_credentials import smtp
@@ -142,6 +143,7 @@ def _patched_env(
 @contextlib.contextmanager
 def _aws(*, moto_server: bool, environ: MutableMapping[str, str]) -> Iterator[str | None]:
     """Start moto in-process (mock_aws) or as a server on 127.0.0.1; yield its endpoint URL."""
+    moto_fidelity.install()
     if not moto_server:
         with _patched_env(environ, {"AWS_ENDPOINT_URL": None}), mock_aws():
             yield None

@@ -148,7 +148,7 @@ def test_535_is_diagnosed(  # noqa: PLR0913 - a table row plus four fixtures
 )
 def test_535_diagnosis_uses_the_key_age_and_status_from_iam(  # noqa: PLR0913 - row + fixtures
     *,
-    ses_server: SesSmtpServer,
+    ses_server_factory: Callable[..., SesSmtpServer],
     smtp_user: IamKey,
     run_check: Callable[..., tuple[int, str]],
     iam: IAMClient,
@@ -157,15 +157,14 @@ def test_535_diagnosis_uses_the_key_age_and_status_from_iam(  # noqa: PLR0913 - 
     says: str,
 ) -> None:
     # GIVEN the right password, but a key that SES does not accept yet (or any more)
-    if prepare == "new":
-        ses_server.propagation_delay = 60
-    else:
+    server = ses_server_factory(propagation_delay=60.0 if prepare == "new" else 0.0)
+    if prepare == "inactive":
         iam.update_access_key(
             UserName=smtp_user.user_name, AccessKeyId=smtp_user.access_key_id, Status="Inactive"
         )
     # WHEN checking THEN the IAM lookup names the cause
     code, output = run_check(
-        *target(ses_server, smtp_user.access_key_id), password=smtp_user.password()
+        *target(server, smtp_user.access_key_id), password=smtp_user.password()
     )
     assert code == 1
     assert f"likely cause ({cause})" in output

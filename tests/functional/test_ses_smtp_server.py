@@ -13,6 +13,7 @@ import pytest
 
 from sandbox import ses_smtp
 from sandbox.ses_smtp import SesSmtpServer
+from tests.conftest import create_smtp_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,16 +112,31 @@ def test_auth_before_starttls_gets_530(ses_server: SesSmtpServer, smtp_user: Iam
 
 
 def test_new_key_is_refused_until_propagation_delay_passes(
-    ses_server: SesSmtpServer, smtp_user: IamKey
+    ses_server_factory: Callable[..., SesSmtpServer], smtp_user: IamKey
 ) -> None:
     # GIVEN a propagation delay of 0.3 s and a key created just now
-    ses_server.propagation_delay = 0.3
+    server = ses_server_factory(propagation_delay=0.3)
     # WHEN logging in at once THEN 535 (propagating)
-    assert auth_code(ses_server, smtp_user.access_key_id, smtp_user.password()) == 535
-    assert ses_server.auth_attempts[-1].reason == "propagating"
+    assert auth_code(server, smtp_user.access_key_id, smtp_user.password()) == 535
+    assert server.auth_attempts[-1].reason == "propagating"
     # WHEN logging in after the delay THEN 235
     time.sleep(0.35)
+    assert auth_code(server, smtp_user.access_key_id, smtp_user.password()) == 235
+
+
+def test_raising_the_delay_refuses_only_keys_that_had_not_propagated(
+    ses_server: SesSmtpServer, smtp_user: IamKey, iam: IAMClient
+) -> None:
+    # GIVEN a key that propagated (no delay), then a longer delay and a key made after it
+    ses_server.propagation_delay = 60.0
+    newer = create_smtp_key(iam)
+    # WHEN both log in THEN SES does not revoke the first; the second is still propagating
     assert auth_code(ses_server, smtp_user.access_key_id, smtp_user.password()) == 235
+    assert auth_code(ses_server, newer.access_key_id, newer.password()) == 535
+    assert ses_server.auth_attempts[-1].reason == "propagating"
+    # WHEN the delay is lowered again THEN the waiting key is let in (as if time had passed)
+    ses_server.propagation_delay = 0.0
+    assert auth_code(ses_server, newer.access_key_id, newer.password()) == 235
 
 
 def test_implicit_tls_listener_accepts_login(

@@ -205,10 +205,10 @@ def key_of(world: World, version_id: str | None) -> str | None:
 
 
 def wait_out_propagation(world: World, access_key_id: str) -> None:
-    """Wait until the emulator accepts the key again (it judges by the key's age).
+    """Wait until a key adopted by hand has propagated (no testSecret waited for it).
 
-    SES does not revoke a key once it propagated, but the emulator judges every login by the
-    key's age against the delay set *now*, so a delay raised after a key was made refuses it.
+    The emulator lets a key in once it is as old as the delay in force, or if it had propagated
+    before the delay was last changed.
     """
     user = iam_backends[world.driver.account_id]["global"].users[world.user_name]
     for key in user.access_keys:
@@ -253,10 +253,9 @@ class RotationMachine(RuleBasedStateMachine):
         # rotation once that one is cancelled) must remove them.
         self.pending: str | None = None
         self.orphans: set[str] = set()
-        # Keys the emulator may refuse for a while although SES would not: those that existed
-        # when the delay was raised, and those adopted by hand (no testSecret waited for them).
-        # Any other key becomes AWSCURRENT only after testSecret logged in with it, so it must
-        # log in at once (contract 1), with no waiting.
+        # Keys that may still be propagating when they become AWSCURRENT: those adopted by hand
+        # (no testSecret waited for them). Any other key becomes AWSCURRENT only after testSecret
+        # logged in with it, so it must log in at once (contract 1), with no waiting.
         self.may_propagate: set[str] = set()
 
     def teardown(self) -> None:
@@ -457,14 +456,9 @@ class RotationMachine(RuleBasedStateMachine):
             "secret_access_key": secret_key,
             "password": derive_smtp_password(secret_key, world.region),
         }
-        # Put under a label of its own, then move AWSCURRENT: moto's PutSecretValue with
-        # AWSCURRENT demotes a stale version after UpdateSecretVersionStage (two AWSCURRENTs).
-        new = world.sm.put_secret_value(
-            SecretId=world.secret_arn, SecretString=json.dumps(value), VersionStages=["ADOPTED"]
-        )["VersionId"]
-        self._move_current(new)
-        world.sm.update_secret_version_stage(
-            SecretId=world.secret_arn, VersionStage="ADOPTED", RemoveFromVersionId=new
+        # As the ForeignKeyError message says: put it into the secret as AWSCURRENT.
+        world.sm.put_secret_value(
+            SecretId=world.secret_arn, SecretString=json.dumps(value), VersionStages=[CURRENT]
         )
 
     @precondition(lambda self: self.pending is not None)
@@ -513,8 +507,7 @@ class RotationMachine(RuleBasedStateMachine):
 
     @rule(delay=st.sampled_from(DELAYS))
     def set_propagation_delay(self, delay: float) -> None:
-        if delay > self.world.ses.propagation_delay:
-            self.may_propagate |= set(key_statuses(self.world))
+        # SES keeps accepting keys that propagated; only keys made from now on wait longer
         self.world.ses.propagation_delay = delay
 
     # -- invariants -----------------------------------------------------------------------------
