@@ -139,9 +139,7 @@ def test_rotation_cancelled_by_hand_does_not_wedge_the_key_limit(
     token = world.driver.start()
     assert world.driver.invoke("createSecret", token).ok
     cancelled = pending_key(world, token)
-    world.sm.update_secret_version_stage(
-        SecretId=world.secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
-    )
+    world.cancel_rotation(token)
     assert len(world.access_keys()) == 2
     # WHEN a new rotation runs
     rotation = world.rotate()
