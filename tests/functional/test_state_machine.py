@@ -617,48 +617,46 @@ def check_every_invariant(state: RotationMachine) -> None:
     state.between_every_call()
 
 
-# Two sequences the default profile rarely draws, run through the machine's own rules and checks
-# (each catches a planted bug the default search missed).
-def test_a_run_that_dies_after_create_access_key_is_healed_by_its_retry() -> None:
-    state = RotationMachine()
-    try:
-        state.rotate()
-        state.rotate_and_fail_for_now(FaultPlan("iam", "CreateAccessKey", 1, FaultKind.DIES_AFTER))
-        assert state.orphans, "the run should have died leaving a key no version holds"
-        check_every_invariant(state)
-        state.retry_the_pending_rotation()  # recognises the orphan by the open intent
-        check_every_invariant(state)
-    finally:
-        state.teardown()
+@pytest.fixture
+def state() -> Iterator[RotationMachine]:
+    machine = RotationMachine()
+    yield machine
+    machine.teardown()
 
 
-def test_a_rotation_cancelled_after_a_run_died_is_healed_by_the_next_one() -> None:
-    state = RotationMachine()
-    try:
-        state.rotate()
-        state.rotate()
-        state.rotate_and_fail_for_now(FaultPlan("iam", "CreateAccessKey", 1, FaultKind.DIES_AFTER))
-        state.cancel_the_pending_rotation()
-        check_every_invariant(state)
-        state.rotate()  # a new token: the cancelled rotation's open intent vouches for its key
-        assert not state.orphans
-        check_every_invariant(state)
-    finally:
-        state.teardown()
+# Sequences the default profile rarely draws, run through the machine's own rules and checks.
+def test_a_run_that_dies_after_create_access_key_is_healed_by_its_retry(
+    state: RotationMachine,
+) -> None:
+    state.rotate()
+    state.rotate_and_fail_for_now(FaultPlan("iam", "CreateAccessKey", 1, FaultKind.DIES_AFTER))
+    assert state.orphans, "the run should have died leaving a key no version holds"
+    check_every_invariant(state)
+    state.retry_the_pending_rotation()  # recognises the orphan by the open intent
+    check_every_invariant(state)
 
 
-def test_a_key_made_by_hand_after_a_rotation_is_named_then_adopted() -> None:
-    state = RotationMachine()
-    try:
-        state.rotate()
-        state.create_a_key_by_hand()
-        state.rotate()  # refused: the hand-made key holds the limit, and only it is foreign
-        check_every_invariant(state)
-        state.adopt_the_key_made_by_hand(0)
-        state.retry_the_pending_rotation()  # the adopted key becomes the old key
-        check_every_invariant(state)
-    finally:
-        state.teardown()
+def test_a_rotation_cancelled_after_a_run_died_is_healed_by_the_next_one(
+    state: RotationMachine,
+) -> None:
+    state.rotate()
+    state.rotate()
+    state.rotate_and_fail_for_now(FaultPlan("iam", "CreateAccessKey", 1, FaultKind.DIES_AFTER))
+    state.cancel_the_pending_rotation()
+    check_every_invariant(state)
+    state.rotate()  # a new token: the cancelled rotation's open intent vouches for its key
+    assert not state.orphans
+    check_every_invariant(state)
+
+
+def test_a_key_made_by_hand_after_a_rotation_is_named_then_adopted(state: RotationMachine) -> None:
+    state.rotate()
+    state.create_a_key_by_hand()
+    state.rotate()  # refused: the hand-made key holds the limit, and only it is foreign
+    check_every_invariant(state)
+    state.adopt_the_key_made_by_hand(0)
+    state.retry_the_pending_rotation()  # the adopted key becomes the old key
+    check_every_invariant(state)
 
 
 def _deletes_keys_it_cannot_vouch_for(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401 - Lambda contract
