@@ -50,13 +50,13 @@ def access_keys(account_id: str) -> list[Any]:
     return [key for user in list(backend.users.values()) for key in list(user.access_keys)]
 
 
-def _find_access_key(account_id: str, access_key_id: str) -> Any | None:  # noqa: ANN401 - moto's AccessKey is untyped
+def find_access_key(account_id: str, access_key_id: str) -> Any | None:  # noqa: ANN401 - moto's AccessKey is untyped
     return next((k for k in access_keys(account_id) if k.access_key_id == access_key_id), None)
 
 
 def verdict(server: SesSmtpServer, access_key_id: str, password: bytes) -> str:
     """Return why a login is refused (``unknown-key`` ...), or ``ok``."""
-    key = _find_access_key(server.account_id, access_key_id)
+    key = find_access_key(server.account_id, access_key_id)
     if key is None:
         return "unknown-key"
     if key.status != "Active":
@@ -64,7 +64,7 @@ def verdict(server: SesSmtpServer, access_key_id: str, password: bytes) -> str:
     expected = derive_smtp_password(key.secret_access_key, server.region).encode("ascii")
     if not hmac.compare_digest(expected, password):
         return "bad-password"
-    if not server.has_propagated(access_key_id, (utcnow() - key.create_date).total_seconds()):
+    if server.propagation.wait(key) > 0:
         return "propagating"
     return "ok"
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self, get_args
 
 from sandbox import _smtp_protocol
+from sandbox._propagation import Propagation
 from sandbox.tls import TestCa
 from ses_smtp_credentials.endpoints import validate_region
 
@@ -82,7 +83,7 @@ class SesSmtpServer:
     propagation_delay
         Seconds after a key's creation during which the right password still gets 535.
         Mutable while running (attribute of the same name); keys that propagated under the old
-        delay stay accepted (:meth:`has_propagated`).
+        delay stay accepted (:mod:`sandbox._propagation`).
     implicit_tls
         Also listen with implicit TLS (like port 465) on :attr:`tls_port`.
     offer_starttls
@@ -110,8 +111,7 @@ class SesSmtpServer:
     ) -> None:
         self.region = validate_region(region)
         self.account_id = account_id or _default_account_id()
-        self._delay = propagation_delay
-        self._propagated: set[str] = set()
+        self.propagation = Propagation(self.account_id, propagation_delay)
         self.implicit_tls = implicit_tls
         self.offer_starttls = offer_starttls
         self.auth_mechanisms = tuple(auth_mechanisms)
@@ -266,24 +266,17 @@ class SesSmtpServer:
 
     @property
     def propagation_delay(self) -> float:
-        """Seconds a new key is refused after its creation."""
-        return self._delay
+        """Seconds a new key is refused after its creation (see :mod:`sandbox._propagation`)."""
+        return self.propagation.delay
 
     @propagation_delay.setter
     def propagation_delay(self, seconds: float) -> None:
-        now = _smtp_protocol.utcnow()
-        with self._lock:
-            self._propagated |= {
-                key.access_key_id
-                for key in _smtp_protocol.access_keys(self.account_id)
-                if (now - key.create_date).total_seconds() >= self._delay
-            }
-            self._delay = seconds
+        self.propagation.delay = seconds
 
-    def has_propagated(self, access_key_id: str, age: float) -> bool:
-        """Whether SES would accept a key ``age`` seconds old (its propagation is over)."""
-        with self._lock:
-            return access_key_id in self._propagated or age >= self._delay
+    def propagates_in(self, access_key_id: str) -> float:
+        """Seconds until a login with this key is accepted (0: propagated, or unknown to moto)."""
+        key = _smtp_protocol.find_access_key(self.account_id, access_key_id)
+        return 0.0 if key is None else self.propagation.wait(key)
 
     def check_credentials(self, access_key_id: str, password: bytes) -> AuthAttempt:
         """Check one login against moto's IAM backend and record the attempt."""

@@ -49,8 +49,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from moto.core.utils import utcnow
-from moto.iam.models import iam_backends
 
 from rotation_handler import app, intents
 from rotation_handler.exceptions import ForeignKeyError, SmtpTestError
@@ -205,16 +203,10 @@ def key_of(world: World, version_id: str | None) -> str | None:
 
 
 def wait_out_propagation(world: World, access_key_id: str) -> None:
-    """Wait until a key adopted by hand has propagated (no testSecret waited for it).
-
-    The emulator lets a key in once it is as old as the delay in force, or if it had propagated
-    before the delay was last changed.
-    """
-    user = iam_backends[world.driver.account_id]["global"].users[world.user_name]
-    for key in user.access_keys:
-        if key.access_key_id == access_key_id:
-            age = (utcnow() - key.create_date).total_seconds()
-            time.sleep(max(0.0, world.ses.propagation_delay - age + 0.05))
+    """Wait until a key adopted by hand has propagated (no testSecret waited for it)."""
+    wait = world.ses.propagates_in(access_key_id)
+    if wait:
+        time.sleep(wait + 0.05)
 
 
 @dataclass(frozen=True)
