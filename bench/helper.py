@@ -1,6 +1,6 @@
 """The app-side client helper: GetSecretValue calls per 1,000 sends and the time it adds per send.
 
-The helper (``ses_smtp_credentials.client.get_smtp_credentials(secret_id, *, max_age, client)``) is
+The helper (``ses_smtp_rotator.client.get_smtp_credentials(secret_id, *, max_age, client)``) is
 looked up at run time: when it is missing or fails, the row says so instead of a figure.
 """
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from sandbox.world import World
 
-MODULE = "ses_smtp_credentials.client"
+MODULE = "ses_smtp_rotator.client"
 
 
 class HelperUnavailableError(RuntimeError):

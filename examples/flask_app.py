@@ -3,7 +3,7 @@
 One sender per process, created with the app: it keeps one SMTP connection open, moves to new
 credentials when the secret rotates, and reopens a connection the server dropped. Run it with::
 
-    export SES_SMTP_SECRET_ID=ses-smtp-credentials MAIL_FROM=app@example.com
+    export SES_SMTP_SECRET_ID=ses-smtp-rotator MAIL_FROM=app@example.com
     flask --app examples.flask_app run
 
 then ``curl -X POST localhost:5000/send -H 'Content-Type: application/json'
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, jsonify, request
 
-from ses_smtp_credentials.client import SmtpSender
+from ses_smtp_rotator.client import SmtpSender
 
 if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue

@@ -3,7 +3,7 @@
 Run it with the secret's name or ARN in ``SES_SMTP_SECRET_ID`` and AWS credentials from the
 default chain::
 
-    export SES_SMTP_SECRET_ID=ses-smtp-credentials
+    export SES_SMTP_SECRET_ID=ses-smtp-rotator
     python examples/smtplib_example.py app@example.com user@example.com
 
 The pattern to copy: read the credentials through ``get_smtp_credentials`` (cached), and after a
@@ -19,8 +19,8 @@ import ssl
 import sys
 from email.message import EmailMessage
 
-from ses_smtp_credentials.client import SmtpCredentials, get_smtp_credentials
-from ses_smtp_credentials.endpoints import TlsMode
+from ses_smtp_rotator.client import SmtpCredentials, get_smtp_credentials
+from ses_smtp_rotator.endpoints import TlsMode
 
 TIMEOUT = 10.0
 INVALID_CREDENTIALS = 535

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from ses_smtp_credentials.password import derive_smtp_password
+from ses_smtp_rotator.password import derive_smtp_password
 
 if TYPE_CHECKING:
     import ssl

@@ -1,6 +1,6 @@
 """The demo's mail-sending app: reads the secret like a real app and sends every ~100 ms.
 
-It uses the client helper (:class:`ses_smtp_credentials.client.SmtpSender`) with its own boto3
+It uses the client helper (:class:`ses_smtp_rotator.client.SmtpSender`) with its own boto3
 client, reaching moto through ``AWS_ENDPOINT_URL`` as a deployed app reaches AWS. Each message is
 its own connection (as Django's SMTP backend does), with credentials cached far longer than the
 demo runs: so the app meets the rotation boundary every time. With ``OLD_KEY_ACTION=deactivate``
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Self
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ses_smtp_credentials.client import SmtpSender, get_smtp_credentials
-from ses_smtp_credentials.exceptions import SesSmtpCredentialsError
+from ses_smtp_rotator.client import SmtpSender, get_smtp_credentials
+from ses_smtp_rotator.exceptions import SesSmtpCredentialsError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

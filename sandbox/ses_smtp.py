@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, get_args
 from sandbox import _smtp_protocol
 from sandbox._propagation import Propagation
 from sandbox.tls import TestCa
-from ses_smtp_credentials.endpoints import validate_region
+from ses_smtp_rotator.endpoints import validate_region
 
 if TYPE_CHECKING:
     import ssl

@@ -23,9 +23,9 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from sandbox import moto_fidelity
 from sandbox.secrets_manager import SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
-from ses_smtp_credentials import smtp
-from ses_smtp_credentials.password import derive_smtp_password
-from ses_smtp_credentials.secret import parse_secret
+from ses_smtp_rotator import smtp
+from ses_smtp_rotator.password import derive_smtp_password
+from ses_smtp_rotator.secret import parse_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, MutableMapping
@@ -169,7 +169,7 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
     region: str = "us-east-1",
     propagation_delay: float = 0.0,
     user_name: str = "ses-smtp-user",
-    secret_name: str = "ses-smtp-credentials",  # noqa: S107 - a name, not a password
+    secret_name: str = "ses-smtp-rotator",  # noqa: S107 - a name, not a password
     bootstrap: Mapping[str, Any] | None = None,
     function_env: Mapping[str, str | None] | None = None,
     moto_server: bool = False,

@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 
 from sandbox.ses_smtp import SesSmtpServer
-from ses_smtp_credentials.password import derive_smtp_password
+from ses_smtp_rotator.password import derive_smtp_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

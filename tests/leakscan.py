@@ -28,7 +28,7 @@ from moto.core.base_backend import BackendDict
 from moto.iam.models import iam_backends
 from moto.secretsmanager.models import secretsmanager_backends
 
-from ses_smtp_credentials.password import derive_legacy_v2_password, derive_smtp_password
+from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable

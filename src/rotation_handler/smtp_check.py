@@ -14,10 +14,10 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Final
 
 from rotation_handler.exceptions import SmtpTestError
-from ses_smtp_credentials import smtp
+from ses_smtp_rotator import smtp
 
 if TYPE_CHECKING:
-    from ses_smtp_credentials.secret import SmtpSecret
+    from ses_smtp_rotator.secret import SmtpSecret
 
 # Back-off between SMTP login attempts while a new key propagates to SES: short first waits
 # because propagation usually takes a few seconds, capped so the wait overshoots by < 1 s.

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from rotation_handler.settings import Settings
-    from ses_smtp_credentials.secret import SmtpSecret
+    from ses_smtp_rotator.secret import SmtpSecret
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,9 +18,9 @@ from botocore.exceptions import ClientError
 
 from rotation_handler.exceptions import SecretValueError, StagingError
 from rotation_handler.guard import CURRENT, PENDING
-from ses_smtp_credentials.endpoints import region_of_host
-from ses_smtp_credentials.exceptions import InvalidSecretError
-from ses_smtp_credentials.secret import SmtpSecret, parse_secret
+from ses_smtp_rotator.endpoints import region_of_host
+from ses_smtp_rotator.exceptions import InvalidSecretError
+from ses_smtp_rotator.secret import SmtpSecret, parse_secret
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

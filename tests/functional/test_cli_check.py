@@ -1,4 +1,4 @@
-"""``ses-smtp-credentials check`` end to end against the SES-like server and moto's IAM."""
+"""``ses-smtp-rotator check`` end to end against the SES-like server and moto's IAM."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from ses_smtp_credentials import cli
-from ses_smtp_credentials.password import derive_legacy_v2_password
+from ses_smtp_rotator import cli
+from ses_smtp_rotator.password import derive_legacy_v2_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable

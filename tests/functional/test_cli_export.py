@@ -1,4 +1,4 @@
-"""``ses-smtp-credentials export``: the secret's credentials for non-Python consumers."""
+"""``ses-smtp-rotator export``: the secret's credentials for non-Python consumers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ses_smtp_credentials import client as smtp_client
-from ses_smtp_credentials.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, build_parser, main
+from ses_smtp_rotator import client as smtp_client
+from ses_smtp_rotator.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, build_parser, main
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

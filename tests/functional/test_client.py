@@ -13,10 +13,10 @@ import pytest
 
 from sandbox.calls import count_calls
 from sandbox.secrets_manager import STEPS
-from ses_smtp_credentials import client as smtp_client
-from ses_smtp_credentials.client import SmtpSender, get_smtp_credentials
-from ses_smtp_credentials.endpoints import TlsMode
-from ses_smtp_credentials.exceptions import (
+from ses_smtp_rotator import client as smtp_client
+from ses_smtp_rotator.client import SmtpSender, get_smtp_credentials
+from ses_smtp_rotator.endpoints import TlsMode
+from ses_smtp_rotator.exceptions import (
     CredentialsNotReadyError,
     CredentialsRejectedError,
     InvalidSecretError,

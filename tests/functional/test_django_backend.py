@@ -12,16 +12,16 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from sandbox.calls import count_calls
-from ses_smtp_credentials import client as smtp_client
-from ses_smtp_credentials.django import EmailBackend
-from ses_smtp_credentials.exceptions import CredentialsNotReadyError
+from ses_smtp_rotator import client as smtp_client
+from ses_smtp_rotator.django import EmailBackend
+from ses_smtp_rotator.exceptions import CredentialsNotReadyError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from sandbox.world import World
 
-BACKEND = "ses_smtp_credentials.django.EmailBackend"
+BACKEND = "ses_smtp_rotator.django.EmailBackend"
 
 
 @pytest.fixture(autouse=True)

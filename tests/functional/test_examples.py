@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from examples import flask_app, smtplib_example
-from ses_smtp_credentials import client as smtp_client
-from ses_smtp_credentials.client import SmtpSender
+from ses_smtp_rotator import client as smtp_client
+from ses_smtp_rotator.client import SmtpSender
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -35,7 +35,7 @@ from sandbox import invariants
 from sandbox.faults import AWS_KINDS, SMTP_KINDS, SMTP_OPERATION, Fault, FaultKind, inject
 from sandbox.recording import Call, Watch, current_key, record_calls
 from sandbox.world import World, _default_handler, local_world
-from ses_smtp_credentials.password import derive_smtp_password
+from ses_smtp_rotator.password import derive_smtp_password
 from tests import leakscan
 
 if TYPE_CHECKING:

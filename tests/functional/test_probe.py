@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sandbox.tls import TestCa
-from ses_smtp_credentials.endpoints import TlsMode
-from ses_smtp_credentials.smtp import ProbeOutcome, ProbeResult, connect, probe_login
+from ses_smtp_rotator.endpoints import TlsMode
+from ses_smtp_rotator.smtp import ProbeOutcome, ProbeResult, connect, probe_login
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

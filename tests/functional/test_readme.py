@@ -31,8 +31,8 @@ import boto3
 import pytest
 
 from sandbox import demo, invariants
-from ses_smtp_credentials import client as smtp_client
-from ses_smtp_credentials.password import derive_legacy_v2_password, derive_smtp_password
+from ses_smtp_rotator import client as smtp_client
+from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -68,23 +68,23 @@ HOW: Final[dict[str, str]] = {
         "needs vulnerability data CI cannot reach; `make test` runs it with --allow-offline"
     ),
     "read -rs AWS_SECRET_ACCESS_KEY && export AWS_SECRET_ACCESS_KEY": RUN,
-    "ses-smtp-credentials derive --region eu-west-1": RUN,
-    "ses-smtp-credentials derive --region eu-west-1 --region us-east-1 --json": RUN,
-    "pass show aws/smtp-key | ses-smtp-credentials derive --region eu-west-1": RUN,
-    "ses-smtp-credentials derive --legacy-v2": RUN,
+    "ses-smtp-rotator derive --region eu-west-1": RUN,
+    "ses-smtp-rotator derive --region eu-west-1 --region us-east-1 --json": RUN,
+    "pass show aws/smtp-key | ses-smtp-rotator derive --region eu-west-1": RUN,
+    "ses-smtp-rotator derive --legacy-v2": RUN,
     "read -rs SMTP_PASSWORD && export SMTP_PASSWORD": RUN,
-    f"ses-smtp-credentials check --host {SES_HOST} --port 587 --username AKIA...": RUN,
+    f"ses-smtp-rotator check --host {SES_HOST} --port 587 --username AKIA...": RUN,
     "read -rs SES_SECRET_ACCESS_KEY && export SES_SECRET_ACCESS_KEY": RUN,
-    "ses-smtp-credentials check --secret-id ses-smtp-credentials": RUN,
+    "ses-smtp-rotator check --secret-id ses-smtp-rotator": RUN,
     "sam build": "`make template` (part of `make test`) runs it with python3.13",
     "sam deploy --guided": "out of reach offline: needs an AWS account",
     "sam local invoke RotationFunction -e events/createSecret.json": (
         "out of reach offline: needs Docker; the same events/ files drive the handler in "
         "tests/functional/test_rotation.py::test_event_files_drive_the_handler"
     ),
-    "ses-smtp-credentials export --secret-id ses-smtp-credentials --format env": RUN,
+    "ses-smtp-rotator export --secret-id ses-smtp-rotator --format env": RUN,
     (
-        "ses-smtp-credentials export --secret-id ses-smtp-credentials --format postfix "
+        "ses-smtp-rotator export --secret-id ses-smtp-rotator --format postfix "
         "--output /etc/postfix/sasl_passwd && postmap /etc/postfix/sasl_passwd"
     ): RUN,
     (
@@ -177,11 +177,11 @@ def localise(command: str, world: World, values: dict[str, str], tmp_path: Path)
 
 
 def cli(args: str, *, env: dict[str, str] | None = None, stdin: str = "") -> tuple[int, str, str]:
-    """Run one ``ses-smtp-credentials`` command line in a fresh process, as a shell would."""
-    program = shutil.which("ses-smtp-credentials", path=str(Path(sys.executable).parent))
+    """Run one ``ses-smtp-rotator`` command line in a fresh process, as a shell would."""
+    program = shutil.which("ses-smtp-rotator", path=str(Path(sys.executable).parent))
     assert program is not None, "the console script is not installed"
     argv = shlex.split(args)
-    assert argv[0] == "ses-smtp-credentials"
+    assert argv[0] == "ses-smtp-rotator"
     done = subprocess.run(  # noqa: S603 - our own console script, argv from the README
         [program, *argv[1:]],
         input=stdin,
@@ -225,7 +225,7 @@ def test_derive_commands(served_world: World) -> None:
     # GIVEN the secret access key of the current SMTP credentials (the README's `read -rs`)
     key = served_world.value()["secret_access_key"]
     env = {"AWS_SECRET_ACCESS_KEY": key}
-    one, several, legacy = _commands("ses-smtp-credentials derive")
+    one, several, legacy = _commands("ses-smtp-rotator derive")
     (piped,) = _commands("pass show")
     # WHEN each derive command of the README runs / THEN it prints the right password(s)
     assert cli(one, env=env)[:2] == (0, derive_smtp_password(key, REGION) + "\n")
@@ -247,7 +247,7 @@ def test_derive_commands(served_world: World) -> None:
 
 def test_check_commands(served_world: World, tmp_path: Path) -> None:
     value = served_world.value()
-    by_hand = _commands("ses-smtp-credentials check --host")[0]
+    by_hand = _commands("ses-smtp-rotator check --host")[0]
     command = localise(by_hand, served_world, {}, tmp_path).replace("AKIA...", value["username"])
     # WHEN `check` runs with the right password in SMTP_PASSWORD / THEN the login succeeds
     code, out, err = cli(command, env={"SMTP_PASSWORD": value["password"]})
@@ -263,13 +263,13 @@ def test_check_commands(served_world: World, tmp_path: Path) -> None:
     assert "wrong-region" in out
     assert "us-east-1" in out
     # WHEN `check --secret-id` reads everything from the secret / THEN the login succeeds
-    code, out, err = cli(_commands("ses-smtp-credentials check --secret-id")[0])
+    code, out, err = cli(_commands("ses-smtp-rotator check --secret-id")[0])
     assert code == 0, out + err
 
 
 def test_export_commands(served_world: World, tmp_path: Path) -> None:
     value = served_world.value()
-    to_env, to_postfix = _commands("ses-smtp-credentials export")
+    to_env, to_postfix = _commands("ses-smtp-rotator export")
     # WHEN the env export runs / THEN it prints the current credentials
     code, out, _ = cli(to_env)
     exported = dict(line.split("=", 1) for line in shlex.split(out))

@@ -14,7 +14,7 @@ from sandbox import invariants
 from sandbox.calls import count_calls
 from sandbox.events import load_event
 from sandbox.secrets_manager import STEPS, LocalLambdaContext
-from ses_smtp_credentials.password import derive_smtp_password
+from ses_smtp_rotator.password import derive_smtp_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable

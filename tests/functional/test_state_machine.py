@@ -64,7 +64,7 @@ from sandbox.faults import (
 from sandbox.recording import Watch, current_key, key_statuses, record_calls
 from sandbox.secrets_manager import CURRENT, PENDING, RotationInProgressError
 from sandbox.world import World, _default_handler, local_world
-from ses_smtp_credentials.password import derive_smtp_password
+from ses_smtp_rotator.password import derive_smtp_password
 from tests import leakscan
 
 if TYPE_CHECKING:

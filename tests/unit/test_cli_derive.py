@@ -1,4 +1,4 @@
-"""``ses-smtp-credentials derive``: keys from stdin or the environment, never argv; exit codes."""
+"""``ses-smtp-rotator derive``: keys from stdin or the environment, never argv; exit codes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ses_smtp_credentials import cli
-from ses_smtp_credentials.password import derive_legacy_v2_password, derive_smtp_password
+from ses_smtp_rotator import cli
+from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 
 KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +138,7 @@ def test_bad_input_is_one_line_and_exit_2(
     code, out, err = run(["derive", *argv], capsys, monkeypatch, stdin)
     assert (code, out) == (2, "")
     assert err.count("\n") == 1
-    assert err.startswith("ses-smtp-credentials: error: ")
+    assert err.startswith("ses-smtp-rotator: error: ")
     assert says in err
     assert "Traceback" not in err
     assert KEY not in err
@@ -169,7 +169,7 @@ def test_python_dash_m_runs_the_same_cli() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     env.pop("AWS_SECRET_ACCESS_KEY", None)
     done = subprocess.run(
-        [sys.executable, "-m", "ses_smtp_credentials", "derive", "--region", "eu-west-1"],
+        [sys.executable, "-m", "ses_smtp_rotator", "derive", "--region", "eu-west-1"],
         input=KEY,
         capture_output=True,
         text=True,

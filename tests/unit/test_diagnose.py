@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ses_smtp_credentials.diagnose import Cause, Diagnosis, KeyInfo, diagnose, ses_regions
-from ses_smtp_credentials.password import derive_legacy_v2_password, derive_smtp_password
+from ses_smtp_rotator.diagnose import Cause, Diagnosis, KeyInfo, diagnose, ses_regions
+from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

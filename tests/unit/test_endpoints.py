@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from ses_smtp_credentials import endpoints
-from ses_smtp_credentials.endpoints import TlsMode
-from ses_smtp_credentials.exceptions import InvalidEndpointError, InvalidRegionError
+from ses_smtp_rotator import endpoints
+from ses_smtp_rotator.endpoints import TlsMode
+from ses_smtp_rotator.exceptions import InvalidEndpointError, InvalidRegionError
 
 
 @pytest.mark.parametrize(

@@ -31,4 +31,4 @@ def test_lambda_requirements_pin_every_runtime_dependency_but_boto3() -> None:
 
 
 def test_library_ships_type_information() -> None:
-    assert (ROOT / "src" / "ses_smtp_credentials" / "py.typed").is_file()
+    assert (ROOT / "src" / "ses_smtp_rotator" / "py.typed").is_file()

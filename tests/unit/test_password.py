@@ -10,8 +10,8 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ses_smtp_credentials import password
-from ses_smtp_credentials.exceptions import InvalidRegionError
+from ses_smtp_rotator import password
+from ses_smtp_rotator.exceptions import InvalidRegionError
 
 DOC_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from ses_smtp_credentials.endpoints import TlsMode
-from ses_smtp_credentials.exceptions import InvalidSecretError
-from ses_smtp_credentials.password import derive_smtp_password
-from ses_smtp_credentials.secret import parse_secret
+from ses_smtp_rotator.endpoints import TlsMode
+from ses_smtp_rotator.exceptions import InvalidSecretError
+from ses_smtp_rotator.password import derive_smtp_password
+from ses_smtp_rotator.secret import parse_secret
 
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

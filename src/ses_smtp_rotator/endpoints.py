@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from ses_smtp_credentials.exceptions import InvalidEndpointError, InvalidRegionError
+from ses_smtp_rotator.exceptions import InvalidEndpointError, InvalidRegionError
 
 # AWS region format: a partition/geography prefix, one to three words, a number:
 # us-east-1, eu-central-2, us-gov-west-1, us-isob-east-1, eusc-de-east-1, ap-southeast-7.

@@ -1,6 +1,6 @@
 """The ``check`` subcommand: one SMTP login, and on a 535 the likely cause.
 
-Kept out of :mod:`ses_smtp_credentials.cli` so that module stays a small table of subcommands.
+Kept out of :mod:`ses_smtp_rotator.cli` so that module stays a small table of subcommands.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ses_smtp_credentials.diagnose import KeyInfo, diagnose
-from ses_smtp_credentials.endpoints import TlsMode
-from ses_smtp_credentials.exceptions import CheckFailedError, UsageError
-from ses_smtp_credentials.secret import parse_secret
-from ses_smtp_credentials.smtp import ProbeOutcome, ProbeResult, probe_login
+from ses_smtp_rotator.diagnose import KeyInfo, diagnose
+from ses_smtp_rotator.endpoints import TlsMode
+from ses_smtp_rotator.exceptions import CheckFailedError, UsageError
+from ses_smtp_rotator.secret import parse_secret
+from ses_smtp_rotator.smtp import ProbeOutcome, ProbeResult, probe_login
 
 if TYPE_CHECKING:
     import argparse
@@ -106,7 +106,7 @@ def _target(args: argparse.Namespace) -> Target:
     if missing:
         msg = f"missing {', '.join(missing)} (or use --secret-id)"
         raise UsageError(msg)
-    from ses_smtp_credentials.cli import read_secret  # noqa: PLC0415 - cli imports this module
+    from ses_smtp_rotator.cli import read_secret  # noqa: PLC0415 - cli imports this module
 
     return Target(
         host=args.host,

@@ -2,7 +2,7 @@
 
 The secret is read through Powertools' parameters utility (``SecretsProvider``, which works outside
 Lambda), cached for ``max_age`` seconds, with one provider per boto3 client so that every caller in
-a process shares one cache. Public names are re-exported by :mod:`ses_smtp_credentials.client`.
+a process shares one cache. Public names are re-exported by :mod:`ses_smtp_rotator.client`.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.utilities.parameters import GetParameterError, SecretsProvider
 
-from ses_smtp_credentials.exceptions import (
+from ses_smtp_rotator.exceptions import (
     CredentialsNotReadyError,
     SecretUnavailableError,
 )
-from ses_smtp_credentials.secret import parse_secret
+from ses_smtp_rotator.secret import parse_secret
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from ses_smtp_credentials.endpoints import TlsMode
+    from ses_smtp_rotator.endpoints import TlsMode
 
 DEFAULT_MAX_AGE: Final = 300
 
@@ -120,7 +120,7 @@ def get_smtp_credentials(
 
     Examples
     --------
-    >>> creds = get_smtp_credentials("ses-smtp-credentials")  # doctest: +SKIP
+    >>> creds = get_smtp_credentials("ses-smtp-rotator")  # doctest: +SKIP
     >>> creds.host, creds.port  # doctest: +SKIP
     ('email-smtp.eu-west-1.amazonaws.com', 587)
     """

@@ -11,7 +11,7 @@ import socket
 import ssl
 from enum import StrEnum
 
-from ses_smtp_credentials.exceptions import StartTlsNotOfferedError
+from ses_smtp_rotator.exceptions import StartTlsNotOfferedError
 
 _AUTH_RETRY_CODES = frozenset({535, 454})
 _CODE_TLS_REQUIRED = 530
@@ -57,7 +57,7 @@ def _classify_reply(
         msg = (
             f"{where} refused the credentials of {username} ({code}): check that the user name "
             "is the access key id, the password is derived for this endpoint's region, the key "
-            "is active and had a few minutes to reach SES (`ses-smtp-credentials check` diagnoses)"
+            "is active and had a few minutes to reach SES (`ses-smtp-rotator check` diagnoses)"
         )
         return ProbeOutcome.AUTH_REJECTED, code, msg
     if code == _CODE_TLS_REQUIRED:

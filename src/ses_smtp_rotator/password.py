@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import warnings
 
-from ses_smtp_credentials.endpoints import validate_region
+from ses_smtp_rotator.endpoints import validate_region
 
 # Fixed inputs of the derivation, as documented by Amazon SES. They are not a date or a choice.
 _V4_DATE = "11111111"

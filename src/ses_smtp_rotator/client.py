@@ -13,15 +13,15 @@ import smtplib
 import threading
 from typing import TYPE_CHECKING, Final
 
-from ses_smtp_credentials import smtp
-from ses_smtp_credentials.credentials import (
+from ses_smtp_rotator import smtp
+from ses_smtp_rotator.credentials import (
     DEFAULT_MAX_AGE,
     SmtpCredentials,
     clear_cache,
     get_smtp_credentials,
 )
-from ses_smtp_credentials.diagnose import diagnose
-from ses_smtp_credentials.exceptions import CredentialsRejectedError
+from ses_smtp_rotator.diagnose import diagnose
+from ses_smtp_rotator.exceptions import CredentialsRejectedError
 
 if TYPE_CHECKING:
     import ssl
@@ -70,7 +70,7 @@ class SmtpSender:
 
     Examples
     --------
-    >>> with SmtpSender("ses-smtp-credentials") as sender:  # doctest: +SKIP
+    >>> with SmtpSender("ses-smtp-rotator") as sender:  # doctest: +SKIP
     ...     sender.send(message)
     """
 

@@ -1,4 +1,4 @@
-"""Command line: ``ses-smtp-credentials derive``, ``check`` and ``export``.
+"""Command line: ``ses-smtp-rotator derive``, ``check`` and ``export``.
 
 Secrets (secret access keys, SMTP passwords) are read from stdin or the environment, never from the
 command line: argv is visible in shell history and in ``ps``. A secret-looking argument is refused.
@@ -22,15 +22,15 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
-from ses_smtp_credentials import _check, _export
-from ses_smtp_credentials.endpoints import validate_region
-from ses_smtp_credentials.exceptions import SesSmtpCredentialsError, UsageError
-from ses_smtp_credentials.password import derive_legacy_v2_password, derive_smtp_password
+from ses_smtp_rotator import _check, _export
+from ses_smtp_rotator.endpoints import validate_region
+from ses_smtp_rotator.exceptions import SesSmtpCredentialsError, UsageError
+from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-PROG = "ses-smtp-credentials"
+PROG = "ses-smtp-rotator"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 

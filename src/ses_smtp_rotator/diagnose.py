@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from ses_smtp_credentials.endpoints import region_of_host
-from ses_smtp_credentials.exceptions import InvalidRegionError
-from ses_smtp_credentials.password import (
+from ses_smtp_rotator.endpoints import region_of_host
+from ses_smtp_rotator.exceptions import InvalidRegionError
+from ses_smtp_rotator.password import (
     V2_VERSION,
     V4_VERSION,
     derive_legacy_v2_password,
@@ -34,7 +34,7 @@ _ACCESS_KEY_ID_RE = re.compile(r"^AKIA[A-Z0-9]{16}$")
 _SECRET_KEY_SHAPE_RE = re.compile(r"^[A-Za-z0-9/+]{40}$")
 CHECKLIST = (
     "check that the user name is the access key id (AKIA...), the password was derived for the "
-    "endpoint's region from that key's secret (`ses-smtp-credentials derive`), the key is Active "
+    "endpoint's region from that key's secret (`ses-smtp-rotator derive`), the key is Active "
     "and the IAM user may call ses:SendRawEmail"
 )
 
@@ -178,7 +178,7 @@ def _check_raw_key(facts: _Facts) -> Diagnosis | None:
         which = "is" if is_secret else "looks like"
         msg = (
             f"the password {which} the raw secret access key: SES needs the SMTP password derived "
-            "from it for the endpoint's region (`ses-smtp-credentials derive --region R`)"
+            "from it for the endpoint's region (`ses-smtp-rotator derive --region R`)"
         )
         return Diagnosis(Cause.RAW_SECRET_KEY, msg)
     return None

@@ -1,9 +1,9 @@
 """A Django email backend that reads the SMTP credentials from the rotated secret.
 
-Install the extra (``pip install ses-smtp-credentials[django]``) and set::
+Install the extra (``pip install ses-smtp-rotator[django]``) and set::
 
-    EMAIL_BACKEND = "ses_smtp_credentials.django.EmailBackend"
-    SES_SMTP_SECRET_ID = "ses-smtp-credentials"   # name or ARN of the rotated secret
+    EMAIL_BACKEND = "ses_smtp_rotator.django.EmailBackend"
+    SES_SMTP_SECRET_ID = "ses-smtp-rotator"   # name or ARN of the rotated secret
     SES_SMTP_SECRET_MAX_AGE = 300                 # optional: seconds the secret is cached
     EMAIL_TIMEOUT = 10                            # optional: seconds per network operation
 
@@ -12,7 +12,7 @@ Host, port, TLS mode, user name and password all come from the secret (``EMAIL_H
 Each backend instance keeps one connection while Django holds it open (``get_connection()``
 used as a context manager, or a mass mail); the secret's cache is shared by the whole process, so
 ``send_mail`` costs one ``GetSecretValue`` per cache period, not one per message. Sending rides
-out rotations as :class:`~ses_smtp_credentials.client.SmtpSender` does.
+out rotations as :class:`~ses_smtp_rotator.client.SmtpSender` does.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.message import sanitize_address
 
-from ses_smtp_credentials.client import DEFAULT_MAX_AGE, DEFAULT_TIMEOUT, SmtpSender
-from ses_smtp_credentials.exceptions import SesSmtpCredentialsError
+from ses_smtp_rotator.client import DEFAULT_MAX_AGE, DEFAULT_TIMEOUT, SmtpSender
+from ses_smtp_rotator.exceptions import SesSmtpCredentialsError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

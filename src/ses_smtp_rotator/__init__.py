@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from ses_smtp_credentials.endpoints import TlsMode, region_of_host, smtp_host, tls_mode
-from ses_smtp_credentials.exceptions import (
+from ses_smtp_rotator.endpoints import TlsMode, region_of_host, smtp_host, tls_mode
+from ses_smtp_rotator.exceptions import (
     InvalidEndpointError,
     InvalidRegionError,
     InvalidSecretError,
     SesSmtpCredentialsError,
     SmtpLoginError,
 )
-from ses_smtp_credentials.password import (
+from ses_smtp_rotator.password import (
     derive_legacy_v2_password,
     derive_smtp_password,
     derive_smtp_passwords,
 )
-from ses_smtp_credentials.secret import SmtpSecret, parse_secret
+from ses_smtp_rotator.secret import SmtpSecret, parse_secret
 
 __all__ = [
     "InvalidEndpointError",

@@ -14,19 +14,19 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from ses_smtp_credentials.endpoints import (
+from ses_smtp_rotator.endpoints import (
     DEFAULT_PORT,
     TlsMode,
     smtp_host,
     tls_mode,
     validate_region,
 )
-from ses_smtp_credentials.exceptions import (
+from ses_smtp_rotator.exceptions import (
     InvalidEndpointError,
     InvalidRegionError,
     InvalidSecretError,
 )
-from ses_smtp_credentials.password import derive_smtp_password
+from ses_smtp_rotator.password import derive_smtp_password
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -12,9 +12,9 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from ses_smtp_credentials._smtp_outcomes import AUTH, CONNECT, ProbeOutcome, classify
-from ses_smtp_credentials.endpoints import TlsMode, tls_mode
-from ses_smtp_credentials.exceptions import InvalidEndpointError, StartTlsNotOfferedError
+from ses_smtp_rotator._smtp_outcomes import AUTH, CONNECT, ProbeOutcome, classify
+from ses_smtp_rotator.endpoints import TlsMode, tls_mode
+from ses_smtp_rotator.exceptions import InvalidEndpointError, StartTlsNotOfferedError
 
 __all__ = ["ProbeOutcome", "ProbeResult", "connect", "probe_login"]
 
@@ -129,7 +129,7 @@ def probe_login(  # noqa: PLR0913 - each option is keyword-only and documented
     username, password
         The SMTP credentials (access key id and derived password).
     tls
-        How to encrypt; default: from the port (:func:`~ses_smtp_credentials.endpoints.tls_mode`),
+        How to encrypt; default: from the port (:func:`~ses_smtp_rotator.endpoints.tls_mode`),
         STARTTLS for ports SES does not use.
     timeout
         Seconds allowed for each network operation.

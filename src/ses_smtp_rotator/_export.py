@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from ses_smtp_credentials.credentials import SmtpCredentials, get_smtp_credentials
-from ses_smtp_credentials.exceptions import UsageError
+from ses_smtp_rotator.credentials import SmtpCredentials, get_smtp_credentials
+from ses_smtp_rotator.exceptions import UsageError
 
 if TYPE_CHECKING:
     import argparse

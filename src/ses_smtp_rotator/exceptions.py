@@ -1,4 +1,4 @@
-"""Errors raised by :mod:`ses_smtp_credentials`.
+"""Errors raised by :mod:`ses_smtp_rotator`.
 
 Every message says what happened and what to do about it, and never contains a secret access key,
 an SMTP password or a secret value.
@@ -50,7 +50,7 @@ class StartTlsNotOfferedError(SmtpLoginError):
 class CredentialsRejectedError(SmtpLoginError):
     """SMTP refused the secret's credentials (535) even after reading the secret again.
 
-    The message carries the likely cause (:func:`ses_smtp_credentials.diagnose.diagnose`).
+    The message carries the likely cause (:func:`ses_smtp_rotator.diagnose.diagnose`).
     """
 
 
