@@ -7,6 +7,11 @@ AWS side, attached to one boto3 client through botocore's own events (no monkeyp
 
 - ``BEFORE``: the call fails before it reaches the service (nothing happened);
 - ``LOST_ANSWER``: the call took effect, then its answer is lost (the caller sees an error);
+- ``LOST_ANSWER_RETRIED``: the first HTTP attempt reaches the service and takes effect, then its
+  answer is lost on the wire (a read time-out); botocore's retry sends the request again, as it
+  does in AWS, and the caller sees only the retry's answer;
+- ``LOST_ANSWER_EVERY``: every HTTP attempt takes effect and loses its answer (the service is slow
+  and each read times out); after its last retry botocore raises the read time-out;
 - ``THROTTLE``: the service answers once with its real throttling error (HTTP 400,
   ``ThrottlingException`` in JSON for Secrets Manager, ``Throttling`` in XML for IAM). The answer is
   produced at ``before-send``, registered first so it runs before moto's in-process stubber, so
@@ -36,7 +41,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+from botocore.httpsession import URLLib3Session
+from moto.core.models import botocore_stubber
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,6 +54,8 @@ class FaultKind(StrEnum):
 
     BEFORE = "before"
     LOST_ANSWER = "lost-answer"
+    LOST_ANSWER_RETRIED = "lost-answer-retried"
+    LOST_ANSWER_EVERY = "lost-answer-every"
     THROTTLE = "throttle"
     DIES_BEFORE = "dies-before"
     DIES_AFTER = "dies-after"
@@ -59,13 +68,17 @@ class FaultKind(StrEnum):
 AWS_KINDS: Final = (
     FaultKind.BEFORE,
     FaultKind.LOST_ANSWER,
+    FaultKind.LOST_ANSWER_RETRIED,
+    FaultKind.LOST_ANSWER_EVERY,
     FaultKind.THROTTLE,
     FaultKind.DIES_BEFORE,
     FaultKind.DIES_AFTER,
 )
+# The kinds that let the request take effect on the wire and then lose its answer there.
+WIRE_KINDS: Final = frozenset({FaultKind.LOST_ANSWER_RETRIED, FaultKind.LOST_ANSWER_EVERY})
 SMTP_KINDS: Final = (FaultKind.DROP, FaultKind.SMTP_421, FaultKind.SMTP_454, FaultKind.HANG)
 SMTP_OPERATION: Final = "AUTH"
-_NOWHERE: Final = "https://throttled.invalid/"
+NOWHERE: Final = "https://throttled.invalid/"
 
 
 class InjectedFaultError(EndpointConnectionError):
@@ -76,7 +89,7 @@ class LambdaDiedError(Exception):
     """The function's run ended at an AWS call (a timeout, a kill): none of its error paths ran."""
 
 
-class _RawBody(BytesIO):
+class RawBody(BytesIO):
     """The raw body botocore streams an answer from (what urllib3 would hand it)."""
 
     def stream(self, **_: Any) -> Iterator[bytes]:  # noqa: ANN401 - botocore's signature
@@ -105,7 +118,7 @@ def throttling_response(service: str, url: str) -> AWSResponse:
     headers = HTTPHeaders()
     headers["Content-Type"] = content_type
     headers["x-amzn-RequestId"] = "00000000-0000-0000-0000-000000000000"
-    return AWSResponse(url, 400, headers, _RawBody(body))
+    return AWSResponse(url, 400, headers, RawBody(body))
 
 
 @dataclass
@@ -119,6 +132,7 @@ class Fault:
     seen: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
     retried: int = field(default=0, init=False)
+    lost: int = field(default=0, init=False)
     _armed: bool = field(default=False, init=False, repr=False)
 
     @property
@@ -135,6 +149,7 @@ class Fault:
 
     def before_call(self, **_: Any) -> None:  # noqa: ANN401 - botocore hook
         """Count the logical call; fail it now (BEFORE) or arm the later stage."""
+        self._armed = False  # a fault armed for an earlier call that ended in an error is spent
         if self._due():
             if self.kind is FaultKind.BEFORE:
                 raise InjectedFaultError(endpoint_url=f"injected fault before {self.operation}")
@@ -143,15 +158,27 @@ class Fault:
                 raise LambdaDiedError(msg)
             self._armed = True
 
-    def before_send(self, request: Any, service: str = "", **_: Any) -> AWSResponse | None:  # noqa: ANN401 - botocore hook
-        """Answer one HTTP attempt with a throttling error instead of sending it."""
+    def before_send(
+        self,
+        request: Any,  # noqa: ANN401 - botocore's AWSPreparedRequest
+        service: str = "",
+        event_name: str = "",
+        **_: Any,  # noqa: ANN401 - botocore hook
+    ) -> AWSResponse | None:
+        """Answer one HTTP attempt with a throttling error, or deliver it and lose its answer."""
+        if self.kind in WIRE_KINDS and self._armed:
+            if self.kind is FaultKind.LOST_ANSWER_RETRIED:
+                self._armed = False
+            self.lost += 1
+            deliver(request, event_name)
+            raise ReadTimeoutError(endpoint_url=str(request.url))
         if self.kind is FaultKind.THROTTLE and self._armed:
             self._armed = False
             answer = throttling_response(service, str(request.url))
             # botocore still hands the request to every later before-send handler (moto's
             # in-process stubber among them) and keeps the first answer: aim it nowhere, so the
             # throttled attempt never takes effect, as with the real service.
-            request.url = _NOWHERE
+            request.url = NOWHERE
             return answer
         return None
 
@@ -167,6 +194,12 @@ class Fault:
                 msg = f"the Lambda run ended after {self.operation}"
                 raise LambdaDiedError(msg)
             raise InjectedFaultError(endpoint_url=f"injected fault after {self.operation}")
+
+
+def deliver(request: Any, event_name: str) -> None:  # noqa: ANN401 - AWSPreparedRequest
+    """Send one HTTP attempt to moto (in-process or its server) and drop the answer."""
+    if botocore_stubber(event_name, request) is None:
+        URLLib3Session().send(request)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from sandbox.secrets_manager import CURRENT
+from sandbox.secrets_manager import CURRENT, PREVIOUS
 
 if TYPE_CHECKING:
     from sandbox.world import World
@@ -47,11 +47,14 @@ def violations(
     orphans = sorted(set(keys) - set(referenced) - foreign)
     if orphans:
         problems.append(f"orphan keys no version references: {orphans}")
-    current = world.value(CURRENT)
-    current_key = current.get("access_key_id")
-    if current_key:
-        if keys.get(current_key) != "Active":
-            problems.append(f"AWSCURRENT's key {current_key} is {keys.get(current_key, 'deleted')}")
-        elif login and not world.login(CURRENT).ok:
-            problems.append("AWSCURRENT's credentials do not log in over SMTP")
+    # The live key: AWSCURRENT's, or AWSPREVIOUS's while a bootstrap value written over AWSCURRENT
+    # (a stack update) holds none; readers of either must keep a working password.
+    labelled = {stage: key for key, stages in referenced.items() for stage in stages}
+    stage = CURRENT if CURRENT in labelled else PREVIOUS
+    live = labelled.get(stage)
+    if live:
+        if keys.get(live) != "Active":
+            problems.append(f"{stage}'s live key {live} is {keys.get(live, 'deleted')}")
+        elif login and not world.login(stage).ok:
+            problems.append(f"{stage}'s credentials do not log in over SMTP")
     return problems

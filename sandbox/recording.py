@@ -5,7 +5,8 @@
   function's own clients (``app.runtime().sm`` / ``.iam``). The fault matrix turns that list into
   scenarios, so a call added to a step is covered without editing a test.
 * :class:`Watch` checks, before every call of the function and after every step, what must hold
-  between any two AWS calls: at most two keys, AWSCURRENT's key exists and is Active. It reads
+  between any two AWS calls: at most two keys, the live key (AWSCURRENT's, or AWSPREVIOUS's while
+  AWSCURRENT holds a bootstrap value) exists and is Active. It reads
   moto's backends directly (no AWS call of its own).
 """
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from moto.iam.models import iam_backends
 
 from sandbox.invariants import MAX_KEYS
-from sandbox.secrets_manager import CURRENT
+from sandbox.secrets_manager import CURRENT, PREVIOUS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -109,16 +110,34 @@ def record_calls(world: World, **rotate: Any) -> list[Call]:  # noqa: ANN401 - f
     return calls
 
 
-def current_key(world: World) -> str | None:
-    """AWSCURRENT's access key id, read from moto's backend (no AWS call)."""
+def stage_key(world: World, stage: str) -> str | None:
+    """Return the key id of the version labelled ``stage``, from moto's backend (no AWS call)."""
     for version in world.driver._secret().versions.values():  # noqa: SLF001 - the world's driver
-        if CURRENT in version["version_stages"]:
+        if stage in version["version_stages"]:
             try:
                 value = json.loads(version.get("secret_string", "{}"))
             except ValueError:
                 return None
-            return value.get("access_key_id") if isinstance(value, dict) else None
+            key = value.get("access_key_id") if isinstance(value, dict) else None
+            return key if isinstance(key, str) else None
     return None
+
+
+def current_key(world: World) -> str | None:
+    """AWSCURRENT's access key id, read from moto's backend (no AWS call)."""
+    return stage_key(world, CURRENT)
+
+
+def live_key(world: World) -> tuple[str | None, str]:
+    """Return the key readers use and the stage holding it.
+
+    That is AWSCURRENT's key, or AWSPREVIOUS's while a bootstrap value written over AWSCURRENT (a
+    stack update) holds none.
+    """
+    current = current_key(world)
+    if current is not None:
+        return current, CURRENT
+    return stage_key(world, PREVIOUS), PREVIOUS
 
 
 def key_statuses(world: World) -> dict[str, str]:
@@ -141,10 +160,10 @@ class Watch:
         keys = key_statuses(self.world)
         if len(keys) > MAX_KEYS:
             self.problems.append(f"{where}: {len(keys)} access keys")
-        current = current_key(self.world)
-        if current and keys.get(current) != "Active":
-            status = keys.get(current, "deleted")
-            self.problems.append(f"{where}: AWSCURRENT's key {current} is {status}")
+        live, stage = live_key(self.world)
+        if live and keys.get(live) != "Active":
+            status = keys.get(live, "deleted")
+            self.problems.append(f"{where}: {stage}'s live key {live} is {status}")
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Watch]:

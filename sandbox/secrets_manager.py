@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 STEPS: Final = ("createSecret", "setSecret", "testSecret", "finishSecret")
 PENDING: Final = "AWSPENDING"
 CURRENT: Final = "AWSCURRENT"
+PREVIOUS: Final = "AWSPREVIOUS"
 
 
 class Handler(Protocol):

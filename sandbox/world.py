@@ -82,6 +82,48 @@ class World:
             SecretId=self.secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
         )
 
+    def another_deployment(self, secret_name: str) -> SecretsManagerDriver:
+        """Deploy a second stack whose secret names this world's IAM user; return its driver.
+
+        Its function is bound to its own secret (``SECRET_ARN``) while it runs, as a second
+        stack's function would be; both share the user, the SMTP server and moto.
+        """
+        value = {
+            "iam_user_name": self.user_name,
+            "region": self.region,
+            "host": self.ses.host,
+            "port": self.ses.port,
+        }
+        arn = self.sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
+        handler = self.driver.handler
+
+        def bound_handler(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401 - Lambda contract
+            with _patched_env(os.environ, {"SECRET_ARN": arn}):
+                return handler(event, context)
+
+        driver = SecretsManagerDriver(secret_id=arn, handler=bound_handler, region=self.region)
+        driver.enable_rotation()
+        return driver
+
+    def write_bootstrap_over_current(self, value: Mapping[str, Any] | None = None) -> str:
+        """Do what CloudFormation does when the secret's template value changes; return the id.
+
+        The new value (by default the bootstrap: user, region, host, port) is put as AWSCURRENT;
+        the version that held the live key becomes AWSPREVIOUS.
+        """
+        bootstrap = value or {
+            "iam_user_name": self.user_name,
+            "region": self.region,
+            "host": self.ses.host,
+            "port": self.ses.port,
+        }
+        put = self.sm.put_secret_value(
+            SecretId=self.secret_arn,
+            SecretString=json.dumps(bootstrap),
+            VersionStages=["AWSCURRENT"],
+        )
+        return put["VersionId"]
+
     def value(self, stage: str = "AWSCURRENT") -> dict[str, Any]:
         """Return the JSON value of a version of the secret."""
         text = self.sm.get_secret_value(SecretId=self.secret_arn, VersionStage=stage)[

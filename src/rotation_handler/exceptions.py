@@ -27,6 +27,10 @@ class NotBoundError(RotationError):
     """The secret or the IAM user is not the one this function is configured for."""
 
 
+class UserOwnedError(NotBoundError):
+    """The IAM user's keys are managed by another secret; the message names it."""
+
+
 class RotationNotEnabledError(RotationError):
     """Rotation is not enabled on the secret."""
 

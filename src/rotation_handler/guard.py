@@ -88,7 +88,8 @@ def check(
     RotationNotEnabledError
         Rotation is not enabled on the secret.
     StagingError
-        The token is not a version of the secret, or it is neither AWSCURRENT nor AWSPENDING.
+        The token is not a version of the secret, it is neither AWSCURRENT nor AWSPENDING, or it
+        is AWSPREVIOUS (rolled back).
     """
     state = describe(sm, secret_id)
     if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
@@ -109,6 +110,16 @@ def check(
         raise StagingError(msg)
     if CURRENT in stages:
         return state, Verdict.ALREADY_CURRENT
+    if PREVIOUS in stages:
+        # A roll-back moved AWSCURRENT away from this version; promoting it again would retire
+        # the key just restored. AWSPENDING may have stayed on it after its rotation succeeded.
+        msg = (
+            f"version {token} of secret {state.arn} is AWSPREVIOUS (it was rolled back): it is "
+            "not promoted again. Take AWSPENDING off it (aws secretsmanager "
+            "update-secret-version-stage --version-stage AWSPENDING --remove-from-version-id "
+            f"{token}) and start a new rotation"
+        )
+        raise StagingError(msg)
     if PENDING not in stages:
         msg = (
             f"version {token} of secret {state.arn} is not AWSPENDING: another rotation may "

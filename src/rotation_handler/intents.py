@@ -1,4 +1,10 @@
-"""The intent: how a later attempt knows a key no version holds was made by this function.
+"""The records the function keeps on the IAM user: who owns it, and the intent of the last attempt.
+
+The owner tag (``ses-smtp-rotation:secret``) names the one secret whose rotations manage the
+user's keys: createSecret writes it on first use and refuses a secret that is not the owner, so two
+deployments naming one user can never take each other's keys for their own.
+
+The intent: how a later attempt knows a key no version holds was made by this function.
 
 Before CreateAccessKey, createSecret records in a tag on the IAM user which rotation (a digest of
 its token), when the attempt started, when its Lambda run ends at the latest, and which keys
@@ -11,28 +17,25 @@ One attempt creates one key, so an open intent vouches for at most one: the only
 during that run and absent from the list. It speaks for the retry of the same rotation, and for a
 later rotation once its own was abandoned (cancelled: no version with its token carries a
 staging label any more). An intent of a rotation that is still labelled (it stored its key, or is
-still being retried) vouches for nothing else. IAM has no tags on access keys, so the user tag is
-the only place that survives a crash.
+still being retried) vouches for nothing else. It also names the secret (a digest of its ARN):
+an intent another secret recorded vouches for nothing here. IAM has no tags on access keys, so the
+user tag is the only place that survives a crash.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from mypy_boto3_iam import IAMClient
+    from collections.abc import Iterable, Mapping
 
     from rotation_handler.keys import AccessKey
 
 TAG: Final = "ses-smtp-rotation:intent"
+OWNER_TAG: Final = "ses-smtp-rotation:secret"
 # The tag value of an intent whose attempt cleaned up after itself: it vouches for no key.
 CLOSED: Final = "closed"
 # A key created by an attempt appears before its Lambda run ends, at most 900 s (Lambda's limit)
@@ -43,7 +46,7 @@ _SKEW: Final = timedelta(seconds=60)
 
 
 def token_digest(token: str) -> str:
-    """Return a short, stable digest of a ClientRequestToken for tags and logs."""
+    """Return a short, stable digest of a ClientRequestToken (or a secret ARN) for tags and logs."""
     return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
@@ -51,23 +54,27 @@ def token_digest(token: str) -> str:
 class Intent:
     """The record, written before CreateAccessKey, that lets a later attempt recognise an orphan."""
 
+    secret_digest: str
     token_digest: str
     started_at: datetime
     ends_by: datetime
     existing: frozenset[str]
 
-    def speaks_for(self, token: str, *, staged: Iterable[str]) -> bool:
+    def speaks_for(self, token: str, *, staged: Iterable[str], secret_arn: str) -> bool:
         """Whether this intent may vouch for keys during an attempt of rotation ``token``.
 
         ``staged`` are the ids of the versions that carry a staging label (a version id is its
-        rotation's token): another rotation that is still labelled speaks only for itself.
+        rotation's token): another rotation that is still labelled speaks only for itself. An
+        intent recorded for another secret never speaks.
         """
+        if self.secret_digest != token_digest(secret_arn):
+            return False
         if self.token_digest == token_digest(token):
             return True
         return all(token_digest(version) != self.token_digest for version in staged)
 
     def orphan(
-        self, keys: Iterable[AccessKey], *, token: str, staged: Iterable[str]
+        self, keys: Iterable[AccessKey], *, token: str, staged: Iterable[str], secret_arn: str
     ) -> AccessKey | None:
         """Return the key this intent's run created, if an attempt of ``token`` may call it ours.
 
@@ -75,7 +82,7 @@ class Intent:
         key, or more than one, was created during the run and is absent from its list (two cannot
         be told apart from a key made by hand).
         """
-        if not self.speaks_for(token, staged=staged):
+        if not self.speaks_for(token, staged=staged, secret_arn=secret_arn):
             return None
         made = [
             key
@@ -86,56 +93,69 @@ class Intent:
         return made[0] if len(made) == 1 else None
 
     def encode(self) -> str:
-        """Tag value: ``v2 <digest> <start> <end> <key id> ...`` (tag values allow no commas)."""
+        """Tag value: ``v3 <secret> <token> <start> <end> <key id> ...`` (no commas in tags)."""
         stamps = [str(int(moment.timestamp())) for moment in (self.started_at, self.ends_by)]
-        return " ".join(["v2", self.token_digest, *stamps, *sorted(self.existing)])
+        digests = [self.secret_digest, self.token_digest]
+        return " ".join(["v3", *digests, *stamps, *sorted(self.existing)])
 
     @classmethod
     def decode(cls, value: str) -> Intent | None:
-        """Parse a tag value; ``None`` for anything this version did not write."""
+        """Parse a tag value; ``None`` for anything this version did not write.
+
+        Earlier formats (v2 had no secret) vouch for nothing: they cannot say whose they are.
+        """
         parts = value.split()
-        if len(parts) < 4 or parts[0] != "v2" or not (parts[2].isdigit() and parts[3].isdigit()):  # noqa: PLR2004
+        if len(parts) < 5 or parts[0] != "v3" or not (parts[3].isdigit() and parts[4].isdigit()):  # noqa: PLR2004
             return None
         return cls(
-            token_digest=parts[1],
-            started_at=datetime.fromtimestamp(int(parts[2]), tz=UTC),
-            ends_by=datetime.fromtimestamp(int(parts[3]), tz=UTC),
-            existing=frozenset(parts[4:]),
+            secret_digest=parts[1],
+            token_digest=parts[2],
+            started_at=datetime.fromtimestamp(int(parts[3]), tz=UTC),
+            ends_by=datetime.fromtimestamp(int(parts[4]), tz=UTC),
+            existing=frozenset(parts[5:]),
         )
 
 
-def read(iam: IAMClient, user_name: str) -> Intent | None:
-    """Return the open intent recorded on the user, if any."""
-    tags = iam.list_user_tags(UserName=user_name)["Tags"]
-    value = next((tag["Value"] for tag in tags if tag["Key"] == TAG), None)
-    return Intent.decode(value) if value else None
+@dataclass(frozen=True, kw_only=True)
+class UserRecords:
+    """What the user's tags say: the owning secret's ARN and the last attempt's intent."""
+
+    owner: str | None
+    intent: Intent | None
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> UserRecords:
+        """Read the records from the user's tags (other tags are ignored)."""
+        value = tags.get(TAG)
+        return cls(
+            owner=tags.get(OWNER_TAG) or None, intent=Intent.decode(value) if value else None
+        )
 
 
-def record(  # noqa: PLR0913 - keyword-only facts of one attempt
-    iam: IAMClient,
-    user_name: str,
+def opened(
     *,
+    secret_arn: str,
     token: str,
     existing: Iterable[str],
     now: datetime,
     seconds_left: float,
-) -> None:
-    """Record, before creating a key, that an attempt for ``token`` starts now.
+) -> dict[str, str]:
+    """Return the tags that record, before creating a key, that an attempt for ``token`` starts.
 
-    ``seconds_left`` is the time the Lambda run has left (capped at Lambda's 900 s): a key this
-    attempt creates appears before then.
+    They also claim the user for ``secret_arn``. ``seconds_left`` is the time the Lambda run has
+    left (capped at Lambda's 900 s): a key this attempt creates appears before then.
     """
     ends_by = now + min(MAX_RUN, timedelta(seconds=max(0.0, seconds_left)))
     intent = Intent(
+        secret_digest=token_digest(secret_arn),
         token_digest=token_digest(token),
         started_at=now,
         ends_by=ends_by,
         existing=frozenset(existing),
     )
-    iam.tag_user(UserName=user_name, Tags=[{"Key": TAG, "Value": intent.encode()}])
+    return {OWNER_TAG: secret_arn, TAG: intent.encode()}
 
 
-def close(iam: IAMClient, user_name: str) -> None:
-    """Record that the last attempt left no key behind (best effort: an open intent is safe)."""
-    with contextlib.suppress(ClientError, BotoCoreError):
-        iam.tag_user(UserName=user_name, Tags=[{"Key": TAG, "Value": CLOSED}])
+def closed() -> dict[str, str]:
+    """Return the tag that records that the last attempt left no key behind."""
+    return {TAG: CLOSED}

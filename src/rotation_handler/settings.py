@@ -6,6 +6,7 @@ Explicit argument beats environment variable beats default; a bad value raises
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
@@ -38,8 +39,14 @@ ENV_VARS: Final = (
     "POWERTOOLS_METRICS_NAMESPACE",
     "SMTP_TEST_SENDER",
     "SMTP_TEST_RECIPIENT",
+    "SES_REGION",
+    "SMTP_HOST",
+    "SMTP_PORT",
 )
 MAILBOX_SIMULATOR: Final = "success@simulator.amazonses.com"
+_REGION_RE: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_HOST_RE: Final = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_MAX_PORT: Final = 65535
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
 MAX_SMTP_TEST_TIMEOUT: Final = 840.0  # Lambda's 900 s limit less room for the other calls
@@ -59,6 +66,11 @@ class Settings:
     metrics_namespace: str = "SesSmtpRotation"
     smtp_test_sender: str | None = None
     smtp_test_recipient: str = MAILBOX_SIMULATOR
+    # Where the credentials are for: when set, they win over the secret's own fields, so a stack
+    # update changes them without CloudFormation rewriting the secret's value.
+    ses_region: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -89,6 +101,11 @@ class Settings:
             metrics_namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE") or "SesSmtpRotation",
             smtp_test_sender=_address(environ, "SMTP_TEST_SENDER"),
             smtp_test_recipient=_address(environ, "SMTP_TEST_RECIPIENT") or MAILBOX_SIMULATOR,
+            ses_region=_matching(
+                environ, "SES_REGION", _REGION_RE, "an AWS region such as eu-west-1"
+            ),
+            smtp_host=_matching(environ, "SMTP_HOST", _HOST_RE, "a host name"),
+            smtp_port=_port(environ, "SMTP_PORT"),
         )
 
 
@@ -139,3 +156,25 @@ def _address(environ: Mapping[str, str], name: str) -> str | None:
         msg = f"{name} must be an email address such as {MAILBOX_SIMULATOR}"
         raise ConfigurationError(msg)
     return raw
+
+
+def _matching(
+    environ: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str
+) -> str | None:
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return None
+    if not pattern.fullmatch(raw):
+        msg = f"{name} must be {what}"
+        raise ConfigurationError(msg)
+    return raw
+
+
+def _port(environ: Mapping[str, str], name: str) -> int | None:
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_PORT):
+        msg = f"{name} must be a TCP port number between 1 and {_MAX_PORT}"
+        raise ConfigurationError(msg)
+    return int(raw)

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
 
-from rotation_handler import intents, keys, smtp_check, versions
+from rotation_handler import keys, lifecycle, smtp_check, versions
 from rotation_handler.exceptions import (
     AccessKeyError,
     NotBoundError,
@@ -80,12 +79,15 @@ def create_secret(ctx: StepContext) -> None:
     """Create a new access key and store it with its SMTP passwords as the AWSPENDING version.
 
     Guarantees: afterwards the token's version holds a key created for it; at most two keys
-    exist; AWSCURRENT's key and foreign keys are untouched; orphans of earlier attempts are gone.
+    exist; the live key (AWSCURRENT's) and keys of no record of ours are untouched; orphans of
+    earlier attempts are gone. The key lifecycle is :mod:`rotation_handler.lifecycle`.
 
     Raises
     ------
     SecretValueError
         AWSCURRENT has no value or does not follow the schema.
+    UserOwnedError
+        Another secret manages the IAM user's keys.
     ForeignKeyError
         IAM's two-key limit is held by a key this function must not delete.
     AccessKeyError
@@ -96,95 +98,7 @@ def create_secret(ctx: StepContext) -> None:
     if ctx.verdict is Verdict.ALREADY_CURRENT or ctx.read(PENDING, version_id=ctx.token):
         logger.info("pending version already has a value; nothing to create")
         return
-    current = ctx.read(CURRENT)
-    if current is None:
-        msg = f"secret {ctx.state.arn} has no AWSCURRENT value: put the bootstrap value first"
-        raise SecretValueError(msg)
-    user = ctx.bound(current).iam_user_name
-    existing = keys.list_keys(ctx.iam, user)
-    referenced = _referenced_keys(ctx, current, existing)
-    left = keys.make_room(
-        ctx.iam,
-        user,
-        keys=existing,
-        referenced=referenced,
-        intent=lambda: intents.read(ctx.iam, user),
-        token=ctx.token,
-        staged=[version for version, stages in ctx.state.versions.items() if stages],
-        holders=lambda: versions.key_holders(ctx.sm, ctx.state.arn, skip=_versions_read(ctx)),
-    )
-    deleted = sorted({k.access_key_id for k in existing} - {k.access_key_id for k in left})
-    intents.record(
-        ctx.iam,
-        user,
-        token=ctx.token,
-        existing=[k.access_key_id for k in left],
-        now=keys.now_utc(),
-        seconds_left=ctx.seconds_left(),
-    )
-    key_id, secret_key = keys.create(ctx.iam, user, existing=[k.access_key_id for k in left])
-    pending = current.with_access_key(
-        key_id, secret_key, store_secret_access_key=ctx.settings.store_secret_access_key
-    )
-    _store_pending(ctx, user, pending)
-    metrics.add_metric(name="AccessKeysCreated", unit=MetricUnit.Count, value=1)
-    logger.info("created pending key", extra={"access_key_id": key_id, "deleted_keys": deleted})
-
-
-def _store_pending(ctx: StepContext, user: str, pending: SmtpSecret) -> None:
-    """Put the pending version; if that fails, leave no key behind that nothing references.
-
-    An error answer means nothing was stored. Without an answer the put may have taken effect:
-    the version is read back, and only a version that does not hold the key lets it be deleted.
-    """
-    key_id = str(pending.access_key_id)
-    try:
-        versions.put_pending(ctx.sm, ctx.state.arn, token=ctx.token, secret=pending)
-    except ClientError:
-        keys.discard(ctx.iam, user, key_id)
-        raise
-    except BotoCoreError:
-        readable, stored_key = _stored_key(ctx)
-        if readable and stored_key == key_id:
-            logger.warning("PutSecretValue's answer was lost, but the pending version is stored")
-            return
-        if readable:  # unreadable: keep the key; the retry of this rotation sorts it out
-            keys.discard(ctx.iam, user, key_id)
-        raise
-
-
-def _stored_key(ctx: StepContext) -> tuple[bool, str | None]:
-    """Return whether the token's version could be read, and the key it holds."""
-    try:
-        stored = ctx.read(PENDING, version_id=ctx.token)
-    except (ClientError, BotoCoreError, SecretValueError):
-        return False, None
-    return True, None if stored is None else stored.access_key_id
-
-
-def _versions_read(ctx: StepContext) -> set[str]:
-    """Versions createSecret already read (AWSCURRENT, AWSPREVIOUS, the token's)."""
-    read = {ctx.state.version_with(CURRENT), ctx.state.version_with(PREVIOUS), ctx.token}
-    return {version for version in read if version}
-
-
-def _referenced_keys(
-    ctx: StepContext, current: SmtpSecret, existing: list[keys.AccessKey]
-) -> dict[str, str]:
-    """Map key ids held by versions of the secret to their stage (AWSPREVIOUS read lazily)."""
-    referenced = {current.access_key_id: CURRENT} if current.access_key_id else {}
-    others = [k for k in existing if k.access_key_id not in referenced]
-    previous_version = ctx.state.version_with(PREVIOUS)
-    if others and previous_version not in (None, ctx.token):
-        try:
-            previous = ctx.read(PREVIOUS)
-        except SecretValueError:
-            # A damaged old version cannot vouch for any key; its key counts as unreferenced.
-            logger.warning("AWSPREVIOUS version is unusable; ignoring it")
-            previous = None
-        if previous is not None and previous.access_key_id:
-            referenced.setdefault(previous.access_key_id, PREVIOUS)
-    return referenced
+    lifecycle.create_pending(ctx)
 
 
 def set_secret(ctx: StepContext) -> None:
@@ -211,7 +125,7 @@ def set_secret(ctx: StepContext) -> None:
         )
         raise AccessKeyError(msg)
     if not found.active:
-        keys.activate(ctx.iam, pending.iam_user_name, key_id)
+        keys.set_status(ctx.iam, pending.iam_user_name, key_id, active=True)
         logger.warning("pending key was inactive; activated it", extra={"access_key_id": key_id})
 
 
@@ -254,8 +168,9 @@ def test_secret(ctx: StepContext) -> None:
 
 
 def finish_secret(ctx: StepContext) -> None:
-    """Make the pending version AWSCURRENT, then apply ``OLD_KEY_ACTION`` to the old key.
+    """Make the pending version AWSCURRENT, then apply ``OLD_KEY_ACTION`` to the old live key.
 
+    The old live key is AWSCURRENT's, or AWSPREVIOUS's while AWSCURRENT held a bootstrap value.
     Run again after success, it re-applies the policy to AWSPREVIOUS's key, which changes
     nothing unless an earlier run stopped between the two halves.
     """
@@ -263,20 +178,13 @@ def finish_secret(ctx: StepContext) -> None:
         new, old = ctx.read(CURRENT), _quiet_read(ctx, PREVIOUS)
     else:
         new, old = ctx.read_pending(), _quiet_read(ctx, CURRENT)
+        if old is not None and not old.has_credentials:
+            old = _quiet_read(ctx, PREVIOUS)
         versions.promote(
             ctx.sm, ctx.state.arn, token=ctx.token, current_version=ctx.state.version_with(CURRENT)
         )
         logger.info("promoted pending version to AWSCURRENT")
-    if old is None or not old.access_key_id or new is None:
-        return
-    if old.access_key_id == new.access_key_id or old.iam_user_name != new.iam_user_name:
-        return  # never retire the key AWSCURRENT now holds, nor another user's key
-    if keys.retire(ctx.iam, old.iam_user_name, old.access_key_id, ctx.settings.old_key_action):
-        metrics.add_metric(name="AccessKeysRetired", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "retired old key",
-            extra={"access_key_id": old.access_key_id, "action": str(ctx.settings.old_key_action)},
-        )
+    lifecycle.retire(ctx, new=new, old=old)
 
 
 def _quiet_read(ctx: StepContext, stage: str) -> SmtpSecret | None:

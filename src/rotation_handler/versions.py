@@ -39,6 +39,19 @@ def _remember(secret_arn: str, version_id: str, text: str) -> None:
         _VALUES.popitem(last=False)
 
 
+def raw(secret_arn: str, version_id: str | None) -> dict[str, object]:
+    """Return the JSON object of a version this container read or wrote (``{}`` if none).
+
+    Unlike the parsed value it has no defaults filled in: it tells which fields a version sets.
+    """
+    text = _VALUES.get((secret_arn, version_id)) if version_id else None
+    try:
+        loaded = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
 def forget(secret_arn: str | None = None) -> None:
     """Drop the cached values of one secret's versions, or of every secret (a cold start)."""
     for key in [key for key in _VALUES if secret_arn in (None, key[0])]:
@@ -78,6 +91,18 @@ def read(  # noqa: PLR0913 - keyword-only options after the client and the secre
     except InvalidSecretError as err:
         msg = f"the {where} is unusable: {err}"
         raise SecretValueError(msg) from None
+    check_region(secret, where)
+    return secret
+
+
+def check_region(secret: SmtpSecret, where: str) -> None:
+    """Refuse a value whose host is an SES endpoint of another region than its password's.
+
+    Raises
+    ------
+    SecretValueError
+        The host names a region and it is not the value's ``region``.
+    """
     host_region = region_of_host(secret.host)
     if host_region is not None and host_region != secret.region:
         msg = (
@@ -85,7 +110,6 @@ def read(  # noqa: PLR0913 - keyword-only options after the client and the secre
             f"for region {secret.region}: SES passwords work in one region; make them agree"
         )
         raise SecretValueError(msg)
-    return secret
 
 
 def _get(

@@ -32,7 +32,15 @@ import pytest
 
 from rotation_handler import app
 from sandbox import invariants
-from sandbox.faults import AWS_KINDS, SMTP_KINDS, SMTP_OPERATION, Fault, FaultKind, inject
+from sandbox.faults import (
+    AWS_KINDS,
+    SMTP_KINDS,
+    SMTP_OPERATION,
+    WIRE_KINDS,
+    Fault,
+    FaultKind,
+    inject,
+)
 from sandbox.recording import Call, Watch, current_key, record_calls
 from sandbox.world import World, _default_handler, local_world
 from ses_smtp_rotator.password import derive_smtp_password
@@ -48,7 +56,13 @@ DEFAULT_ACTION: Final = "deactivate"
 # Short SMTP budgets: a hung login ends in 1 s instead of 10.
 FUNCTION_ENV: Final = {"SMTP_TEST_TIMEOUT_SECONDS": "3", "SMTP_ATTEMPT_TIMEOUT_SECONDS": "1"}
 # Dying before a call leaves what dying after the previous one leaves, so other actions skip it.
-EVERY_ACTION_KINDS: Final = (FaultKind.BEFORE, FaultKind.LOST_ANSWER, FaultKind.DIES_AFTER)
+EVERY_ACTION_KINDS: Final = (
+    FaultKind.BEFORE,
+    FaultKind.LOST_ANSWER,
+    FaultKind.LOST_ANSWER_RETRIED,
+    FaultKind.LOST_ANSWER_EVERY,
+    FaultKind.DIES_AFTER,
+)
 OLD_KEY_STATUS: Final = {"deactivate": "Inactive", "delete": None, "keep": "Active"}
 
 
@@ -222,6 +236,10 @@ def test_fault_scenario(
             problems.append(
                 f"the rotation did not complete: {outcome.rotation.attempts[-1].error!r}"
             )
+        if scenario.kind in WIRE_KINDS and outcome.fault.lost < 1:
+            problems.append("no request reached the service and lost its answer")
+        if scenario.call.operation == "CreateAccessKey" and outcome.fault.lost > 1:
+            problems.append("CreateAccessKey was sent again after its answer was lost")
         if scenario.kind is FaultKind.THROTTLE and (
             outcome.fault.retried < 1 or len(outcome.rotation.attempts) != 1
         ):

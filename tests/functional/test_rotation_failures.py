@@ -148,9 +148,9 @@ def test_token_that_is_not_pending_is_refused(world: World) -> None:
     before = snapshot(world)
     # WHEN a step is invoked with the AWSPREVIOUS version's token
     record = world.driver.invoke("createSecret", first)
-    # THEN it is refused as not AWSPENDING, and nothing changed
+    # THEN it is refused (an old version is never promoted again), and nothing changed
     assert isinstance(record.error, StagingError)
-    assert "is not AWSPENDING" in str(record.error)
+    assert "is AWSPREVIOUS" in str(record.error)
     assert snapshot(world) == before
 
 

@@ -50,8 +50,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from rotation_handler import app, intents
-from rotation_handler.exceptions import ForeignKeyError, SmtpTestError
+from rotation_handler import app, intents, keys
+from rotation_handler.exceptions import (
+    ForeignKeyError,
+    SmtpTestError,
+    StagingError,
+    UserOwnedError,
+)
 from sandbox import invariants
 from sandbox.faults import (
     SMTP_OPERATION,
@@ -61,7 +66,7 @@ from sandbox.faults import (
     LambdaDiedError,
     inject,
 )
-from sandbox.recording import Watch, current_key, key_statuses, record_calls
+from sandbox.recording import Watch, current_key, key_statuses, live_key, record_calls
 from sandbox.secrets_manager import CURRENT, PENDING, RotationInProgressError
 from sandbox.world import World, _default_handler, local_world
 from ses_smtp_rotator.password import derive_smtp_password
@@ -249,6 +254,10 @@ class RotationMachine(RuleBasedStateMachine):
         # (no testSecret waited for them). Any other key becomes AWSCURRENT only after testSecret
         # logged in with it, so it must log in at once (contract 1), with no waiting.
         self.may_propagate: set[str] = set()
+        # Other stacks deployed on the same user (each refused), and AWS leaving AWSPENDING on the
+        # version it promoted, which AWS documents it may do.
+        self.stacks = 0
+        self.world.driver.clear_pending_after_finish = False
 
     def teardown(self) -> None:
         try:
@@ -320,7 +329,7 @@ class RotationMachine(RuleBasedStateMachine):
         creates = token is None or token not in version_values(world)
         return Before(
             keys=keys,
-            current=current_key(world),
+            current=live_key(world)[0],
             previous=key_of(world, version_with(world, PREVIOUS)),
             already_current=already_current,
             must_fail=creates and self._no_room(keys),
@@ -331,8 +340,8 @@ class RotationMachine(RuleBasedStateMachine):
         left = set(keys) - self.orphans
         if len(left) < invariants.MAX_KEYS:
             return False
-        current, held = current_key(self.world), invariants.referenced_keys(self.world)
-        return not any(key != current and key in held for key in left)
+        live, held = live_key(self.world)[0], invariants.referenced_keys(self.world)
+        return not any(key != live and key in held for key in left)
 
     @contextlib.contextmanager
     def _inject(self, plan: FaultPlan | None) -> Iterator[Fault | None]:
@@ -345,9 +354,9 @@ class RotationMachine(RuleBasedStateMachine):
 
     def _between_attempts(self, attempt: Attempt) -> None:
         # A run that died may leave an orphan for the retry to remove; everything else must hold.
-        current = current_key(self.world)
-        if current in self.may_propagate:
-            wait_out_propagation(self.world, current)
+        live = live_key(self.world)[0]
+        if live in self.may_propagate:
+            wait_out_propagation(self.world, live)
         # An SMTP fault the attempt did not reach is still armed: a login now would take it.
         login = self.world.ses.pending_faults == 0
         found = invariants.violations(
@@ -420,11 +429,14 @@ class RotationMachine(RuleBasedStateMachine):
 
     def _open_intent_vouches(self) -> bool:
         """Whether the next createSecret would take a new key for a dead run's (intents.Intent)."""
-        intent = intents.read(self.world.iam, self.world.user_name)
+        tags = keys.read_tags(self.world.iam, self.world.user_name)
+        intent = intents.UserRecords.from_tags(tags).intent
         labelled = [version for version, stages in self.world.driver.stages().items() if stages]
         # The next createSecret is the pending rotation's retry, or one of a new token.
         token = self.pending or "a rotation not started yet"
-        return intent is not None and intent.speaks_for(token, staged=labelled)
+        return intent is not None and intent.speaks_for(
+            token, staged=labelled, secret_arn=self.world.secret_arn
+        )
 
     @precondition(lambda self: bool(self.foreign))
     @rule(which=st.integers(0, 1))
@@ -467,12 +479,64 @@ class RotationMachine(RuleBasedStateMachine):
         # WHEN the new key misbehaves and they roll back as the runbook says
         target = self._rollback_target()
         assert target is not None
-        key = key_of(self.world, target)
-        if key and key_statuses(self.world).get(key) == "Inactive":
-            self.world.iam.update_access_key(
-                UserName=self.world.user_name, AccessKeyId=key, Status="Active"
-            )
+        world = self.world
+        rolled_back = str(version_with(world, CURRENT))
+        key = key_of(world, target)
+        if key and key_statuses(world).get(key) == "Inactive":
+            world.iam.update_access_key(UserName=world.user_name, AccessKeyId=key, Status="Active")
         self._move_current(target)
+        if PENDING not in world.driver.stages()[rolled_back]:
+            return
+        # AND the service retries the rolled-back token (AWS may leave AWSPENDING on it)
+        keys_before = key_statuses(world)
+        record = world.driver.invoke("finishSecret", rolled_back)
+        # THEN it is refused and the restored key stays live
+        assert isinstance(record.error, StagingError), f"not refused: {record.error!r}"
+        assert "AWSPREVIOUS" in str(record.error)
+        assert key_statuses(world) == keys_before
+        assert version_with(world, CURRENT) == target
+        # AND the runbook's last command takes AWSPENDING off the rolled-back version
+        world.sm.update_secret_version_stage(
+            SecretId=world.secret_arn, VersionStage=PENDING, RemoveFromVersionId=rolled_back
+        )
+        if self.pending == rolled_back:  # its promotion took effect, but its answer was lost
+            self.pending = None
+
+    # -- other stacks ---------------------------------------------------------------------------
+
+    @precondition(lambda self: self.pending is None and current_key(self.world) is not None)
+    @rule()
+    def update_the_stack(self) -> None:
+        # WHEN a stack update makes CloudFormation write the bootstrap value over AWSCURRENT (the
+        # team's own fields kept in the template, here the canary)
+        world = self.world
+        world.write_bootstrap_over_current(
+            {
+                "iam_user_name": world.user_name,
+                "region": world.region,
+                "host": world.ses.host,
+                "port": world.ses.port,
+                "app_canary": self.canary,
+            }
+        )
+
+    @precondition(lambda self: self._owner() == self.world.secret_arn)
+    @rule()
+    def deploy_a_second_stack_on_the_same_user(self) -> None:
+        # WHEN another stack's secret names the same IAM user and its rotation runs
+        world = self.world
+        self.stacks += 1
+        other = world.another_deployment(f"other-stack-{self.stacks}")
+        keys_before = key_statuses(world)
+        rotation = other.rotate(max_attempts=1)
+        # THEN it is refused naming this secret, and no key of the user changed
+        assert isinstance(rotation.attempts[-1].error, UserOwnedError), rotation.attempts[-1]
+        assert world.secret_arn in str(rotation.attempts[-1].error)
+        assert key_statuses(world) == keys_before
+
+    def _owner(self) -> str | None:
+        tags = keys.read_tags(self.world.iam, self.world.user_name)
+        return intents.UserRecords.from_tags(tags).owner
 
     def _rollback_target(self) -> str | None:
         """AWSPREVIOUS's version, if it holds a key that still exists."""
@@ -518,14 +582,15 @@ class RotationMachine(RuleBasedStateMachine):
 
     @invariant()
     def current_logs_in(self) -> None:
-        key = current_key(self.world)
+        # The live key: AWSCURRENT's, or AWSPREVIOUS's after a stack update wrote the bootstrap
+        key, stage = live_key(self.world)
         if key is None:
             return  # the bootstrap value, before the first rotation
         status = key_statuses(self.world).get(key, "deleted")
-        assert status == "Active", f"AWSCURRENT's key {key} is {status}"
+        assert status == "Active", f"{stage}'s live key {key} is {status}"
         if key in self.may_propagate:
             wait_out_propagation(self.world, key)
-        assert self.world.login(CURRENT).ok, "AWSCURRENT's credentials do not log in"
+        assert self.world.login(stage).ok, f"{stage}'s credentials do not log in"
 
     @invariant()
     def no_orphan_keys(self) -> None:

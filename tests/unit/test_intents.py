@@ -11,6 +11,8 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 END = T0 + timedelta(seconds=60)
 TOKEN = "3f1c9a2e-6d0b-4b9f-9a57-1f2d3c4b5a69"
 OTHER = "9b0e7d6c-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mail-AbCdEf"
+OTHER_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:other-AbCdEf"
 
 
 def key(key_id: str, created: datetime) -> AccessKey:
@@ -19,6 +21,7 @@ def key(key_id: str, created: datetime) -> AccessKey:
 
 def test_intent_round_trips_through_its_tag_value() -> None:
     intent = Intent(
+        secret_digest=token_digest(SECRET),
         token_digest=token_digest(TOKEN),
         started_at=T0,
         ends_by=END,
@@ -26,7 +29,7 @@ def test_intent_round_trips_through_its_tag_value() -> None:
     )
     value = intent.encode()
     stamps = f"{int(T0.timestamp())} {int(END.timestamp())}"
-    assert value == f"v2 {token_digest(TOKEN)} {stamps} AKIAA AKIAB"
+    assert value == f"v3 {token_digest(SECRET)} {token_digest(TOKEN)} {stamps} AKIAA AKIAB"
     assert "," not in value  # IAM tag values allow no commas
     assert Intent.decode(value) == intent
 
@@ -37,9 +40,10 @@ def test_intent_round_trips_through_its_tag_value() -> None:
         pytest.param("", id="empty"),
         pytest.param("closed", id="closed"),
         pytest.param("v1 abc 1 AKIA", id="earlier-format"),
-        pytest.param("v3 abc 1 2 AKIA", id="later-format"),
-        pytest.param("v2 abc yesterday 2", id="bad-start"),
-        pytest.param("v2 abc 1", id="no-end"),
+        pytest.param("v2 abc 1 2 AKIA", id="v2-names-no-secret"),
+        pytest.param("v4 abc def 1 2 AKIA", id="later-format"),
+        pytest.param("v3 abc def yesterday 2", id="bad-start"),
+        pytest.param("v3 abc def 1", id="no-end"),
         pytest.param("owner=team-mail", id="someone-elses-tag"),
     ],
 )
@@ -68,12 +72,27 @@ def test_intent_vouches_for_the_one_key_its_run_created(
     keys: list[AccessKey], token: str, staged: list[str], ours: AccessKey | None
 ) -> None:
     intent = Intent(
+        secret_digest=token_digest(SECRET),
         token_digest=token_digest(TOKEN),
         started_at=T0,
         ends_by=END,
         existing=frozenset({"AKIAOLD"}),
     )
-    assert intent.orphan(keys, token=token, staged=staged) == ours
+    assert intent.orphan(keys, token=token, staged=staged, secret_arn=SECRET) == ours
+
+
+def test_an_intent_recorded_for_another_secret_vouches_for_nothing() -> None:
+    # GIVEN an open intent that another secret's rotation recorded on the shared user
+    intent = Intent(
+        secret_digest=token_digest(OTHER_SECRET),
+        token_digest=token_digest(TOKEN),
+        started_at=T0,
+        ends_by=END,
+        existing=frozenset({"AKIAOLD"}),
+    )
+    # THEN the key its run made is never this secret's orphan, even for the same token
+    assert intent.orphan([NEW], token=TOKEN, staged=[], secret_arn=SECRET) is None
+    assert intent.orphan([NEW], token=TOKEN, staged=[], secret_arn=OTHER_SECRET) == NEW
 
 
 def test_token_digest_is_short_and_stable_across_releases() -> None:

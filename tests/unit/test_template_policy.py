@@ -32,6 +32,9 @@ CONTRACT_VARIABLES = {
     "SMTP_TEST_TIMEOUT_SECONDS",
     "OLD_KEY_ACTION",
     "STORE_SECRET_ACCESS_KEY",
+    "SES_REGION",
+    "SMTP_HOST",
+    "SMTP_PORT",
 }
 
 Template = dict[str, Any]
@@ -306,21 +309,20 @@ def test_house_rules_hold(template: Template) -> None:
     assert function_problems(template) == []
 
 
-def test_bootstrap_secret_is_json_with_a_numeric_port(template: Template) -> None:
-    # GIVEN the secret's SecretString template
+def test_bootstrap_secret_holds_only_what_a_stack_update_may_replace(template: Template) -> None:
+    # GIVEN the secret's SecretString template (CloudFormation writes it over AWSCURRENT whenever
+    # it changes)
     (secret,) = _of_type(template, "AWS::SecretsManager::Secret")
     body = _sub_string(secret["Properties"]["SecretString"])
     assert body is not None
-    # WHEN CloudFormation substitutes the parameters (empty region and host, port 587)
-    values = {"UserName": "stack-ses-smtp", "SesRegion": "", "SmtpHost": "", "SmtpPort": "587"}
-    rendered = re.sub(r"\$\{(\w+)\}", lambda match: values[match.group(1)], body)
-    # THEN the function reads the documented bootstrap value
-    assert json.loads(rendered) == {
-        "iam_user_name": "stack-ses-smtp",
-        "region": "",
-        "host": "",
-        "port": 587,
-    }
+    # WHEN CloudFormation substitutes the parameters
+    rendered = re.sub(
+        r"\$\{(\w+)\}", lambda match: {"UserName": "stack-ses-smtp"}[match.group(1)], body
+    )
+    # THEN it is JSON naming only the user: region, host and port are the function's environment
+    assert json.loads(rendered) == {"iam_user_name": "stack-ses-smtp"}
+    variables = _function(template)["Environment"]["Variables"]
+    assert {"SES_REGION", "SMTP_HOST", "SMTP_PORT"} <= set(variables)
 
 
 def test_rotation_waits_for_the_invoke_permission(template: Template) -> None:
