@@ -17,6 +17,7 @@ from ses_smtp_rotator.exceptions import (
     CredentialsNotReadyError,
     SecretUnavailableError,
 )
+from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
 from ses_smtp_rotator.secret import parse_secret
 
 if TYPE_CHECKING:
@@ -125,6 +126,8 @@ def get_smtp_credentials(
     ('email-smtp.eu-west-1.amazonaws.com', 587)
     """
     provider = _provider(client)
+    # At DEBUG, botocore would log GetSecretValue's answer (the whole secret): never below WARNING.
+    quiet_sdk_loggers()
     try:
         # AWSCURRENT is GetSecretValue's default; naming it keeps emulators that track a
         # "default version" apart from the label (moto) honest too.
