@@ -218,16 +218,18 @@ def get_smtp_credentials(
             if now - failing_since > stale:
                 raise
             last.retry_at = now + min(STALE_RETRY_SECONDS, float(max_age))
-            if first_failure:
-                # One warning per outage; the error's text never holds a secret.
-                _log.warning(
-                    "stale-if-error: %s; sending with the last credentials read (access key %s) "
-                    "for up to %.0f s while the secret cannot be read",
-                    err,
-                    last.credentials.username,
-                    stale,
-                )
-            return last.credentials
+            stale_credentials = last.credentials
+        if first_failure:
+            # One warning per outage, outside the lock (a log handler may send mail through this
+            # very module); the error's text never holds a secret.
+            _log.warning(
+                "stale-if-error: %s; sending with the last credentials read (access key %s) "
+                "for up to %.0f s while the secret cannot be read",
+                err,
+                stale_credentials.username,
+                stale,
+            )
+        return stale_credentials
     with _lock:
         _last_good[key] = _LastGood(credentials)
     return credentials
