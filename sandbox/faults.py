@@ -22,6 +22,9 @@ AWS side, attached to one boto3 client through botocore's own events (no monkeyp
   none of the function's error paths (clean-up, closing its intent) run: only the service's
   same-token retry can heal what the run left behind.
 
+:func:`inject` gives the client botocore's standard retry without its back-off sleep
+(:func:`without_backoff`): the same attempts, in milliseconds.
+
 SMTP side, armed through :meth:`sandbox.ses_smtp.SesSmtpServer.fail_next` for the next AUTH
 commands (operation ``AUTH``; ``nth`` must be 1):
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import weakref
 from dataclasses import dataclass, field
 from enum import StrEnum
 from io import BytesIO
@@ -43,6 +47,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.httpsession import URLLib3Session
+from botocore.retries import quota, standard
 from moto.core.models import botocore_stubber
 
 if TYPE_CHECKING:
@@ -196,6 +201,36 @@ class Fault:
             raise InjectedFaultError(endpoint_url=f"injected fault after {self.operation}")
 
 
+_WITHOUT_BACKOFF: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def without_backoff(client: Any) -> None:  # noqa: ANN401 - a boto3 client
+    """Give ``client`` botocore's standard retry with no back-off sleep (idempotent).
+
+    The same retry conditions, maximum attempts and retry quota as the client's own standard
+    mode; only the jittered sleep between attempts is zero, so a fault that botocore retries five
+    times costs milliseconds instead of seconds. What is retried, and how often, is unchanged.
+    """
+    if client in _WITHOUT_BACKOFF:
+        return
+    service = client.meta.service_model.service_id.hyphenize()
+    max_attempts = client.meta.config.retries.get("total_max_attempts")
+    handler = standard.RetryHandler(
+        retry_policy=standard.RetryPolicy(
+            retry_checker=standard.StandardRetryConditions(
+                max_attempts=max_attempts or standard.DEFAULT_MAX_ATTEMPTS
+            ),
+            retry_backoff=standard.ExponentialBackoff(random=lambda: 0.0),
+        ),
+        retry_event_adapter=standard.RetryEventAdapter(),
+        retry_quota=standard.RetryQuotaChecker(quota.RetryQuota()),  # type: ignore[arg-type]
+    )
+    unique_id = f"retry-config-{service}"
+    client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
+    client.meta.events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
+    _WITHOUT_BACKOFF.add(client)
+
+
 def deliver(request: Any, event_name: str) -> None:  # noqa: ANN401 - AWSPreparedRequest
     """Send one HTTP attempt to moto (in-process or its server) and drop the answer."""
     if botocore_stubber(event_name, request) is None:
@@ -215,6 +250,7 @@ def inject(target: Any, fault: Fault) -> Iterator[Fault]:  # noqa: ANN401 - a bo
         with _inject_smtp(target, fault):
             yield fault
         return
+    without_backoff(target)
     events = target.meta.events
     service = target.meta.service_model.service_id.hyphenize()
     hooks = [

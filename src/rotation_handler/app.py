@@ -20,6 +20,7 @@ from rotation_handler import guard, steps
 from rotation_handler.exceptions import BadEventError, UnknownStepError
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import ENV_VARS, Settings
+from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -71,6 +72,7 @@ def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
 @metrics.log_metrics
 @event_source(data_class=SecretsManagerEvent)
 def _handle(event: SecretsManagerEvent, context: LambdaContext) -> None:
+    quiet_sdk_loggers()  # again: loggers made or lowered since the import (see observability)
     try:
         step, secret_id, token = _parse(event)
         rt = runtime()

@@ -4,7 +4,9 @@
 parameters utility. :class:`SmtpSender` keeps one authenticated SMTP connection open, moves to new
 credentials as soon as the cache shows them, and after a ``535`` reads the secret once more,
 bypassing the cache, before it gives up: that is the window between a rotation and the cache's
-expiry, where an app still holds the old (now deactivated) key.
+expiry, where an app still holds the old (now deactivated) key. When the secret cannot be read
+once the cache has expired (throttling, an outage, KMS), sending goes on with the last credentials
+read for ``stale_if_error`` seconds (one hour by default), with one warning.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ from typing import TYPE_CHECKING, Final
 from ses_smtp_rotator import smtp
 from ses_smtp_rotator.credentials import (
     DEFAULT_MAX_AGE,
+    DEFAULT_STALE_IF_ERROR,
     SmtpCredentials,
     clear_cache,
     get_smtp_credentials,
+    stale_seconds,
 )
 from ses_smtp_rotator.diagnose import diagnose
 from ses_smtp_rotator.exceptions import CredentialsRejectedError
 
 if TYPE_CHECKING:
     import ssl
+    from datetime import timedelta
     from email.message import Message
     from types import TracebackType
     from typing import Self
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_AGE",
+    "DEFAULT_STALE_IF_ERROR",
     "DEFAULT_TIMEOUT",
     "SmtpCredentials",
     "SmtpSender",
@@ -52,8 +58,10 @@ class SmtpSender:
     survives the old key's deactivation. Before each send the (cached) credentials are compared
     with the ones the connection logged in with; when a rotation shows up, the connection is
     replaced. A connection the server dropped is reopened once, transparently. A ``535`` at login
-    reads the secret again, bypassing the cache, and logs in once more if it changed. Thread-safe:
-    sends are serialised on the one connection.
+    reads the secret again, bypassing the cache, and logs in once more if it changed. When the
+    secret cannot be read after the cache expired, the last credentials read are used for up to
+    ``stale_if_error`` seconds (one warning), then the read's error is raised. Thread-safe: sends
+    are serialised on the one connection.
 
     Parameters
     ----------
@@ -67,6 +75,14 @@ class SmtpSender:
         Seconds allowed for each network operation.
     ssl_context
         Context verifying the server; default: the system's (certificate and host name checked).
+    stale_if_error
+        Seconds (or a ``timedelta``) the last credentials read keep being used while reading the
+        secret fails, from the first failed read (see :func:`get_smtp_credentials`); ``0``: never.
+
+    Raises
+    ------
+    ValueError
+        ``stale_if_error`` is negative.
 
     Examples
     --------
@@ -74,7 +90,7 @@ class SmtpSender:
     ...     sender.send(message)
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options after the secret
         self,
         secret_id: str,
         *,
@@ -82,9 +98,11 @@ class SmtpSender:
         client: SecretsManagerClient | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
+        stale_if_error: float | timedelta = DEFAULT_STALE_IF_ERROR,
     ) -> None:
         self.secret_id = secret_id
         self.max_age = max_age
+        self.stale_if_error = stale_seconds(stale_if_error)
         self.timeout = timeout
         self._client = client
         self._ssl_context = ssl_context
@@ -125,7 +143,8 @@ class SmtpSender:
             The secret's current credentials were refused (535); the message says the likely
             cause.
         SecretUnavailableError, InvalidSecretError, CredentialsNotReadyError
-            See :func:`get_smtp_credentials`.
+            See :func:`get_smtp_credentials` (after ``stale_if_error`` has run out, or after a
+            ``535`` when the secret cannot be read again).
         smtplib.SMTPException, OSError
             Any other SMTP or network failure (a refused recipient, an unreachable host).
         """
@@ -161,7 +180,11 @@ class SmtpSender:
 
     def _credentials(self, *, force_fetch: bool = False) -> SmtpCredentials:
         return get_smtp_credentials(
-            self.secret_id, max_age=self.max_age, client=self._client, force_fetch=force_fetch
+            self.secret_id,
+            max_age=self.max_age,
+            client=self._client,
+            force_fetch=force_fetch,
+            stale_if_error=self.stale_if_error,
         )
 
     def _ensure_connection(self) -> bool:

@@ -5,6 +5,8 @@ Install the extra (``pip install ses-smtp-rotator[django]``) and set::
     EMAIL_BACKEND = "ses_smtp_rotator.django.EmailBackend"
     SES_SMTP_SECRET_ID = "ses-smtp-rotator"   # name or ARN of the rotated secret
     SES_SMTP_SECRET_MAX_AGE = 300                 # optional: seconds the secret is cached
+    SES_SMTP_STALE_IF_ERROR = 3600                # optional: seconds to keep sending on the last
+                                                  # credentials while the secret cannot be read
     EMAIL_TIMEOUT = 10                            # optional: seconds per network operation
 
 Host, port, TLS mode, user name and password all come from the secret (``EMAIL_HOST``,
@@ -12,7 +14,8 @@ Host, port, TLS mode, user name and password all come from the secret (``EMAIL_H
 Each backend instance keeps one connection while Django holds it open (``get_connection()``
 used as a context manager, or a mass mail); the secret's cache is shared by the whole process, so
 ``send_mail`` costs one ``GetSecretValue`` per cache period, not one per message. Sending rides
-out rotations as :class:`~ses_smtp_rotator.client.SmtpSender` does.
+out rotations as :class:`~ses_smtp_rotator.client.SmtpSender` does, and outages of Secrets Manager
+for up to ``SES_SMTP_STALE_IF_ERROR`` seconds (the last credentials read, shared by the process).
 """
 
 from __future__ import annotations
@@ -26,11 +29,18 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.message import sanitize_address
 
-from ses_smtp_rotator.client import DEFAULT_MAX_AGE, DEFAULT_TIMEOUT, SmtpSender
+from ses_smtp_rotator.client import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_STALE_IF_ERROR,
+    DEFAULT_TIMEOUT,
+    SmtpSender,
+)
+from ses_smtp_rotator.credentials import stale_seconds
 from ses_smtp_rotator.exceptions import SesSmtpCredentialsError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import timedelta
 
     from django.core.mail import EmailMessage
 
@@ -42,14 +52,15 @@ class EmailBackend(BaseEmailBackend):
     ----------
     fail_silently
         Swallow sending errors (Django's meaning); configuration errors are always raised.
-    secret_id, max_age, timeout
-        Override ``SES_SMTP_SECRET_ID``, ``SES_SMTP_SECRET_MAX_AGE`` and ``EMAIL_TIMEOUT``.
+    secret_id, max_age, timeout, stale_if_error
+        Override ``SES_SMTP_SECRET_ID``, ``SES_SMTP_SECRET_MAX_AGE``, ``EMAIL_TIMEOUT`` and
+        ``SES_SMTP_STALE_IF_ERROR``.
 
     Raises
     ------
     django.core.exceptions.ImproperlyConfigured
-        ``SES_SMTP_SECRET_ID`` is not set, or ``SES_SMTP_SECRET_MAX_AGE`` is not a number of
-        seconds.
+        ``SES_SMTP_SECRET_ID`` is not set, or ``SES_SMTP_SECRET_MAX_AGE`` or
+        ``SES_SMTP_STALE_IF_ERROR`` is not a number of seconds.
 
     Examples
     --------
@@ -65,6 +76,7 @@ class EmailBackend(BaseEmailBackend):
         secret_id: str | None = None,
         max_age: int | None = None,
         timeout: float | None = None,
+        stale_if_error: float | timedelta | None = None,
         **kwargs: Any,  # noqa: ANN401 - Django passes unknown options through
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
@@ -74,6 +86,7 @@ class EmailBackend(BaseEmailBackend):
             raise ImproperlyConfigured(msg)
         self.secret_id: str = secret_id
         self.max_age = _max_age(max_age)
+        self.stale_if_error = _stale_if_error(stale_if_error)
         self.timeout = float(timeout or getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_TIMEOUT)
         self._sender: SmtpSender | None = None
         self._lock = threading.RLock()
@@ -82,7 +95,12 @@ class EmailBackend(BaseEmailBackend):
         """Prepare the connection; return whether this call opened it (Django's contract)."""
         if self._sender is not None:
             return False
-        self._sender = SmtpSender(self.secret_id, max_age=self.max_age, timeout=self.timeout)
+        self._sender = SmtpSender(
+            self.secret_id,
+            max_age=self.max_age,
+            timeout=self.timeout,
+            stale_if_error=self.stale_if_error,
+        )
         return True
 
     def close(self) -> None:
@@ -133,3 +151,14 @@ def _max_age(explicit: int | None) -> int:
         msg = "SES_SMTP_SECRET_MAX_AGE must be a number of seconds (0 or more), such as 300"
         raise ImproperlyConfigured(msg)
     return value
+
+
+def _stale_if_error(explicit: float | timedelta | None) -> float:
+    raw = explicit if explicit is not None else getattr(settings, "SES_SMTP_STALE_IF_ERROR", None)
+    if raw is None:
+        return DEFAULT_STALE_IF_ERROR
+    try:
+        return stale_seconds(float(raw) if isinstance(raw, str) else raw)
+    except ValueError:
+        msg = "SES_SMTP_STALE_IF_ERROR must be a number of seconds (0 or more), such as 3600"
+        raise ImproperlyConfigured(msg) from None

@@ -44,6 +44,11 @@ _USER_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 # IAM access key ids: 16-128 word characters (AKIA... for long-term keys).
 _ACCESS_KEY_ID_RE = re.compile(r"^\w{16,128}$")
 _PORT_LIMIT: Final = 65536
+_PORT_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
+_MAX_HOST_LENGTH: Final = 253  # a DNS name's longest text form
+# Objects and lists nest at most this deep in a secret's value (this schema uses 2 levels); deeper
+# values are refused with a clear error instead of a RecursionError in the JSON parser or encoder.
+MAX_DEPTH: Final = 32
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -165,10 +170,7 @@ def parse_secret(
     """
     data = _load_object(text, secret_id)
     region = _region(data, default_region, secret_id)
-    host = data.get("host", None) or smtp_host(region)
-    if not isinstance(host, str) or not host.strip() or any(c.isspace() for c in host):
-        _fail("field 'host' must be a host name", "host", secret_id)
-    host = str(host)
+    host = _host(data, region, secret_id)
     port = _port(data.get("port", DEFAULT_PORT), secret_id)
     tls, tls_explicit = _tls(data, port, secret_id)
     key_id = _access_key_id(data, secret_id)
@@ -199,6 +201,8 @@ def _fail(message: str, field_name: str | None, secret_id: str | None) -> NoRetu
 def _load_object(text: str | bytes, secret_id: str | None) -> dict[str, Any]:
     try:
         data = json.loads(text)
+    except RecursionError:
+        _fail_nested(secret_id)
     except json.JSONDecodeError as err:
         # The JSON error text quotes the input, which may be a secret: keep only its position.
         msg = f"the value is not valid JSON (line {err.lineno}, column {err.colno})"
@@ -209,7 +213,31 @@ def _load_object(text: str | bytes, secret_id: str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         msg = f"the value is a JSON {type(data).__name__}, expected a JSON object"
         raise InvalidSecretError(msg, secret_id=secret_id)
+    if _depth(data) > MAX_DEPTH:
+        _fail_nested(secret_id)
     return data
+
+
+def _fail_nested(secret_id: str | None) -> NoReturn:
+    msg = f"the value nests objects or lists more than {MAX_DEPTH} levels deep"
+    raise InvalidSecretError(msg, secret_id=secret_id) from None
+
+
+def _depth(value: object) -> int:
+    """Return how deep objects and lists nest in a loaded JSON value (iteratively, no recursion).
+
+    Stops counting once past :data:`MAX_DEPTH`.
+    """
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack and deepest <= MAX_DEPTH:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def _user_name(data: Mapping[str, Any], secret_id: str | None) -> str:
@@ -222,22 +250,54 @@ def _user_name(data: Mapping[str, Any], secret_id: str | None) -> str:
     return str(name)
 
 
+def _unset(value: object) -> bool:
+    """Whether a configuration value means "use the default": absent, null or ``""``.
+
+    The template's bootstrap value writes ``""`` for an empty ``SesRegion`` or ``SmtpHost``. Any
+    other value (``0``, ``false``, a list, blanks) is an error, never replaced by the default.
+    """
+    return value is None or (isinstance(value, str) and not value)
+
+
 def _region(data: Mapping[str, Any], default: str | None, secret_id: str | None) -> str:
-    region = data.get("region") or default
+    region = data.get("region")
+    if _unset(region):
+        region = default
     if region is None:
         _fail("field 'region' is missing and no default region is configured", "region", secret_id)
+    # The value is never quoted back: whatever sits in a secret's field may be a secret.
+    msg = "field 'region' must be an AWS region name such as 'us-east-1'"
+    if not isinstance(region, str):
+        _fail(msg, "region", secret_id)
     try:
-        return validate_region(str(region))
-    except InvalidRegionError as err:
-        _fail(f"field 'region': {err}", "region", secret_id)
+        return validate_region(region)
+    except InvalidRegionError:
+        pass  # raised below, outside this block: its text (which quotes the value) is not chained
+    _fail(msg, "region", secret_id)
+
+
+def _host(data: Mapping[str, Any], region: str, secret_id: str | None) -> str:
+    host = data.get("host")
+    if _unset(host):
+        return smtp_host(region)
+    if (
+        not isinstance(host, str)
+        or len(host) > _MAX_HOST_LENGTH
+        or not host.isprintable()
+        or any(c.isspace() for c in host)
+    ):
+        _fail("field 'host' must be a host name", "host", secret_id)
+    return host
 
 
 def _port(value: object, secret_id: str | None) -> int:
-    # CloudFormation templating can turn a number into a string; accept digits, refuse bools.
-    if isinstance(value, str) and value.isdigit():
+    # CloudFormation templating can turn a number into a string: accept ASCII digits only
+    # (str.isdigit alone also takes fullwidth or Arabic-Indic digits, which int() reads), refuse
+    # bools and floats.
+    if isinstance(value, str) and _PORT_RE.fullmatch(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < _PORT_LIMIT:
-        _fail("field 'port' must be a TCP port number such as 587", "port", secret_id)
+        _fail("field 'port' must be a TCP port number (1-65535) such as 587", "port", secret_id)
     return value
 
 
@@ -249,10 +309,9 @@ def _tls(data: Mapping[str, Any], port: int, secret_id: str | None) -> tuple[Tls
         except InvalidEndpointError:
             # Not an SES port (a relay or a test server): SES-style STARTTLS unless told otherwise.
             return TlsMode.STARTTLS, False
-    try:
+    if isinstance(raw, str) and raw in {mode.value for mode in TlsMode}:
         return TlsMode(raw), True
-    except ValueError:
-        _fail("field 'tls_mode' must be 'starttls' or 'tls'", "tls_mode", secret_id)
+    _fail("field 'tls_mode' must be 'starttls' or 'tls'", "tls_mode", secret_id)
 
 
 def _optional_str(data: Mapping[str, Any], key: str, secret_id: str | None) -> str | None:
@@ -287,6 +346,10 @@ def _passwords(data: Mapping[str, Any], secret_id: str | None) -> Mapping[str, s
         try:
             validate_region(region)
         except InvalidRegionError:
+            valid = False  # the error quotes the key: fail outside this block, nothing chained
+        else:
+            valid = True
+        if not valid:
             _fail("field 'passwords' has a key that is not a region name", "passwords", secret_id)
         if password is not None and not isinstance(password, str):
             _fail("field 'passwords' must map regions to strings", "passwords", secret_id)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 
+from sandbox import faults
 from sandbox.calls import count_calls
+from sandbox.faults import Fault, FaultKind
 from sandbox.secrets_manager import STEPS
 from ses_smtp_rotator import client as smtp_client
 from ses_smtp_rotator.client import SmtpSender, get_smtp_credentials
@@ -24,6 +28,7 @@ from ses_smtp_rotator.exceptions import (
 )
 
 if TYPE_CHECKING:
+    import contextlib
     from collections.abc import Callable, Iterator
 
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -333,3 +338,108 @@ def test_default_client_comes_from_the_environment(world: World) -> None:
     with count_calls(account_id=world.driver.account_id, region=world.region) as calls:
         get_smtp_credentials(world.secret_arn)
     assert calls[GET_SECRET_VALUE] == 0
+
+
+# --- stale-if-error: an outage of Secrets Manager does not stop mail --------------------------
+
+STALE_WARNING = "stale-if-error"
+
+
+def secrets_manager_down(client: SecretsManagerClient) -> contextlib.AbstractContextManager[Fault]:
+    """Every GetSecretValue of ``client`` fails before it reaches the service (an outage)."""
+    return faults.inject(
+        client, Fault(operation="GetSecretValue", kind=FaultKind.BEFORE, times=1_000)
+    )
+
+
+def stale_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if STALE_WARNING in r.getMessage()]
+
+
+def test_stale_if_error_keeps_sending_while_the_secret_cannot_be_read(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an app that sent with the secret's credentials, cached for 1 s
+    assert world.rotate().ok
+    key = world.value()["username"]
+    client = app_client(world)
+    with SmtpSender(world.secret_arn, client=client, max_age=1) as sender:
+        sender.send(message("before"))
+        time.sleep(1.1)  # the cache expires
+        # WHEN Secrets Manager cannot be read and the app sends three more
+        with secrets_manager_down(client) as outage:
+            started = time.monotonic()
+            for i in range(3):
+                sender.send(message(f"during {i}"))
+            assert time.monotonic() - started < 1.0, "the sends must fit in one retry interval"
+    # THEN every message went out with the last credentials read, on the one connection
+    assert delivered_subjects(world.ses) == ["before", "during 0", "during 1", "during 2"]
+    assert {m.access_key_id for m in world.ses.messages} == {key}
+    # AND the secret was tried once (not at every send), with one warning naming no secret
+    assert outage.seen == 1
+    (warning,) = stale_warnings(caplog)
+    assert warning.levelno == logging.WARNING
+    assert world.secret_arn in warning.getMessage()
+    assert not [m for m in world.secret_material() if m in warning.getMessage()]
+
+
+def test_stale_if_error_runs_out_then_the_read_error_is_raised(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an app whose stale-if-error bound is 1 s, and an outage after its cache expired
+    assert world.rotate().ok
+    client = app_client(world)
+    with SmtpSender(world.secret_arn, client=client, max_age=0, stale_if_error=1) as sender:
+        sender.send(message("before"))
+        with secrets_manager_down(client):
+            sender.send(message("stale"))
+            # WHEN the bound passes and the outage goes on
+            time.sleep(1.1)
+            # THEN the next send fails with the read's error, and no mail is sent stale
+            with pytest.raises(SecretUnavailableError, match=world.secret_arn):
+                sender.send(message("too late"))
+        # AND once Secrets Manager answers again, sending resumes
+        sender.send(message("after"))
+    assert delivered_subjects(world.ses) == ["before", "stale", "after"]
+    assert len(stale_warnings(caplog)) == 1
+
+
+def test_stale_if_error_zero_fails_at_once(world: World) -> None:
+    assert world.rotate().ok
+    client = app_client(world)
+    with SmtpSender(world.secret_arn, client=client, max_age=0, stale_if_error=0) as sender:
+        sender.send(message("before"))
+        with secrets_manager_down(client), pytest.raises(SecretUnavailableError):
+            sender.send(message("during"))
+    assert delivered_subjects(world.ses) == ["before"]
+
+
+def test_535_during_an_outage_is_not_answered_with_stale_credentials(
+    make_world: Callable[..., World], caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an app holding a key that a rotation has since deleted (OLD_KEY_ACTION=delete)
+    world = make_world(function_env={"OLD_KEY_ACTION": "delete"})
+    assert world.rotate().ok
+    client = app_client(world)
+    with SmtpSender(world.secret_arn, client=client, max_age=0) as sender:
+        sender.send(message("before"))
+        sender.close()
+        assert world.rotate().ok
+        # WHEN Secrets Manager is down and the app logs in again with its stale key
+        with secrets_manager_down(client) as outage, pytest.raises(SecretUnavailableError):
+            sender.send(message("during"))
+    # THEN the 535 forced a read (which failed): stale credentials were never used for it
+    assert outage.seen == 2  # the expired cache, then the forced read after the 535
+    assert world.ses.auth_attempts[-1].accepted is False
+    assert delivered_subjects(world.ses) == ["before"]
+    assert len(stale_warnings(caplog)) == 1
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), True, "3600"])
+def test_stale_if_error_must_be_a_number_of_seconds(bad: object) -> None:
+    with pytest.raises(ValueError, match="stale_if_error"):
+        SmtpSender("s", stale_if_error=bad)  # type: ignore[arg-type]
+
+
+def test_stale_if_error_takes_a_timedelta() -> None:
+    assert SmtpSender("s", stale_if_error=timedelta(minutes=5)).stale_if_error == 300.0

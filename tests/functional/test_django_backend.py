@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING
 
 import django
@@ -11,10 +13,13 @@ from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from sandbox import faults
 from sandbox.calls import count_calls
+from sandbox.faults import Fault, FaultKind
 from ses_smtp_rotator import client as smtp_client
+from ses_smtp_rotator import credentials
 from ses_smtp_rotator.django import EmailBackend
-from ses_smtp_rotator.exceptions import CredentialsNotReadyError
+from ses_smtp_rotator.exceptions import CredentialsNotReadyError, SecretUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -135,6 +140,16 @@ def test_fail_silently_and_errors(world: World) -> None:
             "SES_SMTP_SECRET_MAX_AGE",
             id="max-age-negative",
         ),
+        pytest.param(
+            {"SES_SMTP_SECRET_ID": "s", "SES_SMTP_STALE_IF_ERROR": "an hour"},
+            "SES_SMTP_STALE_IF_ERROR",
+            id="stale-if-error-not-a-number",
+        ),
+        pytest.param(
+            {"SES_SMTP_SECRET_ID": "s", "SES_SMTP_STALE_IF_ERROR": -1},
+            "SES_SMTP_STALE_IF_ERROR",
+            id="stale-if-error-negative",
+        ),
     ],
 )
 def test_bad_settings_are_improperly_configured(overrides: dict[str, object], match: str) -> None:
@@ -143,8 +158,51 @@ def test_bad_settings_are_improperly_configured(overrides: dict[str, object], ma
 
 
 def test_explicit_options_beat_settings() -> None:
-    with override_settings(SES_SMTP_SECRET_ID="from-settings", SES_SMTP_SECRET_MAX_AGE="60"):
+    with override_settings(
+        SES_SMTP_SECRET_ID="from-settings",
+        SES_SMTP_SECRET_MAX_AGE="60",
+        SES_SMTP_STALE_IF_ERROR="600",
+    ):
         default = EmailBackend()
-        explicit = EmailBackend(secret_id="explicit", max_age=5, timeout=2.5)
-    assert (default.secret_id, default.max_age) == ("from-settings", 60)
-    assert (explicit.secret_id, explicit.max_age, explicit.timeout) == ("explicit", 5, 2.5)
+        explicit = EmailBackend(secret_id="explicit", max_age=5, timeout=2.5, stale_if_error=7)
+    assert (default.secret_id, default.max_age, default.stale_if_error) == (
+        "from-settings",
+        60,
+        600.0,
+    )
+    assert (explicit.secret_id, explicit.max_age, explicit.timeout, explicit.stale_if_error) == (
+        "explicit",
+        5,
+        2.5,
+        7.0,
+    )
+    assert EmailBackend(secret_id="s").stale_if_error == 3600.0  # the default: one hour
+
+
+def test_send_mail_rides_out_a_secrets_manager_outage(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an app that sent a mail, with the secret cached for 1 s and the default stale bound
+    assert world.rotate().ok
+    key = world.value()["username"]
+    with override_settings(SES_SMTP_SECRET_ID=world.secret_arn, SES_SMTP_SECRET_MAX_AGE=1):
+        assert mail.send_mail("before", "x", None, ["user@example.com"]) == 1
+        time.sleep(1.1)  # the cache expires
+        # WHEN Secrets Manager cannot be read (the process's default client fails every call)
+        default_client = credentials._provider(None).client
+        outage = Fault(operation="GetSecretValue", kind=FaultKind.BEFORE, times=1_000)
+        with faults.inject(default_client, outage):
+            # THEN send_mail, each on a new connection, still sends with the last credentials
+            sent = [mail.send_mail(f"during {i}", "x", None, ["u@example.com"]) for i in range(2)]
+            # AND with stale-if-error turned off, the read's error is raised
+            with (
+                override_settings(SES_SMTP_STALE_IF_ERROR=0),
+                pytest.raises(SecretUnavailableError),
+            ):
+                mail.send_mail("strict", "x", None, ["u@example.com"])
+    assert sent == [1, 1]
+    assert outage.seen >= 1
+    assert {m.access_key_id for m in world.ses.messages} == {key}
+    assert len(world.ses.messages) == 3
+    warnings = [r for r in caplog.records if "stale-if-error" in r.getMessage()]
+    assert [r.levelno for r in warnings] == [logging.WARNING]

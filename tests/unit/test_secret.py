@@ -9,6 +9,7 @@ from ses_smtp_rotator.endpoints import TlsMode
 from ses_smtp_rotator.exceptions import InvalidSecretError
 from ses_smtp_rotator.password import derive_smtp_password
 from ses_smtp_rotator.secret import parse_secret
+from tests import leakscan
 
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -148,3 +149,114 @@ def test_missing_region_without_default_is_refused() -> None:
     with pytest.raises(InvalidSecretError, match="no default region") as caught:
         parse_secret('{"iam_user_name": "u"}')
     assert caught.value.field == "region"
+
+
+# --- hardening: malformed values are refused, never echoed, never silently defaulted -------------
+
+MARKER = "zz-marker-9f3c"
+
+
+@pytest.mark.parametrize(
+    "region",
+    [
+        pytest.param([MARKER], id="list"),
+        pytest.param({MARKER: MARKER}, id="dict"),
+        pytest.param(987654321987, id="number"),
+        pytest.param(12.5, id="float"),
+        pytest.param(MARKER * 40, id="long-string"),
+        pytest.param(f"us-east-1 {MARKER}", id="string-with-space"),
+        pytest.param(f"{MARKER}-1", id="string-in-region-shape"),
+    ],
+)
+def test_malformed_region_is_refused_without_echo(region: object) -> None:
+    text = json.dumps({**BASE, "region": region})
+    with pytest.raises(InvalidSecretError, match="'region'") as caught:
+        parse_secret(text, secret_id="smtp")
+    assert caught.value.field == "region"
+    # Neither the error nor any exception chained to it (a traceback prints them) quotes the value
+    shown = leakscan.exception_text(caught.value)
+    assert MARKER not in shown
+    assert "987654321987" not in shown
+
+
+@pytest.mark.parametrize("depth", [50, 100_000])
+def test_deeply_nested_json_is_a_clear_error(depth: int) -> None:
+    # GIVEN a value whose unknown key nests lists far deeper than any secret needs
+    text = '{"iam_user_name": "u", "region": "us-east-1", "x": ' + "[" * depth + "]" * depth + "}"
+    # WHEN parsed THEN an InvalidSecretError says so (no RecursionError, no echo)
+    with pytest.raises(InvalidSecretError, match="levels deep") as caught:
+        parse_secret(text, secret_id="smtp")
+    assert caught.value.field is None
+    assert "[[" not in str(caught.value)
+
+
+def test_nesting_a_secret_may_need_is_kept() -> None:
+    value = {**BASE, "app": {"a": {"b": {"c": [[{"d": 1}]]}}}}
+    assert parse_secret(json.dumps(value)).extra["app"] == value["app"]
+
+
+@pytest.mark.parametrize("field", ["host", "region"])
+@pytest.mark.parametrize("value", [0, False, 1, True, [], {}, "   ", 0.0])
+def test_falsy_or_non_string_host_and_region_are_errors(field: str, value: object) -> None:
+    with pytest.raises(InvalidSecretError) as caught:
+        parse_secret(json.dumps({**BASE, field: value}), default_region="us-east-1")
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("field", ["host", "region"])
+@pytest.mark.parametrize("value", [None, ""])
+def test_absent_null_or_empty_host_and_region_take_the_default(field: str, value: object) -> None:
+    # The template's bootstrap value writes "" for "use the default" (SesRegion, SmtpHost).
+    secret = parse_secret(json.dumps({**BASE, field: value}), default_region="us-east-1")
+    assert (secret.region, secret.host) == ("us-east-1", "email-smtp.us-east-1.amazonaws.com")
+
+
+@pytest.mark.parametrize(
+    "port",
+    [
+        pytest.param("\uff12\uff15", id="fullwidth-digits"),
+        pytest.param("\u0665\u0668\u0667", id="arabic-indic-digits"),
+        pytest.param("\u096b\u096e\u096d", id="devanagari-digits"),
+        pytest.param("\u00b2\u2075", id="superscript-digits"),
+        pytest.param("0", id="zero-string"),
+        pytest.param(0, id="zero"),
+        pytest.param(-587, id="negative"),
+        pytest.param("-587", id="negative-string"),
+        pytest.param(65536, id="above-range"),
+        pytest.param("65536", id="above-range-string"),
+        pytest.param("9" * 5000, id="huge-digit-string"),
+        pytest.param(" 587", id="leading-space"),
+        pytest.param("587\n", id="trailing-newline"),
+        pytest.param("", id="empty"),
+        pytest.param(587.0, id="float"),
+        pytest.param(False, id="false"),
+        pytest.param([587], id="list"),
+    ],
+)
+def test_port_must_be_ascii_digits_in_range(port: object) -> None:
+    with pytest.raises(InvalidSecretError, match="TCP port") as caught:
+        parse_secret(json.dumps({**BASE, "port": port}))
+    assert caught.value.field == "port"
+
+
+@pytest.mark.parametrize(("port", "expected"), [("587", 587), (1, 1), ("65535", 65535), (465, 465)])
+def test_port_accepts_ascii_digits_and_numbers_in_range(port: object, expected: int) -> None:
+    assert parse_secret(json.dumps({**BASE, "port": port})).port == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        pytest.param({**BASE, "tls_mode": MARKER}, "tls_mode", id="tls-mode"),
+        pytest.param({**BASE, "tls_mode": [MARKER]}, "tls_mode", id="tls-mode-list"),
+        pytest.param({**BASE, "passwords": {MARKER: None}}, "passwords", id="passwords-key"),
+        pytest.param({**BASE, "host": f"{MARKER} x"}, "host", id="host"),
+        pytest.param({**BASE, "host": MARKER * 30}, "host", id="long-host"),
+        pytest.param({**BASE, "port": MARKER}, "port", id="port"),
+    ],
+)
+def test_no_exception_in_the_chain_quotes_a_value(value: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidSecretError) as caught:
+        parse_secret(json.dumps(value))
+    assert caught.value.field == field
+    assert MARKER not in leakscan.exception_text(caught.value)

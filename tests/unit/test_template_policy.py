@@ -11,6 +11,7 @@ Each check is a function returning problems, so the mutation tests can prove it 
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+HANDLER_SOURCES = Path(__file__).resolve().parents[2] / "src" / "rotation_handler"
 JUSTIFICATION = "justification:"
 USER_ARN = re.compile(r"^arn:\$\{AWS::Partition\}:iam::\$\{AWS::AccountId\}:user/\$\{\w+\}$")
 SCOPED_PARAMETERS = ("KmsKeyArn", "SesIdentityArn")
@@ -268,6 +270,102 @@ def function_problems(template: Template) -> Problems:
     return problems
 
 
+# --- hardening: tag keys, concurrency, timeout, the stored API key -------------------------------
+
+TAG_ACTIONS = ("iam:taguser", "iam:untaguser")
+# The tag keys the function writes on the SMTP user: its rotation intent and the owning secret.
+ALLOWED_TAG_KEYS = {"ses-smtp-rotation:intent", "ses-smtp-rotation:secret"}
+# Lambda's documented floor for a rotation function's concurrency (below it, steps are throttled).
+MIN_CONCURRENCY = 10
+# What a step's IAM, KMS and Secrets Manager calls may take besides the SMTP test: about a dozen
+# calls, each retried by the SDK (standard mode: up to 5 attempts, back-off capped at 20 s).
+AWS_CALLS_ALLOWANCE = 60
+# What the handler keeps back from the remaining time for the calls after the SMTP test.
+RESERVE_SECONDS = 5
+
+
+def _tagging_actions(statement: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(actions that can tag or untag a user, every action) of a statement; wildcards count."""
+    actions = {str(action) for action in _alternatives(statement.get("Action", []))}
+    tagging = {
+        action
+        for action in actions
+        if any(fnmatch.fnmatchcase(tag, action.lower()) for tag in TAG_ACTIONS)
+    }
+    return tagging, actions
+
+
+def tag_problems(template: Template) -> Problems:
+    """iam:TagUser/UntagUser only alone, only for the function's own tag keys (and some key)."""
+    problems: Problems = []
+    for name, resource in template["Resources"].items():
+        kind = resource["Type"]
+        if not (kind.startswith("AWS::IAM::") or kind == "AWS::Serverless::Function"):
+            continue
+        for document in _documents(resource):
+            for statement in _alternatives(document["Statement"]):
+                tagging, actions = _tagging_actions(statement)
+                if not tagging or statement.get("Effect") != "Allow":
+                    continue
+                where = f"{name} statement {statement.get('Sid', '?')}"
+                condition = statement.get("Condition", {})
+                keys = condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
+                if actions - tagging:
+                    problems.append(f"{where}: tagging shares a statement with other actions")
+                if keys is None:
+                    problems.append(f"{where}: tagging without an aws:TagKeys condition")
+                elif set(_alternatives(keys)) != ALLOWED_TAG_KEYS:
+                    problems.append(f"{where}: tag keys {sorted(_alternatives(keys))}")
+                if condition.get("Null", {}).get("aws:TagKeys") != "false":
+                    problems.append(f"{where}: no Null check on aws:TagKeys")
+    return problems
+
+
+def _merged_function(template: Template) -> dict[str, Any]:
+    (function,) = _of_type(template, "AWS::Serverless::Function")
+    return {**template.get("Globals", {}).get("Function", {}), **function["Properties"]}
+
+
+def concurrency_problems(template: Template) -> Problems:
+    merged = _merged_function(template)
+    settings = {
+        "ReservedConcurrentExecutions": merged.get("ReservedConcurrentExecutions"),
+        "ProvisionedConcurrentExecutions": merged.get("ProvisionedConcurrencyConfig", {}).get(
+            "ProvisionedConcurrentExecutions"
+        ),
+    }
+    return [
+        f"{key} {value!r} is below {MIN_CONCURRENCY}"
+        for key, value in settings.items()
+        if value is not None and not (isinstance(value, int) and value >= MIN_CONCURRENCY)
+    ]
+
+
+def timeout_problems(template: Template) -> Problems:
+    timeout = _merged_function(template).get("Timeout")
+    parameter = template["Parameters"]["SmtpTestTimeoutSeconds"]
+    needed = int(parameter["MaxValue"]) + RESERVE_SECONDS + AWS_CALLS_ALLOWANCE
+    if not isinstance(timeout, int) or timeout < needed:
+        return [f"function Timeout {timeout!r} is below {needed} s (SMTP budget + AWS calls)"]
+    if f"function timeout is {timeout}" not in str(parameter["Description"]):
+        return [f"SmtpTestTimeoutSeconds' description does not say the timeout is {timeout}"]
+    return []
+
+
+def store_key_problems(template: Template) -> Problems:
+    default = template["Parameters"]["StoreSecretAccessKey"].get("Default")
+    return [] if default == "false" else [f"StoreSecretAccessKey defaults to {default!r}"]
+
+
+def hardening_problems(template: Template) -> Problems:
+    return (
+        tag_problems(template)
+        + concurrency_problems(template)
+        + timeout_problems(template)
+        + store_key_problems(template)
+    )
+
+
 # --- the real template ----------------------------------------------------------------------------
 
 
@@ -307,6 +405,32 @@ def test_house_rules_hold(template: Template) -> None:
     assert description_problems(template) == []
     assert rotation_problems(template) == []
     assert function_problems(template) == []
+
+
+def test_hardening_rules_hold(template: Template) -> None:
+    # GIVEN the template / WHEN tagging, concurrency, timeout and the key default are checked
+    # THEN tagging is limited to the function's tag keys, concurrency is not capped below 10, the
+    # timeout covers the SMTP budget and the AWS calls, and the API key is not stored by default
+    assert hardening_problems(template) == []
+    assert tag_problems(template) == []  # and the tagging statement exists (next test)
+    tagging = [
+        statement
+        for statement in _role_statements(template)
+        if isinstance(statement, dict) and _tagging_actions(statement)[0]
+    ]
+    assert [s["Sid"] for s in tagging] == ["TagTheSmtpUserWithRotationRecords"]
+
+
+def test_the_function_writes_only_allowed_tag_keys() -> None:
+    # GIVEN the rotation function's sources / WHEN the tag keys they name are collected
+    written = {
+        match
+        for path in HANDLER_SOURCES.glob("*.py")
+        for match in re.findall(r"ses-smtp-rotation:[\w-]+", path.read_text(encoding="utf-8"))
+    }
+    # THEN the template's condition allows each of them
+    assert written
+    assert written <= ALLOWED_TAG_KEYS
 
 
 def test_bootstrap_secret_holds_only_what_a_stack_update_may_replace(template: Template) -> None:
@@ -427,6 +551,57 @@ def _drop_contract_variable(template: Template) -> None:
     del _function(template)["Environment"]["Variables"]["OLD_KEY_ACTION"]
 
 
+def _tagging_in_main_statement(template: Template) -> None:
+    _by_sid(template, "RotateTheSmtpUsersAccessKeys")["Action"].append("iam:TagUser")
+
+
+def _tag_wildcard_in_main_statement(template: Template) -> None:
+    _by_sid(template, "RotateTheSmtpUsersAccessKeys")["Action"].append("iam:*Tag*")
+
+
+def _drop_tag_condition(template: Template) -> None:
+    del _by_sid(template, "TagTheSmtpUserWithRotationRecords")["Condition"]
+
+
+def _extra_tag_key(template: Template) -> None:
+    condition = _by_sid(template, "TagTheSmtpUserWithRotationRecords")["Condition"]
+    condition["ForAllValues:StringEquals"]["aws:TagKeys"].append("team")
+
+
+def _drop_null_check(template: Template) -> None:
+    del _by_sid(template, "TagTheSmtpUserWithRotationRecords")["Condition"]["Null"]
+
+
+def _untag_any_key(template: Template) -> None:
+    _role_statements(template).append(
+        {"Sid": "Untag", "Effect": "Allow", "Action": "iam:UntagUser", "Resource": "*"}
+    )
+
+
+def _low_reserved_concurrency(template: Template) -> None:
+    _function(template)["ReservedConcurrentExecutions"] = 5
+
+
+def _low_provisioned_concurrency(template: Template) -> None:
+    _function(template)["ProvisionedConcurrencyConfig"] = {"ProvisionedConcurrentExecutions": 2}
+
+
+def _short_timeout(template: Template) -> None:
+    template["Globals"]["Function"]["Timeout"] = 60
+
+
+def _stale_timeout_description(template: Template) -> None:
+    template["Parameters"]["SmtpTestTimeoutSeconds"]["Description"] = "the function timeout is 60"
+
+
+def _store_key_by_default(template: Template) -> None:
+    template["Parameters"]["StoreSecretAccessKey"]["Default"] = "true"
+
+
+def _hardening_check(template: Template, _lines: Sequence[str]) -> Problems:
+    return hardening_problems(template)
+
+
 def _policy_check(template: Template, lines: Sequence[str]) -> Problems:
     return policy_problems(template, lines)
 
@@ -456,6 +631,25 @@ def _rules_check(template: Template, _lines: Sequence[str]) -> Problems:
         pytest.param(_x86, _rules_check, "x86_64", id="architecture"),
         pytest.param(_passive_tracing, _rules_check, "PassThrough", id="tracing"),
         pytest.param(_drop_contract_variable, _rules_check, "OLD_KEY_ACTION", id="environment"),
+        pytest.param(_tagging_in_main_statement, _hardening_check, "shares", id="tag-mixed"),
+        pytest.param(
+            _tag_wildcard_in_main_statement, _hardening_check, "aws:TagKeys", id="tag-wildcard"
+        ),
+        pytest.param(_drop_tag_condition, _hardening_check, "aws:TagKeys", id="tag-unconditioned"),
+        pytest.param(_extra_tag_key, _hardening_check, "'team'", id="tag-extra-key"),
+        pytest.param(_drop_null_check, _hardening_check, "Null", id="tag-no-null-check"),
+        pytest.param(_untag_any_key, _hardening_check, "Untag", id="untag-any-key"),
+        pytest.param(
+            _low_reserved_concurrency, _hardening_check, "Reserved", id="reserved-concurrency"
+        ),
+        pytest.param(
+            _low_provisioned_concurrency, _hardening_check, "Provisioned", id="provisioned"
+        ),
+        pytest.param(_short_timeout, _hardening_check, "Timeout 60", id="timeout"),
+        pytest.param(
+            _stale_timeout_description, _hardening_check, "description", id="timeout-description"
+        ),
+        pytest.param(_store_key_by_default, _hardening_check, "'true'", id="store-key-default"),
     ],
 )
 def test_checker_flags_a_broken_template(
