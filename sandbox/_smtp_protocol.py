@@ -54,6 +54,13 @@ def find_access_key(account_id: str, access_key_id: str) -> Any | None:  # noqa:
     return next((k for k in access_keys(account_id) if k.access_key_id == access_key_id), None)
 
 
+def mark_used(account_id: str, access_key_id: str, region: str) -> None:
+    """Record a successful login as the key's last use by SES (IAM's GetAccessKeyLastUsed)."""
+    from moto.iam.models import mark_account_as_visited  # noqa: PLC0415 - import on use
+
+    mark_account_as_visited(account_id, access_key_id, "ses", region)
+
+
 def verdict(server: SesSmtpServer, access_key_id: str, password: bytes) -> str:
     """Return why a login is refused (``unknown-key`` ...), or ``ok``."""
     key = find_access_key(server.account_id, access_key_id)

@@ -215,6 +215,7 @@ def without_backoff(client: Any) -> None:  # noqa: ANN401 - a boto3 client
         return
     service = client.meta.service_model.service_id.hyphenize()
     max_attempts = client.meta.config.retries.get("total_max_attempts")
+    retry_quota = standard.RetryQuotaChecker(quota.RetryQuota())
     handler = standard.RetryHandler(
         retry_policy=standard.RetryPolicy(
             retry_checker=standard.StandardRetryConditions(
@@ -223,9 +224,13 @@ def without_backoff(client: Any) -> None:  # noqa: ANN401 - a boto3 client
             retry_backoff=standard.ExponentialBackoff(random=lambda: 0.0),
         ),
         retry_event_adapter=standard.RetryEventAdapter(),
-        retry_quota=standard.RetryQuotaChecker(quota.RetryQuota()),  # type: ignore[arg-type]
+        retry_quota=retry_quota,  # type: ignore[arg-type]
     )
     unique_id = f"retry-config-{service}"
+    # A success gives back what retries took from the quota, as botocore's own handler does.
+    client.meta.events.register(
+        f"after-call.{service}", retry_quota.release_retry_quota, unique_id=f"{unique_id}-quota"
+    )
     client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
     client.meta.events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
     _WITHOUT_BACKOFF.add(client)

@@ -282,6 +282,8 @@ class SesSmtpServer:
         """Check one login against moto's IAM backend and record the attempt."""
         reason = _smtp_protocol.verdict(self, access_key_id, password)
         attempt = AuthAttempt(access_key_id, reason == "ok", reason, time.monotonic())
+        if attempt.accepted:  # SES records the use, as IAM's GetAccessKeyLastUsed then shows
+            _smtp_protocol.mark_used(self.account_id, access_key_id, self.region)
         with self._lock:
             self._auth_attempts.append(attempt)
         return attempt

@@ -21,7 +21,7 @@ from moto.iam.models import iam_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from sandbox import moto_fidelity
-from sandbox.secrets_manager import SecretsManagerDriver
+from sandbox.secrets_manager import LocalLambdaContext, SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_rotator import smtp
 from ses_smtp_rotator.password import derive_smtp_password
@@ -50,8 +50,7 @@ def _default_handler(event: dict[str, Any], context: Any) -> object:  # noqa: AN
     # Imported late so that the function's modules load with the world's environment in place.
     from rotation_handler.app import lambda_handler  # noqa: PLC0415
 
-    lambda_handler(event, context)
-    return None
+    return lambda_handler(event, context)
 
 
 @dataclass
@@ -81,6 +80,15 @@ class World:
         self.sm.update_secret_version_stage(
             SecretId=self.secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
         )
+
+    def sweep(self) -> dict[str, str]:
+        """Invoke the function as its schedule does: retire the old key once its grace is over."""
+        event = {"Action": "RetireOldKeys", "SecretId": self.secret_arn}
+        result = self.driver.handler(event, LocalLambdaContext())
+        if not isinstance(result, dict):
+            msg = f"the sweep returned {result!r}, not its summary"
+            raise TypeError(msg)
+        return result
 
     def another_deployment(self, secret_name: str) -> SecretsManagerDriver:
         """Deploy a second stack whose secret names this world's IAM user; return its driver.

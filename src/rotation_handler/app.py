@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SecretsManagerEvent, event_source
 from botocore.config import Config
 
-from rotation_handler import guard, steps
+from rotation_handler import guard, keys, steps, sweep
 from rotation_handler.exceptions import BadEventError, UnknownStepError
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import ENV_VARS, Settings
@@ -96,6 +96,27 @@ def _handle(event: SecretsManagerEvent, context: LambdaContext) -> None:
     metrics.add_metric(name="RotationStepSucceeded", unit=MetricUnit.Count, value=1)
 
 
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def _sweep(event: Mapping[str, object], context: LambdaContext) -> dict[str, str]:  # noqa: ARG001 - read by the decorators
+    """Run the scheduled sweep (``{"Action": "RetireOldKeys", "SecretId": ...}``)."""
+    quiet_sdk_loggers()
+    metrics.add_dimension(name="Step", value=sweep.ACTION)
+    try:
+        secret_id = sweep.secret_id_of(event)
+        logger.append_keys(step=sweep.ACTION, secret_id=secret_id)
+        rt = runtime()
+        outcome = sweep.retire_old_keys(
+            sm=rt.sm, iam=rt.iam, settings=rt.settings, secret_id=secret_id, now=keys.now_utc()
+        )
+    except Exception:
+        metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name="RotationStepSucceeded", unit=MetricUnit.Count, value=1)
+    logger.info("sweep done", extra=outcome.summary())
+    return outcome.summary()
+
+
 def _parse(event: SecretsManagerEvent) -> tuple[Callable[[steps.StepContext], None], str, str]:
     """Return the step function, SecretId and token of an event; tag logs and metrics with them."""
     step_name = str(event.get("Step"))
@@ -157,14 +178,16 @@ def _usable_context(context: object) -> Any:  # noqa: ANN401 - a LambdaContext o
     )
 
 
-def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> None:
-    """Run one rotation step for a Secrets Manager rotation event.
+def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, str] | None:
+    """Run one rotation step for a Secrets Manager rotation event, or the scheduled sweep.
 
     Parameters
     ----------
     event
         ``{"SecretId": ..., "ClientRequestToken": ..., "Step": "createSecret" | "setSecret" |
-        "testSecret" | "finishSecret"}`` (``RotationToken`` may be present and is never logged).
+        "testSecret" | "finishSecret"}`` (``RotationToken`` may be present and is never logged),
+        or the schedule's ``{"Action": "RetireOldKeys", "SecretId": ...}``, whose summary is
+        returned.
     context
         The Lambda context (outside Lambda, ``None`` or an object with only some of its fields
         is accepted: stand-in values complete it).
@@ -174,4 +197,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> None
     RotationError
         The step could not complete; the message says why and what to do.
     """
+    if isinstance(event, dict) and "Action" in event:
+        summary: dict[str, str] = _sweep(event, _usable_context(context))
+        return summary
     _handle(event, _usable_context(context))
+    return None

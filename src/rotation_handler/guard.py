@@ -8,9 +8,10 @@ AWSCURRENT means the rotation already finished.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
     from rotation_handler.settings import Settings
 
+_RATE: Final = re.compile(r"rate\((\d+) (days?|hours?)\)")
 CURRENT: Final = "AWSCURRENT"
 PENDING: Final = "AWSPENDING"
 PREVIOUS: Final = "AWSPREVIOUS"
@@ -47,6 +49,8 @@ class SecretState:
     name: str
     rotation_enabled: bool
     versions: Mapping[str, tuple[str, ...]]
+    # Seconds between scheduled rotations, when the rotation rules say (None for cron()).
+    rotation_interval: int | None = None
 
     def version_with(self, stage: str) -> str | None:
         """Return the id of the version that carries ``stage``, if any."""
@@ -73,7 +77,19 @@ def describe(sm: SecretsManagerClient, secret_id: str) -> SecretState:
         name=meta["Name"],
         rotation_enabled=bool(meta.get("RotationEnabled")),
         versions={vid: tuple(stages) for vid, stages in meta.get("VersionIdsToStages", {}).items()},
+        rotation_interval=_interval(meta.get("RotationRules", {})),
     )
+
+
+def _interval(rules: Mapping[str, Any]) -> int | None:
+    """Return the seconds between rotations that ``RotationRules`` give, if they say."""
+    days = rules.get("AutomaticallyAfterDays")
+    if isinstance(days, int) and days > 0:
+        return days * 86400
+    match = _RATE.fullmatch(str(rules.get("ScheduleExpression", "")).strip())
+    if match is None:
+        return None
+    return int(match.group(1)) * (86400 if match.group(2).startswith("day") else 3600)
 
 
 def check(

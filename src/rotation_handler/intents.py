@@ -1,4 +1,4 @@
-"""The records the function keeps on the IAM user: who owns it, and the intent of the last attempt.
+"""Records the function keeps on the IAM user: owner, last intent, old key's retirement.
 
 The owner tag (``ses-smtp-rotation:secret``) names the one secret whose rotations manage the
 user's keys: createSecret writes it on first use and refuses a secret that is not the owner, so two
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 TAG: Final = "ses-smtp-rotation:intent"
 OWNER_TAG: Final = "ses-smtp-rotation:secret"
+RETIRE_TAG: Final = "ses-smtp-rotation:retire"
 # The tag value of an intent whose attempt cleaned up after itself: it vouches for no key.
 CLOSED: Final = "closed"
 # A key created by an attempt appears before its Lambda run ends, at most 900 s (Lambda's limit)
@@ -117,18 +118,41 @@ class Intent:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Retirement:
+    """When the old key stopped being AWSCURRENT's: its grace period counts from then."""
+
+    access_key_id: str
+    since: datetime
+
+    def encode(self) -> str:
+        """Tag value: ``v1 <key id> <epoch seconds>``."""
+        return f"v1 {self.access_key_id} {int(self.since.timestamp())}"
+
+    @classmethod
+    def decode(cls, value: str) -> Retirement | None:
+        """Parse a tag value; ``None`` for anything this version did not write."""
+        parts = value.split()
+        if len(parts) != 3 or parts[0] != "v1" or not parts[2].isdigit():  # noqa: PLR2004
+            return None
+        return cls(access_key_id=parts[1], since=datetime.fromtimestamp(int(parts[2]), tz=UTC))
+
+
+@dataclass(frozen=True, kw_only=True)
 class UserRecords:
-    """What the user's tags say: the owning secret's ARN and the last attempt's intent."""
+    """What the user's tags say: the owner, the last attempt's intent, the old key's retirement."""
 
     owner: str | None
     intent: Intent | None
+    retirement: Retirement | None = None
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> UserRecords:
         """Read the records from the user's tags (other tags are ignored)."""
-        value = tags.get(TAG)
+        value, retire = tags.get(TAG), tags.get(RETIRE_TAG)
         return cls(
-            owner=tags.get(OWNER_TAG) or None, intent=Intent.decode(value) if value else None
+            owner=tags.get(OWNER_TAG) or None,
+            intent=Intent.decode(value) if value else None,
+            retirement=Retirement.decode(retire) if retire else None,
         )
 
 
@@ -154,6 +178,11 @@ def opened(
         existing=frozenset(existing),
     )
     return {OWNER_TAG: secret_arn, TAG: intent.encode()}
+
+
+def retiring(access_key_id: str, *, since: datetime) -> dict[str, str]:
+    """Return the tag that starts the grace period of ``access_key_id`` at ``since``."""
+    return {RETIRE_TAG: Retirement(access_key_id=access_key_id, since=since).encode()}
 
 
 def closed() -> dict[str, str]:

@@ -49,6 +49,9 @@ from ses_smtp_rotator.secret import CREDENTIAL_KEYS, parse_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import datetime
+
+    from mypy_boto3_iam import IAMClient
 
     from rotation_handler.keys import AccessKey
     from rotation_handler.steps import StepContext
@@ -150,7 +153,7 @@ def create_pending(ctx: StepContext) -> None:
     pending = base.with_access_key(
         key_id, secret_key, store_secret_access_key=ctx.settings.store_secret_access_key
     )
-    _store(ctx, key_id, pending)
+    _store(ctx, user, key_id, pending)
     metrics.add_metric(name="AccessKeysCreated", unit=MetricUnit.Count, value=1)
     logger.info("created pending key", extra={"access_key_id": key_id})
 
@@ -281,7 +284,8 @@ def make_room(ctx: StepContext, user: str, classified: list[ClassifiedKey]) -> l
     victim = candidates[0]
     if victim.kind is KeyClass.OLD_ACTIVE:
         logger.warning(
-            "deleting an old key that is still Active to make room",
+            "deleting an old key that is still Active to make room (a grace period it was in "
+            "ends now: readers still using it get 535 until they re-read the secret)",
             extra={"access_key_id": victim.key.access_key_id},
         )
     keys.delete(ctx.iam, user, victim.key.access_key_id)
@@ -368,24 +372,40 @@ def _close_intent(ctx: StepContext, user: str) -> None:
         keys.write_tags(ctx.iam, user, intents.closed())
 
 
-def _store(ctx: StepContext, key_id: str, pending: SmtpSecret) -> None:
-    """Put the pending version. If the put fails, the key stays unless the version is read back.
+def _store(ctx: StepContext, user: str, key_id: str, pending: SmtpSecret) -> None:
+    """Put the pending version; after a failure, delete the key only if nothing was stored.
 
-    A put whose answer was lost may have happened (or still happen): deleting the key could leave
-    a stored version pointing at nothing. The intent stays open, so the next attempt, which sees
-    what was stored, keeps the key (stored) or deletes it (an orphan).
+    An error answer (4xx) proves the put took no effect: the key goes and the intent closes.
+    Without such proof (a lost answer, a 5xx) the put may have happened, or may still happen:
+    the key stays unless the version is read back holding it, and the intent stays open, so the
+    next attempt, which sees what was stored, keeps the key (stored) or deletes it (an orphan).
     """
     try:
         versions.put_pending(ctx.sm, ctx.state.arn, token=ctx.token, secret=pending)
-    except (ClientError, BotoCoreError):
-        if _stored_key(ctx) == key_id:
-            logger.warning("PutSecretValue failed, but the pending version is stored")
-            return
-        logger.warning(
-            "PutSecretValue failed; the new key stays for the next attempt to sort out",
-            extra={"access_key_id": key_id},
-        )
-        raise
+    except ClientError as err:
+        if keys.answered_without_effect(err):
+            with contextlib.suppress(ClientError, BotoCoreError):
+                keys.delete(ctx.iam, user, key_id)
+                _close_intent(ctx, user)
+            raise
+        if not _read_back(ctx, key_id):
+            raise
+    except BotoCoreError:
+        if not _read_back(ctx, key_id):
+            raise
+
+
+def _read_back(ctx: StepContext, key_id: str) -> bool:
+    """Whether the token's version holds the key after all (a failed put that was stored)."""
+    if _stored_key(ctx) == key_id:
+        logger.warning("PutSecretValue failed, but the pending version is stored")
+        return True
+    logger.warning(
+        "PutSecretValue failed without proof that nothing was stored; the new key stays for "
+        "the next attempt to sort out",
+        extra={"access_key_id": key_id},
+    )
+    return False
 
 
 def _stored_key(ctx: StepContext) -> str | None:
@@ -403,8 +423,10 @@ def _stored_key(ctx: StepContext) -> str | None:
 def retire(ctx: StepContext, *, new: SmtpSecret | None, old: SmtpSecret | None) -> None:
     """Apply ``OLD_KEY_ACTION`` to the key that was live before ``new`` became AWSCURRENT.
 
-    AWSCURRENT's key and another user's key are never touched; a key already gone counts as
-    retired.
+    With ``OLD_KEY_GRACE_PERIOD``, the key stays Active: its grace period starts now (a tag on
+    the user) and the scheduled sweep (:mod:`rotation_handler.sweep`) applies the action once it
+    has passed. AWSCURRENT's key and another user's key are never touched; a key already gone
+    counts as retired.
     """
     if old is None or not old.access_key_id or new is None:
         return
@@ -413,11 +435,41 @@ def retire(ctx: StepContext, *, new: SmtpSecret | None, old: SmtpSecret | None) 
     action = ctx.settings.old_key_action
     if action is OldKeyAction.KEEP:
         return
-    if action is OldKeyAction.DELETE:
-        keys.delete(ctx.iam, old.iam_user_name, old.access_key_id)
-    elif not keys.set_status(ctx.iam, old.iam_user_name, old.access_key_id, active=False):
+    grace = ctx.settings.old_key_grace_period
+    if grace:
+        interval = ctx.state.rotation_interval
+        if interval is not None and grace >= interval:
+            logger.warning(
+                "OLD_KEY_GRACE_PERIOD is not shorter than the rotation interval: each rotation "
+                "will retire the previous key before its grace period ends",
+                extra={"grace_seconds": grace, "interval_seconds": interval},
+            )
+        start_grace(ctx.iam, old.iam_user_name, old.access_key_id, now=keys.now_utc())
         return
+    apply_action(ctx.iam, old.iam_user_name, old.access_key_id, action)
+
+
+def start_grace(iam: IAMClient, user: str, access_key_id: str, *, now: datetime) -> None:
+    """Record when the old key's grace period started, unless it is already recorded.
+
+    A finishSecret run again (its promotion's answer was lost) keeps the first record, so the
+    period is never restarted.
+    """
+    recorded = intents.UserRecords.from_tags(keys.read_tags(iam, user)).retirement
+    if recorded is not None and recorded.access_key_id == access_key_id:
+        return
+    keys.write_tags(iam, user, intents.retiring(access_key_id, since=now))
+    logger.info("old key stays Active for its grace period", extra={"access_key_id": access_key_id})
+
+
+def apply_action(iam: IAMClient, user: str, access_key_id: str, action: OldKeyAction) -> bool:
+    """Deactivate or delete an old key; return whether it changed (a key gone counts as done)."""
+    if action is OldKeyAction.KEEP:
+        return False
+    if action is OldKeyAction.DELETE:
+        keys.delete(iam, user, access_key_id)
+    elif not keys.set_status(iam, user, access_key_id, active=False):
+        return False
     metrics.add_metric(name="AccessKeysRetired", unit=MetricUnit.Count, value=1)
-    logger.info(
-        "retired old key", extra={"access_key_id": old.access_key_id, "action": str(action)}
-    )
+    logger.info("retired old key", extra={"access_key_id": access_key_id, "action": str(action)})
+    return True

@@ -42,11 +42,15 @@ ENV_VARS: Final = (
     "SES_REGION",
     "SMTP_HOST",
     "SMTP_PORT",
+    "OLD_KEY_GRACE_PERIOD",
 )
 MAILBOX_SIMULATOR: Final = "success@simulator.amazonses.com"
 _REGION_RE: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _MAX_PORT: Final = 65535
+_DURATION_RE: Final = re.compile(r"^(?:0|([0-9]{1,6})([smhd]))$")
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_GRACE_PERIOD: Final = 365 * 86400
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
 MAX_SMTP_TEST_TIMEOUT: Final = 840.0  # Lambda's 900 s limit less room for the other calls
@@ -71,6 +75,8 @@ class Settings:
     ses_region: str | None = None
     smtp_host: str | None = None
     smtp_port: int | None = None
+    # Seconds the old key stays Active after the new one is promoted; 0 = OLD_KEY_ACTION at once.
+    old_key_grace_period: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -106,6 +112,7 @@ class Settings:
             ),
             smtp_host=_matching(environ, "SMTP_HOST", _HOST_RE, "a host name"),
             smtp_port=_port(environ, "SMTP_PORT"),
+            old_key_grace_period=_duration(environ, "OLD_KEY_GRACE_PERIOD"),
         )
 
 
@@ -114,7 +121,7 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     if raw is None or raw == "":
         return default
     try:
-        value = float(raw)
+        value = float(raw) if raw.isascii() else -1.0
     except ValueError:
         value = -1.0
     if not 0 < value <= MAX_SMTP_TEST_TIMEOUT:
@@ -178,3 +185,16 @@ def _port(environ: Mapping[str, str], name: str) -> int | None:
         msg = f"{name} must be a TCP port number between 1 and {_MAX_PORT}"
         raise ConfigurationError(msg)
     return int(raw)
+
+
+def _duration(environ: Mapping[str, str], name: str) -> int:
+    """Parse ``0``, ``90s``, ``30m``, ``24h`` or ``7d`` into seconds (unset means 0)."""
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return 0
+    match = _DURATION_RE.fullmatch(raw)
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match and match.group(1) else 0
+    if match is None or seconds > MAX_GRACE_PERIOD:
+        msg = f"{name} must be 0 or a duration such as 90s, 30m, 24h or 7d (at most 365d)"
+        raise ConfigurationError(msg)
+    return seconds

@@ -315,6 +315,6 @@ def test_the_checks_see_a_rotation_that_breaks_an_invariant(
     outcome = run(world, scenario)
     problems = end_problems(world, scenario, outcome, "no-canary")
     # THEN the watch saw AWSCURRENT's key inactive between two calls, and the end checks too
-    assert any("AWSCURRENT's key" in p and "Inactive" in p for p in outcome.watch.problems)
+    assert any("AWSCURRENT's live key" in p and "Inactive" in p for p in outcome.watch.problems)
     assert any("unknown key" in p for p in problems)
     assert leaks(world, capfd, "no-canary") == []

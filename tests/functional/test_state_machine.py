@@ -320,7 +320,10 @@ class RotationMachine(RuleBasedStateMachine):
             self._check_completed(rotation, before)
             self.pending, self.orphans = None, set()
         else:
-            self._left_pending(rotation, before, died=fired and fault is not None and fault.dies)
+            # A run that died, or a PutSecretValue that failed without proof that nothing was
+            # stored, may leave its key for the next attempt to sort out.
+            may_leave = fault is not None and (fault.dies or fault.operation == "PutSecretValue")
+            self._left_pending(rotation, before, died=fired and may_leave)
 
     def _before(self, token: str | None) -> Before:
         world = self.world
@@ -402,7 +405,7 @@ class RotationMachine(RuleBasedStateMachine):
             assert status == expected, f"old key is {status}; OLD_KEY_ACTION={self.action}"
 
     def _left_pending(self, rotation: Rotation, before: Before, *, died: bool) -> None:
-        """A failed rotation stays AWSPENDING; only a run that died may leave a key behind."""
+        """A failed rotation stays AWSPENDING; only a dead run (or a failed put) leaves a key."""
         self.pending = rotation.token
         held = invariants.referenced_keys(self.world)
         made = set(key_statuses(self.world)) - set(before.keys)

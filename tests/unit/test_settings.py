@@ -56,6 +56,17 @@ def test_every_variable_is_read() -> None:
         pytest.param(
             {"SMTP_ATTEMPT_TIMEOUT_SECONDS": "-1"}, "SMTP_ATTEMPT_TIMEOUT_SECONDS", id="neg"
         ),
+        pytest.param(
+            {"SMTP_TEST_TIMEOUT_SECONDS": "\u0664\u0660"}, "SMTP_TEST_TIMEOUT_SECONDS", id="arabic"
+        ),
+        pytest.param({"SES_REGION": "Europe"}, "SES_REGION", id="bad-region"),
+        pytest.param({"SMTP_HOST": "-smtp.example"}, "SMTP_HOST", id="bad-host"),
+        pytest.param({"SMTP_PORT": "70000"}, "SMTP_PORT", id="port-too-big"),
+        pytest.param({"SMTP_PORT": "\uff15\uff18\uff17"}, "SMTP_PORT", id="fullwidth-port"),
+        *(
+            pytest.param({"OLD_KEY_GRACE_PERIOD": bad}, "OLD_KEY_GRACE_PERIOD", id=f"grace-{bad}")
+            for bad in ("24", "1w", "-1h", "1.5h", "\u0662h", "366d", "h", "0s0")
+        ),
     ],
 )
 def test_bad_value_names_the_variable(env: dict[str, str], variable: str) -> None:
@@ -72,3 +83,12 @@ def test_test_message_addresses() -> None:
     assert settings.smtp_test_recipient == "success@simulator.amazonses.com"
     with pytest.raises(ConfigurationError, match="SMTP_TEST_RECIPIENT"):
         Settings.from_env(base | {"SMTP_TEST_RECIPIENT": "not an address"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [("", 0), ("0", 0), ("90s", 90), ("30m", 1800), (" 24h ", 86400), ("7d", 604800)],
+)
+def test_grace_period_durations(raw: str, seconds: int) -> None:
+    env = {"AWS_REGION": "us-east-1", "OLD_KEY_GRACE_PERIOD": raw}
+    assert Settings.from_env(env).old_key_grace_period == seconds

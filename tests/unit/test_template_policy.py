@@ -37,6 +37,7 @@ CONTRACT_VARIABLES = {
     "SES_REGION",
     "SMTP_HOST",
     "SMTP_PORT",
+    "OLD_KEY_GRACE_PERIOD",
 }
 
 Template = dict[str, Any]
@@ -274,7 +275,11 @@ def function_problems(template: Template) -> Problems:
 
 TAG_ACTIONS = ("iam:taguser", "iam:untaguser")
 # The tag keys the function writes on the SMTP user: its rotation intent and the owning secret.
-ALLOWED_TAG_KEYS = {"ses-smtp-rotation:intent", "ses-smtp-rotation:secret"}
+ALLOWED_TAG_KEYS = {
+    "ses-smtp-rotation:intent",
+    "ses-smtp-rotation:secret",
+    "ses-smtp-rotation:retire",
+}
 # Lambda's documented floor for a rotation function's concurrency (below it, steps are throttled).
 MIN_CONCURRENCY = 10
 # What a step's IAM, KMS and Secrets Manager calls may take besides the SMTP test: about a dozen
@@ -678,4 +683,18 @@ def test_loader_reads_short_form_tags() -> None:
         "b": {"Fn::GetAtt": "F.Arn"},
         "c": {"Fn::If": ["C", 1, 2]},
         "d": {"Fn::Sub": {}},
+    }
+
+
+def test_the_sweep_runs_on_a_schedule_with_its_event(template: Template) -> None:
+    # GIVEN the function's events / THEN one schedule invokes it with the sweep's event for the
+    # stack's secret
+    events = _function(template)["Events"]
+    (schedule,) = [e for e in events.values() if e["Type"] == "Schedule"]
+    body = _sub_string(schedule["Properties"]["Input"])
+    assert body is not None
+    rendered = body.replace("${SmtpSecret}", "arn:aws:secretsmanager:eu-west-1:1:secret:s")
+    assert json.loads(rendered) == {
+        "Action": "RetireOldKeys",
+        "SecretId": "arn:aws:secretsmanager:eu-west-1:1:secret:s",
     }

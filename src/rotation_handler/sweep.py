@@ -1,0 +1,173 @@
+"""The scheduled sweep: retire the old key once its grace period has passed.
+
+With ``OLD_KEY_GRACE_PERIOD``, finishSecret promotes the new version and leaves the old key Active,
+recording on the IAM user when its grace period started. A schedule invokes the function with
+``{"Action": "RetireOldKeys", "SecretId": "<secret ARN>"}``; each run reads the state from the
+services (the labels, the user's keys and records) and acts only on AWSPREVIOUS's key, once the
+period since promotion has passed. It never touches AWSCURRENT's key (nor AWSPREVIOUS's while a
+bootstrap value written over AWSCURRENT makes it the live one) or a key no version holds.
+
+Every run is safe to repeat and to die at any call: recording the start, deactivating and
+deleting are idempotent, and the next run finds the same state or a later one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Final
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from rotation_handler import guard, intents, keys, lifecycle, versions
+from rotation_handler.exceptions import BadEventError, NotBoundError, SecretValueError
+from rotation_handler.guard import CURRENT, PREVIOUS
+from rotation_handler.observability import logger, metrics
+from rotation_handler.settings import OldKeyAction
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from rotation_handler.settings import Settings
+    from ses_smtp_rotator.secret import SmtpSecret
+
+ACTION: Final = "RetireOldKeys"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What one sweep did (the Lambda's return value, without any secret)."""
+
+    secret_arn: str
+    result: str
+    access_key_id: str | None = None
+    retire_after: datetime | None = None
+
+    def summary(self) -> dict[str, str]:
+        """Return the outcome as the invocation's JSON answer."""
+        out = {"Action": ACTION, "SecretId": self.secret_arn, "Result": self.result}
+        if self.access_key_id:
+            out["AccessKeyId"] = self.access_key_id
+        if self.retire_after:
+            out["RetireAfter"] = self.retire_after.isoformat()
+        return out
+
+
+def secret_id_of(event: Mapping[str, object]) -> str:
+    """Return the SecretId of a sweep event.
+
+    Raises
+    ------
+    BadEventError
+        The event's Action is not :data:`ACTION`, or it has no SecretId string.
+    """
+    if event.get("Action") != ACTION:
+        msg = f"unknown Action {str(event.get('Action'))[:40]!r}: expected {ACTION}"
+        raise BadEventError(msg)
+    secret_id = event.get("SecretId")
+    if not isinstance(secret_id, str) or not secret_id:
+        msg = f'the {ACTION} event needs a SecretId: {{"Action": "{ACTION}", "SecretId": "<ARN>"}}'
+        raise BadEventError(msg)
+    return secret_id
+
+
+def retire_old_keys(
+    *,
+    sm: SecretsManagerClient,
+    iam: IAMClient,
+    settings: Settings,
+    secret_id: str,
+    now: datetime,
+) -> Outcome:
+    """Apply ``OLD_KEY_ACTION`` to AWSPREVIOUS's key if its grace period has passed.
+
+    Raises
+    ------
+    NotBoundError
+        ``SECRET_ARN`` is set and the event names another secret.
+    StagingError
+        The secret does not exist.
+    """
+    state = guard.describe(sm, secret_id)
+    if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
+        msg = f"this function is bound to secret {settings.secret_arn} and refuses {state.arn}"
+        raise NotBoundError(msg)
+    versions.forget(state.arn)
+    current, previous = _read(sm, state, CURRENT, settings), _read(sm, state, PREVIOUS, settings)
+    if current is None or not current.has_credentials:
+        return Outcome(secret_arn=state.arn, result="nothing-to-retire: AWSCURRENT holds no key")
+    if previous is None or not previous.access_key_id:
+        return Outcome(secret_arn=state.arn, result="nothing-to-retire")
+    key_id, user = previous.access_key_id, previous.iam_user_name
+    if key_id == current.access_key_id or user != current.iam_user_name:
+        return Outcome(secret_arn=state.arn, result="nothing-to-retire")
+    found = next((k for k in keys.list_keys(iam, user) if k.access_key_id == key_id), None)
+    action = settings.old_key_action
+    done = found is None or (action is OldKeyAction.DEACTIVATE and not found.active)
+    if done or action is OldKeyAction.KEEP:
+        result = "kept: OLD_KEY_ACTION=keep" if not done else "already-retired"
+        return Outcome(secret_arn=state.arn, result=result, access_key_id=key_id)
+    since = _grace_started(iam, user, key_id, now=now)
+    due = since + timedelta(seconds=settings.old_key_grace_period)
+    if now < due:
+        metrics.add_metric(name="OldKeysInGracePeriod", unit=MetricUnit.Count, value=1)
+        return Outcome(
+            secret_arn=state.arn, result="in-grace-period", access_key_id=key_id, retire_after=due
+        )
+    _report_late_use(iam, key_id, since=since)
+    lifecycle.apply_action(iam, user, key_id, action)
+    return Outcome(secret_arn=state.arn, result=f"retired: {action}", access_key_id=key_id)
+
+
+def _read(
+    sm: SecretsManagerClient, state: guard.SecretState, stage: str, settings: Settings
+) -> SmtpSecret | None:
+    if state.version_with(stage) is None:
+        return None
+    try:
+        return versions.read(
+            sm,
+            state.arn,
+            stage=stage,
+            known_version=state.version_with(stage),
+            default_region=settings.region,
+        )
+    except SecretValueError:
+        logger.warning("version is unusable; its key is left alone", extra={"stage": stage})
+        return None
+
+
+def _grace_started(iam: IAMClient, user: str, key_id: str, *, now: datetime) -> datetime:
+    """Return when the key's grace period started; start it now if nothing recorded it.
+
+    No record (a promotion by hand, a finishSecret that died before recording, an upgrade from a
+    version without grace periods) starts the period at the first sweep that sees the key: it is
+    never retired earlier than the period after its promotion.
+    """
+    recorded = intents.UserRecords.from_tags(keys.read_tags(iam, user)).retirement
+    if recorded is not None and recorded.access_key_id == key_id:
+        return recorded.since
+    lifecycle.start_grace(iam, user, key_id, now=now)
+    return now
+
+
+def _report_late_use(iam: IAMClient, key_id: str, *, since: datetime) -> None:
+    """Warn when the old key was used after the new one was promoted (a reader lags behind)."""
+    last = iam.get_access_key_last_used(AccessKeyId=key_id).get("AccessKeyLastUsed", {})
+    used = last.get("LastUsedDate")
+    if used is not None and used >= since:
+        metrics.add_metric(name="OldKeyUsedAfterPromotion", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "the old key was used after the new one was promoted: a consumer did not pick up "
+            "the new password within the grace period",
+            extra={
+                "access_key_id": key_id,
+                "last_used": used.isoformat(),
+                "service": last.get("ServiceName"),
+                "region": last.get("Region"),
+            },
+        )
