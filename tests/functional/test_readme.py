@@ -1,15 +1,19 @@
-"""Every command the README shows works as written, or says why it cannot run here.
+"""Every command the README and ``docs/`` show works as written, or says why it cannot run here.
 
-The README's fenced ``console`` and ``python`` blocks and its inline ``aws ...`` commands are read
-from the file itself. Each command must have an entry in :data:`HOW`: run here (against the local
-world: moto's server on 127.0.0.1 and the SES-like SMTP server), exercised by a named part of
-``make test``, or out of reach offline with the reason. A command added to the README without an
-entry fails :func:`test_every_readme_command_is_accounted_for`, so the table cannot go stale.
+The fenced ``console`` and ``python`` blocks and the inline ``aws ...`` commands of the README and
+of every ``docs/*.md`` page are read from the files themselves. Each command must have an entry in
+:data:`HOW`: run here (against the local world: moto's server on 127.0.0.1 and the SES-like SMTP
+server), exercised by a named part of ``make test``, or out of reach offline with the reason. A
+command added to a page without an entry fails :func:`test_every_readme_command_is_accounted_for`,
+so the table cannot go stale. Every relative link of those pages must lead to a file (and a
+heading) that exists.
 
-Commands that run here run as a user would type them, with three substitutions the offline machine
-forces, each visible in :func:`localise`: the SES host name becomes the local server (its port, and
-``--region`` for what the host name would have said), ``<placeholders>`` become this world's
-values, and a file under ``/etc`` becomes one under the test's temporary directory.
+Commands that run here run as a user would type them, with four substitutions the offline machine
+forces, each visible in :func:`localise` and :func:`expand`: the SES host name becomes the local
+server (its port, and ``--region`` for what the host name would have said), ``<placeholders>``
+become this world's values, a file under ``/etc`` becomes one under the test's temporary
+directory, and ``$SES_SMTP_SECRET_ID`` is this world's secret ARN, as the README's Deploy section
+sets it from the stack's ``SecretArn`` output.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ if TYPE_CHECKING:
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 README: Final = ROOT / "README.md"
+DOCS: Final = (README, *sorted((ROOT / "docs").glob("*.md")))
+SECRET_ID_VARIABLE: Final = "SES_SMTP_SECRET_ID"
 REGION: Final = "eu-west-1"  # the region the README's examples use
 SES_HOST: Final = f"email-smtp.{REGION}.amazonaws.com"
 RUN: Final = "run here"
 
-# How each README command is exercised. Keys are the command as the README writes it.
+# How each documented command is exercised. Keys are the command as the page writes it.
 HOW: Final[dict[str, str]] = {
     "make demo": "Makefile runs `python -m sandbox.demo`: tests/functional/test_demo.py",
     "make test": "this test suite is part of it (.ci/run runs exactly `make test`)",
@@ -75,35 +81,50 @@ HOW: Final[dict[str, str]] = {
     "read -rs SMTP_PASSWORD && export SMTP_PASSWORD": RUN,
     f"ses-smtp-rotator check --host {SES_HOST} --port 587 --username AKIA...": RUN,
     "read -rs SES_SECRET_ACCESS_KEY && export SES_SECRET_ACCESS_KEY": RUN,
-    "ses-smtp-rotator check --secret-id ses-smtp-rotator": RUN,
+    'ses-smtp-rotator check --secret-id "$SES_SMTP_SECRET_ID"': RUN,
     "sam build": "`make template` (part of `make test`) runs it with python3.13",
     "sam deploy --guided": "out of reach offline: needs an AWS account",
+    "sam list stack-outputs --stack-name <stack>": (
+        "out of reach offline: needs a deployed stack; test_stack_output_is_the_templates names "
+        "the output"
+    ),
+    (
+        'export SES_SMTP_SECRET_ID="$(aws cloudformation describe-stacks --stack-name <stack> '
+        '--query "Stacks[0].Outputs[?OutputKey==\'SecretArn\'].OutputValue" --output text)"'
+    ): (
+        "out of reach offline: needs a deployed stack; test_stack_output_is_the_templates checks "
+        "the output it reads, and every command here runs with the variable set"
+    ),
     "sam local invoke RotationFunction -e events/createSecret.json": (
         "out of reach offline: needs Docker; the same events/ files drive the handler in "
         "tests/functional/test_rotation.py::test_event_files_drive_the_handler"
     ),
-    "ses-smtp-rotator export --secret-id ses-smtp-rotator --format env": RUN,
+    'ses-smtp-rotator export --secret-id "$SES_SMTP_SECRET_ID" --format env': RUN,
     (
-        "ses-smtp-rotator export --secret-id ses-smtp-rotator --format postfix "
+        'ses-smtp-rotator export --secret-id "$SES_SMTP_SECRET_ID" --format postfix '
         "--output /etc/postfix/sasl_passwd && postmap /etc/postfix/sasl_passwd"
     ): RUN,
     (
         "aws iam update-access-key --user-name <user> --access-key-id <old key id> --status Active"
     ): RUN,
     (
-        "aws secretsmanager update-secret-version-stage --secret-id <SecretArn> --version-stage "
-        "AWSCURRENT --move-to-version-id <AWSPREVIOUS version id> --remove-from-version-id "
-        "<AWSCURRENT version id>"
+        'aws secretsmanager update-secret-version-stage --secret-id "$SES_SMTP_SECRET_ID" '
+        "--version-stage AWSPENDING --remove-from-version-id <AWSCURRENT version id>"
     ): RUN,
-    "aws secretsmanager list-secret-version-ids --secret-id <SecretArn>": RUN,
-    "aws secretsmanager describe-secret --secret-id <SecretArn>": RUN,
-    "aws iam list-access-keys --user-name <IamUserName>": RUN,
-    "aws secretsmanager cancel-rotate-secret --secret-id <SecretArn>": RUN,
     (
-        "aws secretsmanager update-secret-version-stage --secret-id <SecretArn> --version-stage "
-        "AWSPENDING --remove-from-version-id <AWSPENDING version id>"
+        'aws secretsmanager update-secret-version-stage --secret-id "$SES_SMTP_SECRET_ID" '
+        "--version-stage AWSCURRENT --move-to-version-id <AWSPREVIOUS version id> "
+        "--remove-from-version-id <AWSCURRENT version id>"
     ): RUN,
-    "aws secretsmanager rotate-secret --secret-id <SecretArn>": (
+    'aws secretsmanager list-secret-version-ids --secret-id "$SES_SMTP_SECRET_ID"': RUN,
+    'aws secretsmanager describe-secret --secret-id "$SES_SMTP_SECRET_ID"': RUN,
+    "aws iam list-access-keys --user-name <IamUserName>": RUN,
+    'aws secretsmanager cancel-rotate-secret --secret-id "$SES_SMTP_SECRET_ID"': RUN,
+    (
+        'aws secretsmanager update-secret-version-stage --secret-id "$SES_SMTP_SECRET_ID" '
+        "--version-stage AWSPENDING --remove-from-version-id <AWSPENDING version id>"
+    ): RUN,
+    'aws secretsmanager rotate-secret --secret-id "$SES_SMTP_SECRET_ID"': (
         "Secrets Manager then invokes the function, which moto cannot do without Docker; the "
         "local driver plays that part: tests/functional/test_rotation.py"
     ),
@@ -128,8 +149,8 @@ def console_commands(body: str) -> list[str]:
 
 
 def readme_commands() -> dict[str, str]:
-    """Every command of the README -> its block's kind (``console``, ``inline``) or its code."""
-    text = README.read_text(encoding="utf-8")
+    """Every command of the README and docs -> its kind (``console``, ``inline``) or code."""
+    text = "\n".join(page.read_text(encoding="utf-8") for page in DOCS)
     found: dict[str, str] = {}
     for language, body in fenced_blocks(text):
         if language == "console":
@@ -176,11 +197,16 @@ def localise(command: str, world: World, values: dict[str, str], tmp_path: Path)
     return command
 
 
+def expand(argv: list[str], env: dict[str, str]) -> list[str]:
+    """Expand ``$NAME`` in each word as the shell does inside double quotes."""
+    return [re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), word) for word in argv]
+
+
 def cli(args: str, *, env: dict[str, str] | None = None, stdin: str = "") -> tuple[int, str, str]:
     """Run one ``ses-smtp-rotator`` command line in a fresh process, as a shell would."""
     program = shutil.which("ses-smtp-rotator", path=str(Path(sys.executable).parent))
     assert program is not None, "the console script is not installed"
-    argv = shlex.split(args)
+    argv = expand(shlex.split(args), {**os.environ, **(env or {})})
     assert argv[0] == "ses-smtp-rotator"
     done = subprocess.run(  # noqa: S603 - our own console script, argv from the README
         [program, *argv[1:]],
@@ -196,7 +222,7 @@ def cli(args: str, *, env: dict[str, str] | None = None, stdin: str = "") -> tup
 
 def aws(command: str) -> dict[str, Any]:
     """Run an ``aws <service> <operation> --option value ...`` line through boto3, like the CLI."""
-    service, operation, *options = shlex.split(command)[1:]
+    service, operation, *options = expand(shlex.split(command), dict(os.environ))[1:]
     params: dict[str, str] = {}
     while options:
         name, value = options.pop(0), options.pop(0)
@@ -208,10 +234,16 @@ def aws(command: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def served_world(make_world: Callable[..., World]) -> Iterator[World]:
-    """A rotated world for eu-west-1 behind moto's server, which other processes reach too."""
+def served_world(
+    make_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    """A rotated world for eu-west-1 behind moto's server, which other processes reach too.
+
+    ``SES_SMTP_SECRET_ID`` holds its secret's ARN, as the README's Deploy section sets it.
+    """
     smtp_client.clear_cache()
     world = make_world(region=REGION, moto_server=True)
+    monkeypatch.setenv(SECRET_ID_VARIABLE, world.secret_arn)
     assert world.rotate().ok
     yield world
     smtp_client.clear_cache()
@@ -315,9 +347,12 @@ def runbook(world: World, tmp_path: Path, prefix: str, *, contains: str = "") ->
 
 
 def test_runbook_inspect_and_roll_back(served_world: World, tmp_path: Path) -> None:
-    # GIVEN a second rotation: AWSPREVIOUS holds the old key, now Inactive
+    # GIVEN a second rotation after which the service left AWSPENDING on the new AWSCURRENT
+    # version (AWS documents that it may): AWSPREVIOUS holds the old key, now Inactive
     world = served_world
-    assert world.rotate().ok
+    world.driver.clear_pending_after_finish = False
+    rotation = world.rotate()
+    assert rotation.ok
     values = runbook_values(world)
     old_key = values["old key id"]
     # WHEN the read-only runbook commands run / THEN they show the versions and the keys
@@ -327,14 +362,22 @@ def test_runbook_inspect_and_roll_back(served_world: World, tmp_path: Path) -> N
     }
     assert runbook(world, tmp_path, "aws secretsmanager describe-secret")["ARN"] == world.secret_arn
     assert len(runbook(world, tmp_path, "aws iam list-access-keys")["AccessKeyMetadata"]) == 2
-    # WHEN the rollback runs as written
+    # WHEN the roll-back runs as written
+    roll_back = "aws secretsmanager update-secret-version-stage"
     runbook(world, tmp_path, "aws iam update-access-key")
-    runbook(world, tmp_path, "aws secretsmanager update-secret-version-stage", contains="CURRENT")
+    runbook(world, tmp_path, roll_back, contains="AWSPENDING --remove-from-version-id <AWSCURRENT")
+    runbook(world, tmp_path, roll_back, contains="--version-stage AWSCURRENT")
     # THEN AWSCURRENT is the old version again, its key is Active and logs in
     assert world.value()["access_key_id"] == old_key
     assert world.access_keys()[old_key] == "Active"
     assert invariants.violations(world) == []
+    # AND the rolled-back version carries no AWSPENDING, so a retry of its token changes nothing
+    assert world.driver.pending_version() is None
+    world.driver.attempt(rotation.token)
+    assert world.value()["access_key_id"] == old_key
+    assert world.access_keys()[old_key] == "Active"
     # AND the next rotation treats the rolled-back-from key as the old one
+    world.driver.clear_pending_after_finish = True
     assert world.rotate().ok
     assert invariants.violations(world) == []
     assert old_key in world.access_keys()
@@ -355,7 +398,12 @@ def test_runbook_start_a_stuck_rotation_over(
     # WHEN the runbook's three commands run (moto cannot invoke the function: the driver
     # plays RotateSecret's part, turning rotation on again and running the four steps)
     runbook(world, tmp_path, "aws secretsmanager cancel-rotate-secret")
-    runbook(world, tmp_path, "aws secretsmanager update-secret-version-stage", contains="PENDING")
+    runbook(
+        world,
+        tmp_path,
+        "aws secretsmanager update-secret-version-stage",
+        contains="<AWSPENDING version id>",
+    )
     assert world.driver.pending_version() is None
     world.driver.enable_rotation()
     rotation = world.rotate()
@@ -381,8 +429,9 @@ def test_python_client_snippet(served_world: World) -> None:
     assert len(served_world.ses.messages) == delivered + 1
 
 
-def test_django_settings_snippet() -> None:
+def test_django_settings_snippet(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN the README's Django settings / THEN they name the backend and the settings it reads
+    monkeypatch.setenv(SECRET_ID_VARIABLE, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x")
     scope: dict[str, Any] = {}
     exec(readme_commands()["python: django settings"], scope)  # noqa: S102 - settings literals
     module, _, name = scope["EMAIL_BACKEND"].rpartition(".")
@@ -392,3 +441,81 @@ def test_django_settings_snippet() -> None:
     for setting in ("SES_SMTP_SECRET_ID", "SES_SMTP_SECRET_MAX_AGE", "EMAIL_TIMEOUT"):
         assert setting in scope
         assert setting in source, f"the backend does not read {setting}"
+
+
+# --- links and the variable -----------------------------------------------------------------------
+
+LINK: Final = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+# A backticked path under one of the repository's own top-level folders, e.g. `sandbox/world.py`.
+REPO_PATH: Final = re.compile(
+    r"`((?:bench|docs|events|examples|sandbox|src|tests|tools)/[\w./-]*)`"
+)
+
+
+def anchors(page: Path) -> set[str]:
+    """The ``#fragment`` each heading of ``page`` gets (GitHub's rule for plain headings)."""
+    if page.suffix != ".md":
+        return set()
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def broken_links(page: Path) -> list[str]:
+    """The relative links and backticked repository paths of ``page`` that lead nowhere."""
+    text = page.read_text(encoding="utf-8")
+    text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)  # commands, not links
+    broken: list[str] = []
+    for link in LINK.findall(text):
+        if re.match(r"[a-z]+:", link):
+            continue  # https:, mailto:
+        path, _, fragment = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists() or (fragment and fragment not in anchors(target)):
+            broken.append(link)
+    broken += [p for p in REPO_PATH.findall(text) if "*" not in p and not (ROOT / p).exists()]
+    return broken
+
+
+@pytest.mark.parametrize("page", DOCS, ids=[str(p.relative_to(ROOT)) for p in DOCS])
+def test_every_relative_link_leads_somewhere(page: Path) -> None:
+    # GIVEN a page of the README or docs/ / THEN each link and repository path in it exists
+    assert broken_links(page) == []
+
+
+def test_the_link_check_finds_a_broken_link(tmp_path: Path) -> None:
+    # GIVEN a page with a link to a missing file, a missing heading and a missing repository path
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Title\n[ok](#title) [gone](missing.md) [no heading](#nowhere) `sandbox/gone.py`\n"
+        "[web](https://example.com)\n"
+    )
+    # THEN the check reports exactly those three
+    assert broken_links(page) == ["missing.md", "#nowhere", "sandbox/gone.py"]
+
+
+def test_the_docs_exist_and_the_readme_stays_short() -> None:
+    # THEN the README is the front door (about 300 lines at most) and links every docs/ page
+    readme = README.read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 300
+    for page in DOCS[1:]:
+        assert f"](docs/{page.name})" in readme, f"the README does not link docs/{page.name}"
+
+
+def test_every_secret_id_comes_from_the_one_variable() -> None:
+    # GIVEN every documented command and snippet that names a secret
+    for command, kind in readme_commands().items():
+        for found in re.findall(r"--secret-id (\S+)", command):
+            # THEN it is the variable, never a literal name (the template leaves the secret unnamed)
+            assert found == f'"${SECRET_ID_VARIABLE}"', command
+        if kind not in {"console", "inline"}:
+            assert 'ses-smtp-rotator")' not in kind, "a snippet names the secret literally"
+
+
+def test_stack_output_is_the_templates() -> None:
+    # GIVEN the output the README reads SES_SMTP_SECRET_ID from
+    (command,) = [c for c in readme_commands() if c.startswith("export SES_SMTP_SECRET_ID=")]
+    (output,) = re.findall(r"OutputKey=='(\w+)'", command)
+    # THEN the template declares that output
+    template = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    outputs = template[template.index("\nOutputs:") :]
+    assert re.search(rf"^  {output}:$", outputs, flags=re.MULTILINE)
