@@ -120,7 +120,7 @@ def get_smtp_credentials(
 
     Examples
     --------
-    >>> creds = get_smtp_credentials("ses-smtp-rotator")  # doctest: +SKIP
+    >>> creds = get_smtp_credentials(os.environ["SES_SMTP_SECRET_ID"])  # doctest: +SKIP
     >>> creds.host, creds.port  # doctest: +SKIP
     ('email-smtp.eu-west-1.amazonaws.com', 587)
     """
