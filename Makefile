@@ -82,8 +82,12 @@ template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm6
 	check "sam build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build; \
 	check "handler" test -f .aws-sam/build/RotationFunction/rotation_handler/app.py
 
+.PHONY: package
+package: $(UV) ## Build wheel + sdist into dist/; install the wheel alone in an empty venv; run --version, derive.
+	$(RUN) python -m tools.wheel_check
+
 .PHONY: test
-test: setup lint typecheck security unit template ## Everything CI runs (the README's test command).
+test: setup lint typecheck security unit template package ## Everything CI runs (the README's test command).
 
 .PHONY: format
 format: $(UV) ## Apply ruff format and the safe ruff fixes.
@@ -101,4 +105,4 @@ lock: $(UV) ## Re-resolve uv.lock after editing pyproject.toml, then regenerate 
 
 .PHONY: clean
 clean: ## Remove environments, caches and build output.
-	rm -rf $(TOOLS) $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(TOOLS) $(VENV) .venv-sam .venv-checkov .aws-sam dist .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -20,9 +20,9 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
-from ses_smtp_rotator import _check, _export
+from ses_smtp_rotator import __version__, _check, _export
 from ses_smtp_rotator.endpoints import validate_region
 from ses_smtp_rotator.exceptions import SesSmtpCredentialsError, UsageError
 from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 PROG = "ses-smtp-rotator"
+# Modules an extra brings (pyproject.toml), and the extra to install when one is missing.
+OPTIONAL_MODULES: Final = {
+    "boto3": "aws",
+    "botocore": "aws",
+    "aws_lambda_powertools": "client",
+}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -152,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 the check failed, 2 bad input or usage.",
         allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         sub = subparsers.add_parser(
@@ -189,11 +196,22 @@ def main(argv: list[str] | None = None) -> int:
     >>> main(["derive", "--region", "not a region"])  # doctest: +SKIP
     2
     """
+    command = "this command"
     try:
         args = _parse(argv)
+        command = f"`{args.command}`"
         return int(args.run(args))
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else EXIT_OK
+    except ModuleNotFoundError as err:
+        if err.name not in OPTIONAL_MODULES:
+            raise
+        _err(
+            f"{PROG}: error: {command} needs {err.name}, which this installation lacks: "
+            f"install the `{OPTIONAL_MODULES[err.name]}` extra "
+            f"(pip install 'ses-smtp-rotator[{OPTIONAL_MODULES[err.name]}]')"
+        )
+        return EXIT_USAGE
     except SesSmtpCredentialsError as err:
         # Input errors (UsageError, InvalidRegionError, InvalidSecretError...) are ValueErrors.
         usage = isinstance(err, ValueError)

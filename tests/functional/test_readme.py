@@ -55,6 +55,14 @@ RUN: Final = "run here"
 HOW: Final[dict[str, str]] = {
     "make demo": "Makefile runs `python -m sandbox.demo`: tests/functional/test_demo.py",
     "make test": "this test suite is part of it (.ci/run runs exactly `make test`)",
+    "make package": (
+        "part of `make test`: tools/wheel_check.py builds, installs the wheel into an empty "
+        "environment and runs --version and derive there; test_packaging.py checks the target"
+    ),
+    'pip install "$(echo dist/ses_smtp_rotator-*.whl)[client]"': (
+        "tools/wheel_check.py (`make package`) installs the same wheel offline without its "
+        "extras; the extras' packages need the package index"
+    ),
     'make demo DEMO_ARGS="--rotations 5 --delay 3"': (
         "DEMO_ARGS go to `python -m sandbox.demo`: parsed below; test_demo.py runs these flags"
     ),
