@@ -81,7 +81,6 @@ HOW: Final[dict[str, str]] = {
     "make audit": (
         "needs vulnerability data CI cannot reach; `make test` runs it with --allow-offline"
     ),
-    "read -rs AWS_SECRET_ACCESS_KEY && export AWS_SECRET_ACCESS_KEY": RUN,
     "ses-smtp-rotator derive --region eu-west-1": RUN,
     "ses-smtp-rotator derive --region eu-west-1 --region us-east-1 --json": RUN,
     "pass show aws/smtp-key | ses-smtp-rotator derive --region eu-west-1": RUN,
@@ -90,6 +89,7 @@ HOW: Final[dict[str, str]] = {
     f"ses-smtp-rotator check --host {SES_HOST} --port 587 --username AKIA...": RUN,
     "read -rs SES_SECRET_ACCESS_KEY && export SES_SECRET_ACCESS_KEY": RUN,
     'ses-smtp-rotator check --secret-id "$SES_SMTP_SECRET_ID"': RUN,
+    'ses-smtp-rotator check --secret-id "$SES_SMTP_SECRET_ID" --version-stage AWSPENDING': RUN,
     "sam build": "`make template` (part of `make test`) runs it with python3.13",
     "sam deploy --guided": "out of reach offline: needs an AWS account",
     "sam list stack-outputs --stack-name <stack>": (
@@ -264,7 +264,7 @@ def _commands(prefix: str) -> list[str]:
 def test_derive_commands(served_world: World) -> None:
     # GIVEN the secret access key of the current SMTP credentials (the README's `read -rs`)
     key = served_world.value()["secret_access_key"]
-    env = {"AWS_SECRET_ACCESS_KEY": key}
+    env = {"SES_SECRET_ACCESS_KEY": key}
     one, several, legacy = _commands("ses-smtp-rotator derive")
     (piped,) = _commands("pass show")
     # WHEN each derive command of the README runs / THEN it prints the right password(s)
@@ -303,7 +303,8 @@ def test_check_commands(served_world: World, tmp_path: Path) -> None:
     assert "wrong-region" in out
     assert "us-east-1" in out
     # WHEN `check --secret-id` reads everything from the secret / THEN the login succeeds
-    code, out, err = cli(_commands("ses-smtp-rotator check --secret-id")[0])
+    (by_secret,) = [c for c in _commands("ses-smtp-rotator check --secret-id") if "stage" not in c]
+    code, out, err = cli(by_secret)
     assert code == 0, out + err
 
 
@@ -401,6 +402,12 @@ def test_runbook_start_a_stuck_rotation_over(
     world.ses.propagation_delay = 60.0
     stuck = world.rotate(max_attempts=1)
     assert not stuck.ok
+    # AND the runbook's check of the pending credentials names the cause (the key is too new)
+    (check_pending,) = [c for c in _commands("ses-smtp-rotator check --secret-id") if "stage" in c]
+    code, out, err = cli(check_pending)
+    assert code == 1, out + err
+    assert "FAILED (auth-rejected)" in out
+    assert "likely cause (key-too-new)" in out
     monkeypatch.setenv("SMTP_TEST_TIMEOUT_SECONDS", "10")
     world.ses.propagation_delay = 0.0
     # WHEN the runbook's three commands run (moto cannot invoke the function: the driver
