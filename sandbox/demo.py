@@ -109,8 +109,12 @@ def main(
     ``observer`` is called with the world just before it closes (tests collect its secrets).
     """
     args = build_parser().parse_args(argv)
-    # Bound to the real stdout: the function's output is redirected while it runs.
-    console = console or Console(file=sys.stdout, highlight=False)
+    # Bound to the real stdout: the function's output is redirected while it runs. Piped (not a
+    # terminal), lines are not wrapped at rich's default 80 columns: a reader or a grep gets them
+    # whole instead of broken mid-word.
+    console = console or Console(
+        file=sys.stdout, highlight=False, soft_wrap=not sys.stdout.isatty()
+    )
     try:
         summary = run(args, console=console, observer=observer)
     except KeyboardInterrupt:

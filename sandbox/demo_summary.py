@@ -63,8 +63,11 @@ class Summary:
         return ([self.bootstrap] if self.bootstrap else []) + self.rotations
 
     def total(self, name: str) -> int:
-        """Sum of one count (``created``, ``deactivated``, ``deleted``) over the rotations."""
-        return sum(int(getattr(report, name)) for report in self.rotations)
+        """Sum of one count (``created``, ``deactivated``, ``deleted``) over every rotation.
+
+        The bootstrap rotation counts: its key is as much a key created as any other.
+        """
+        return sum(int(getattr(report, name)) for report in self.reports)
 
     @property
     def passed(self) -> bool:

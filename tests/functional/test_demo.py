@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import smtplib
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,6 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sandbox.world import World
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Collector:
@@ -56,7 +62,8 @@ def test_demo_rotates_while_the_app_sends_without_a_failure(
     assert ok > 0
     assert failed == 0
     assert _row(output, "rotations") == "2/2 completed (+ bootstrap)"
-    assert _row(output, "keys created / deactivated / deleted") == "2 / 2 / 1"
+    # (three keys created: the bootstrap rotation's and one per rotation)
+    assert _row(output, "keys created / deactivated / deleted") == "3 / 2 / 1"
     assert "refused: the new key has not reached SES yet" in output
     # At each finishSecret the app's cached old key is refused once, and a re-read heals it.
     assert _row(output, "app re-reads after a 535") == "2"
@@ -164,3 +171,25 @@ def test_bad_flags_exit_2(argv: list[str]) -> None:
 def test_mask_shows_only_the_ends() -> None:
     assert demo_app.mask("AKIAIOSFODNN7EXAMPLE") == "AKIA…MPLE"
     assert demo_app.mask(None) == "(none)"
+
+
+def test_piped_output_keeps_each_line_whole() -> None:
+    # GIVEN the demo's output piped (not a terminal), as in `make demo | tee demo.log`
+    env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox.demo", "--delay", "0", "--rotations", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # THEN the secret's bootstrap value, longer than 80 columns, is printed on one line
+    (secret_line,) = [line for line in done.stdout.splitlines() if line.startswith("  secret ")]
+    assert secret_line.rstrip().endswith("}")
+    assert "region=" in secret_line
+    assert "port=" in secret_line
+    # AND no line ends inside a word that the next line continues
+    assert not re.search(r"[a-z]\n[a-z]", done.stdout)

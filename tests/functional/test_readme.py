@@ -90,8 +90,11 @@ HOW: Final[dict[str, str]] = {
     "read -rs SES_SECRET_ACCESS_KEY && export SES_SECRET_ACCESS_KEY": RUN,
     'ses-smtp-rotator check --secret-id "$SES_SMTP_SECRET_ID"': RUN,
     'ses-smtp-rotator check --secret-id "$SES_SMTP_SECRET_ID" --version-stage AWSPENDING': RUN,
-    "sam build": "`make template` (part of `make test`) runs it with python3.13",
-    "sam deploy --guided": "out of reach offline: needs an AWS account",
+    "make build": (
+        "`make template` (part of `make test`) runs the same sam build; "
+        "tests/unit/test_makefile.py runs its check for python3.13"
+    ),
+    ".venv-sam/bin/sam deploy --guided": "out of reach offline: needs an AWS account",
     "sam list stack-outputs --stack-name <stack>": (
         "out of reach offline: needs a deployed stack; test_stack_output_is_the_templates names "
         "the output"
