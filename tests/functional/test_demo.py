@@ -13,9 +13,11 @@ import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from sandbox import demo, demo_app
-from sandbox.demo_progress import Progress
-from sandbox.demo_summary import Summary, print_summary
+from sandbox import demo
+from sandbox.demo import app as demo_app
+from sandbox.demo import run as demo_run
+from sandbox.demo.progress import Progress
+from sandbox.demo.summary import Summary, print_summary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -109,7 +111,7 @@ def test_a_failing_rotation_is_reported(make_world: Callable[..., World]) -> Non
     # WHEN the demo rotates
     with Progress(console, world) as progress:
         world.driver.on_step = progress
-        report = demo._rotate(world, progress, console, number=1)
+        report = demo_run._rotate(world, progress, console, number=1)
     # THEN the rotation failed after three attempts, each failure shown
     assert not report.ok
     assert report.attempts == 3
@@ -157,7 +159,7 @@ def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*_args: object, **_kwargs: object) -> Summary:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo, "run", interrupted)
+    monkeypatch.setattr(demo_run, "run", interrupted)
     assert demo.main([], console=Console(file=io.StringIO())) == demo.EXIT_INTERRUPTED
 
 

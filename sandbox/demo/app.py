@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Self
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ses_smtp_rotator import _aws
 from ses_smtp_rotator.client import SmtpSender, get_smtp_credentials
 from ses_smtp_rotator.exceptions import SesSmtpCredentialsError
 
@@ -155,7 +156,7 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, smtplib.SMTPResponseException):
         return f"SMTP {err.smtp_code} ({type(err).__name__})"
     if isinstance(err, ClientError):
-        return f"AWS {err.response.get('Error', {}).get('Code', 'error')}"
+        return f"AWS {_aws.error_code(err)}"
     if isinstance(err, SesSmtpCredentialsError):
         return str(err)
     return type(err).__name__

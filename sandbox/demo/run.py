@@ -1,4 +1,4 @@
-"""``make demo``: watch SES SMTP credentials rotate end to end, with no AWS account.
+"""The demo's command line and rotations (``make demo``, ``python -m sandbox.demo``).
 
 moto's server on 127.0.0.1 plays AWS (reached through ``AWS_ENDPOINT_URL``), an SES-like SMTP
 server plays SES (with a propagation delay for new keys), and the local Secrets Manager driver runs
@@ -23,9 +23,9 @@ from rich.text import Text
 
 from sandbox import invariants
 from sandbox.calls import count_calls
-from sandbox.demo_app import MailApp, mask, wait_for_first_send
-from sandbox.demo_progress import Progress
-from sandbox.demo_summary import RotationReport, Summary, print_summary
+from sandbox.demo.app import MailApp, mask, wait_for_first_send
+from sandbox.demo.progress import Progress
+from sandbox.demo.summary import RotationReport, Summary, print_summary
 from sandbox.faults import Fault, FaultKind, inject
 from sandbox.secrets_manager import STEPS
 from sandbox.world import local_world
@@ -324,7 +324,3 @@ def _fail_once(world: World, progress: Progress, step: str | None) -> Iterator[F
             yield fault
     finally:
         world.driver.on_step = progress
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,8 +13,8 @@ from sandbox.secrets_manager import STEPS
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from sandbox.demo_app import MailApp
-    from sandbox.demo_progress import Progress, StepTimes
+    from sandbox.demo.app import MailApp
+    from sandbox.demo.progress import Progress, StepTimes
 
 
 @dataclass
