@@ -105,10 +105,12 @@ def _parse(event: SecretsManagerEvent) -> tuple[Callable[[steps.StepContext], No
         msg = f"unknown rotation step {step_name!r}: expected one of {', '.join(steps.STEPS)}"
         raise UnknownStepError(msg)
     metrics.add_dimension(name="Step", value=step_name)
+    secret_id: str | None
+    token: str | None
     try:
         secret_id, token = event.secret_id, event.client_request_token
     except KeyError:
-        secret_id = token = ""
+        secret_id, token = None, None
     if not secret_id or not token:
         msg = "the event needs SecretId and ClientRequestToken (a Secrets Manager rotation event)"
         raise BadEventError(msg)

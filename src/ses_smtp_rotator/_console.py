@@ -17,8 +17,8 @@ from ses_smtp_rotator.exceptions import UsageError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The one variable every command reads a secret access key from. Not AWS_SECRET_ACCESS_KEY: that
 # one holds the user's own AWS credentials, which exporting an SMTP user's key would replace.
-SECRET_ACCESS_KEY_ENV: Final = "SES_SECRET_ACCESS_KEY"  # noqa: S105 - a name # nosec B105
-SMTP_PASSWORD_ENV: Final = "SMTP_PASSWORD"  # noqa: S105 - a variable's name # nosec B105
+SECRET_ACCESS_KEY_ENV: Final = "SES_SECRET_ACCESS_KEY"  # noqa: S105 - a name
+SMTP_PASSWORD_ENV: Final = "SMTP_PASSWORD"  # noqa: S105 - a variable's name
 
 
 def read_secret(env_name: str, what: str) -> str:
