@@ -11,8 +11,14 @@ TOOLS := .tools
 UV := $(TOOLS)/uv/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
-# The Lambda runtime is python3.13; `sam build` looks for a matching interpreter on PATH.
-PY313_DIR ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin))
+# The Lambda runtime is python3.13; `sam build` looks for a matching interpreter on PATH and
+# refuses pyenv's shim ("Binary validation failed"), so find a real one: pyenv's own install, then
+# the system's. Override with PY313_DIR=<the bin directory of a python3.13>.
+PY313_CANDIDATES := $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13 \
+  /root/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13)
+PY313_DIR ?= $(patsubst %/python3.13,%,$(firstword $(PY313_CANDIDATES)))
+NO_PY313 := make build needs python3.13 (the Lambda runtime) and found none: install Python 3.13 \
+  (pyenv install 3.13, or your system's python3.13 package) or set PY313_DIR to its bin directory
 VENV := .venv
 RUN := $(UV) run --locked --no-sync
 
@@ -24,10 +30,16 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)/uv
 	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-.PHONY: setup
-setup: $(UV) ## Create .venv (dev), .venv-sam and .venv-checkov from uv.lock.
+.PHONY: dev
+dev: $(UV) ## Create .venv from uv.lock: what the demo, the tests and the tools need.
 	$(UV) sync --locked --quiet
+
+.PHONY: sam-env
+sam-env: $(UV)
 	UV_PROJECT_ENVIRONMENT=.venv-sam $(UV) sync --locked --quiet --only-group sam
+
+.PHONY: setup
+setup: dev sam-env ## Create .venv (dev), .venv-sam and .venv-checkov from uv.lock.
 	UV_PROJECT_ENVIRONMENT=.venv-checkov $(UV) sync --locked --quiet --only-group checkov
 
 .PHONY: lint
@@ -57,8 +69,16 @@ audit: setup ## pip-audit of every locked group; fails when no vulnerability dat
 	$(RUN) python -m tools.audit --uv $(UV)
 
 .PHONY: demo
-demo: setup ## See rotations happen end to end against a local AWS and SMTP server (no account needed)
+demo: dev ## See rotations happen end to end against a local AWS and SMTP server (no account needed)
 	$(RUN) python -m sandbox.demo $(DEMO_ARGS)
+
+.PHONY: build
+build: ## sam build (python3.13, arm64, no Docker) into .aws-sam/; stops at once without a python3.13.
+ifeq ($(wildcard $(PY313_DIR)/python3.13),)
+	$(error $(NO_PY313))
+endif
+	$(MAKE) --no-print-directory sam-env
+	SAM_CLI_TELEMETRY=0 PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build
 
 .PHONY: bench
 bench: setup ## Benchmarks: rotation overshoot, AWS calls, cold start, package size, RSS (writes bench/results.json)
@@ -74,7 +94,7 @@ template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm6
 	  if ! out=$$("$$@" 2>&1); then printf '%s\n' "$$out" >&2; echo "template: $$name FAILED" >&2; return 1; fi; \
 	  printf '  %-13s ok %6.1fs\n' "$$name" "$$(awk "BEGIN { print $$EPOCHREALTIME - $$start }")"; \
 	}; \
-	test -x "$(PY313_DIR)/python3.13" || { echo "template: no python3.13 (PY313_DIR) for sam build" >&2; exit 1; }; \
+	test -x "$(PY313_DIR)/python3.13" || { echo "template: $(NO_PY313)" >&2; exit 1; }; \
 	check "sam validate" .venv-sam/bin/sam validate --lint --region us-east-1; \
 	check cfn-lint .venv-sam/bin/cfn-lint template.yaml; \
 	check checkov .venv-checkov/bin/checkov --quiet --compact --skip-download \
@@ -82,8 +102,12 @@ template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm6
 	check "sam build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build; \
 	check "handler" test -f .aws-sam/build/RotationFunction/rotation_handler/app.py
 
+.PHONY: package
+package: $(UV) ## Build wheel + sdist into dist/; install the wheel alone in an empty venv; run --version, derive.
+	$(RUN) python -m tools.wheel_check
+
 .PHONY: test
-test: setup lint typecheck security unit template ## Everything CI runs (the README's test command).
+test: setup lint typecheck security unit template package ## Everything CI runs (the README's test command).
 
 .PHONY: format
 format: $(UV) ## Apply ruff format and the safe ruff fixes.
@@ -101,4 +125,4 @@ lock: $(UV) ## Re-resolve uv.lock after editing pyproject.toml, then regenerate 
 
 .PHONY: clean
 clean: ## Remove environments, caches and build output.
-	rm -rf $(TOOLS) $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(TOOLS) $(VENV) .venv-sam .venv-checkov .aws-sam dist .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -1,9 +1,11 @@
 """A tiny Flask app that sends mail through ``SmtpSender``.
 
 One sender per process, created with the app: it keeps one SMTP connection open, moves to new
-credentials when the secret rotates, and reopens a connection the server dropped. Run it with::
+credentials when the secret rotates, and reopens a connection the server dropped. Run it with
+``SES_SMTP_SECRET_ID`` set to the stack's ``SecretArn`` output (the README's Deploy section shows
+how) and AWS credentials from the default chain::
 
-    export SES_SMTP_SECRET_ID=ses-smtp-rotator MAIL_FROM=app@example.com
+    export MAIL_FROM=app@example.com
     flask --app examples.flask_app run
 
 then ``curl -X POST localhost:5000/send -H 'Content-Type: application/json'

@@ -1,9 +1,8 @@
 """Send one mail with plain :mod:`smtplib`, the credentials read from the rotated secret.
 
-Run it with the secret's name or ARN in ``SES_SMTP_SECRET_ID`` and AWS credentials from the
-default chain::
+Run it with ``SES_SMTP_SECRET_ID`` set to the stack's ``SecretArn`` output (the README's Deploy
+section shows how) and AWS credentials from the default chain::
 
-    export SES_SMTP_SECRET_ID=ses-smtp-rotator
     python examples/smtplib_example.py app@example.com user@example.com
 
 The pattern to copy: read the credentials through ``get_smtp_credentials`` (cached), and after a

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
@@ -16,9 +16,58 @@ from ses_smtp_rotator.password import derive_smtp_password
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Sequence
     from datetime import datetime
 
-    from sandbox.ses_smtp import SesSmtpServer
+
+class Accepted(Protocol):
+    """What the server's credential check answers (:class:`sandbox.ses_smtp.AuthAttempt`)."""
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the login was accepted."""
+        ...
+
+
+class Waiting(Protocol):
+    """How long a key still waits (:class:`sandbox._propagation.Propagation`)."""
+
+    def wait(self, key: Any) -> float:  # noqa: ANN401 - moto's AccessKey is untyped
+        """Seconds until SES accepts ``key``."""
+        ...
+
+
+class Server(Protocol):
+    """What a connection needs of its server (:class:`sandbox.ses_smtp.Server`).
+
+    Declared here, so that this module does not import the server module that imports it.
+    """
+
+    account_id: str
+    region: str
+    auth_mechanisms: tuple[str, ...]
+
+    @property
+    def propagation(self) -> Waiting:
+        """The propagation delay and the keys that have propagated."""
+        ...
+
+    def record_message(self, sender: str, recipients: Sequence[str], data: bytes, key: str) -> str:
+        """Store a delivered message; return the reply."""
+        ...
+
+    def forget(self, connection: SesSmtp) -> None:
+        """Drop a closed connection."""
+        ...
+
+    def take_fault(self) -> str | None:
+        """Return the fault armed for the next AUTH, if any."""
+        ...
+
+    def check_credentials(self, access_key_id: str, password: bytes) -> Accepted:
+        """Check one AUTH's credentials."""
+        ...
+
 
 SES_HOSTNAME = "email-smtp.amazonaws.com"
 REPLY_TLS_FIRST = "530 5.7.0 Must issue a STARTTLS command first"
@@ -61,7 +110,7 @@ def mark_used(account_id: str, access_key_id: str, region: str) -> None:
     mark_account_as_visited(account_id, access_key_id, "ses", region)
 
 
-def verdict(server: SesSmtpServer, access_key_id: str, password: bytes) -> str:
+def verdict(server: Server, access_key_id: str, password: bytes) -> str:
     """Return why a login is refused (``unknown-key`` ...), or ``ok``."""
     key = find_access_key(server.account_id, access_key_id)
     if key is None:
@@ -79,7 +128,7 @@ def verdict(server: SesSmtpServer, access_key_id: str, password: bytes) -> str:
 class _Recorder:
     """aiosmtpd handler: record each message with the access key that sent it."""
 
-    def __init__(self, server: SesSmtpServer) -> None:
+    def __init__(self, server: Server) -> None:
         self._server = server
 
     async def handle_DATA(self, _smtp: SMTP, session: Any, envelope: Any) -> str:  # noqa: ANN401, N802 - aiosmtpd's hook name and untyped objects
@@ -93,7 +142,7 @@ class SesSmtp(SMTP):
     """One SMTP connection with SES's rules for TLS, AUTH and MAIL."""
 
     def __init__(
-        self, server: SesSmtpServer, *, starttls: ssl.SSLContext | None, implicit_tls: bool
+        self, server: Server, *, starttls: ssl.SSLContext | None, implicit_tls: bool
     ) -> None:
         super().__init__(
             _Recorder(server),

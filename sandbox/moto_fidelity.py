@@ -3,7 +3,7 @@
 moto keeps a *default version* apart from the ``AWSCURRENT`` label: ``GetSecretValue`` without a
 stage reads it, and ``PutSecretValue`` with ``AWSCURRENT`` demotes it to ``AWSPREVIOUS``. Its
 ``UpdateSecretVersionStage`` moves the label but not the default, so after a rotation's
-finishSecret a plain ``get-secret-value`` returns the old value, and adopting a key as the README
+finishSecret a plain ``get-secret-value`` returns the old value, and adopting a key as the runbook
 says (``put-secret-value --version-stages AWSCURRENT``) leaves two versions labelled
 ``AWSCURRENT``. In the service there is only the label; :func:`install` makes moto's default
 follow it. moto's server runs in this process (``ThreadedMotoServer``), so the fix reaches it too.

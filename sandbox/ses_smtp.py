@@ -11,7 +11,7 @@
   that had not propagated yet (lowering it lets waiting keys in sooner, as if time had passed).
 * Fault hooks (:meth:`SesSmtpServer.fail_next`) for the fault-injection tests.
 
-Run it with moto's server for a manual session: ``python -m sandbox.ses_smtp --region eu-west-1``.
+Run it with moto's server for a manual session: ``python -m sandbox.serve --region eu-west-1``.
 """
 
 from __future__ import annotations
@@ -294,17 +294,3 @@ def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str,
     if isinstance(context.get("exception"), OSError):
         return
     loop.default_exception_handler(context)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run moto's server and the SMTP server in one process until Ctrl-C or SIGTERM.
-
-    Prints ``AWS_ENDPOINT_URL``, the SMTP host and port(s), ``SSL_CERT_FILE`` and the region.
-    """
-    from sandbox import _ses_smtp_cli  # noqa: PLC0415 - it imports this module
-
-    return _ses_smtp_cli.run(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

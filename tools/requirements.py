@@ -1,9 +1,9 @@
 """Generate ``src/requirements.txt`` (what ``sam build`` puts in the Lambda zip) from ``uv.lock``.
 
-The runtime dependencies of ``pyproject.toml`` with every version taken from the lock file, less
-boto3 and its own dependencies, which the Lambda Python runtime already provides. A unit test
-compares the file with this output, so the two never drift: run ``make requirements`` after
-``make lock``.
+The ``client`` extra of ``pyproject.toml`` (what the handler needs besides the library: Powertools)
+with every version taken from the lock file, less boto3 and its own dependencies, which the Lambda
+Python runtime already provides. A unit test compares the file with this output, so the two never
+drift: run ``make requirements`` after ``make lock``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "src" / "requirements.txt"
 HEADER = (
     "# Generated from uv.lock by `make requirements`; do not edit by hand.\n"
-    "# The Lambda zip's dependencies: the project's runtime dependencies less boto3,\n"
+    "# The Lambda zip's dependencies: the project's `client` extra less boto3,\n"
     "# which the Lambda Python runtime provides.\n"
 )
 
@@ -41,6 +41,8 @@ def render() -> str:
             "--no-hashes",
             "--no-header",
             "--no-annotate",
+            "--extra",
+            "client",
             "--prune",
             "boto3",
         ],

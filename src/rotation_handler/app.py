@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
@@ -119,13 +119,21 @@ def _sweep(event: Mapping[str, object], context: LambdaContext) -> dict[str, str
 
 def _parse(event: SecretsManagerEvent) -> tuple[Callable[[steps.StepContext], None], str, str]:
     """Return the step function, SecretId and token of an event; tag logs and metrics with them."""
-    step_name = str(event.get("Step"))
+    try:
+        step_name = str(event.step)
+    except KeyError:
+        step_name = "(none)"
     step = steps.STEPS.get(step_name)
     if step is None:
         msg = f"unknown rotation step {step_name!r}: expected one of {', '.join(steps.STEPS)}"
         raise UnknownStepError(msg)
     metrics.add_dimension(name="Step", value=step_name)
-    secret_id, token = event.get("SecretId"), event.get("ClientRequestToken")
+    secret_id: str | None
+    token: str | None
+    try:
+        secret_id, token = event.secret_id, event.client_request_token
+    except KeyError:
+        secret_id, token = None, None
     if not secret_id or not token:
         msg = "the event needs SecretId and ClientRequestToken (a Secrets Manager rotation event)"
         raise BadEventError(msg)
@@ -133,52 +141,11 @@ def _parse(event: SecretsManagerEvent) -> tuple[Callable[[steps.StepContext], No
     return step, str(secret_id), str(token)
 
 
-def _seconds_left(context: object) -> float:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return float("inf")
-    return max(0.0, float(remaining()) / 1000 - _RESERVE_SECONDS)
+def _seconds_left(context: LambdaContext) -> float:
+    return max(0.0, context.get_remaining_time_in_millis() / 1000 - _RESERVE_SECONDS)
 
 
-@dataclass(frozen=True)
-class _LocalContext:
-    """Stands in for the Lambda context a caller did not pass, or passed in part (harnesses)."""
-
-    function_name: str = "ses-smtp-rotation-local"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:ses-smtp-rotation-local"
-    memory_limit_in_mb: int = 128
-    aws_request_id: str = "local"
-    log_group_name: str = "local"
-    log_stream_name: str = "local"
-    remaining_ms: Callable[[], int] | None = None
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Return the caller's remaining time if it gave one, else Lambda's longest timeout."""
-        return self.remaining_ms() if self.remaining_ms is not None else _MAX_LAMBDA_MS
-
-
-# What Powertools' Logger reads from the context (the steps also read the remaining time).
-_CONTEXT_FIELDS: Final = (
-    "function_name",
-    "memory_limit_in_mb",
-    "invoked_function_arn",
-    "aws_request_id",
-)
-_MAX_LAMBDA_MS: Final = 900_000
-
-
-def _usable_context(context: object) -> Any:  # noqa: ANN401 - a LambdaContext or a stand-in
-    """Return the Lambda context, with stand-in values where a caller left fields out."""
-    if context is not None and all(hasattr(context, name) for name in _CONTEXT_FIELDS):
-        return context
-    given = {name: getattr(context, name) for name in _CONTEXT_FIELDS if hasattr(context, name)}
-    return _LocalContext(
-        remaining_ms=getattr(context, "get_remaining_time_in_millis", None), **given
-    )
-
-
-def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, str] | None:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str] | None:
     """Run one rotation step for a Secrets Manager rotation event, or the scheduled sweep.
 
     Parameters
@@ -189,8 +156,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict
         or the schedule's ``{"Action": "RetireOldKeys", "SecretId": ...}``, whose summary is
         returned.
     context
-        The Lambda context (outside Lambda, ``None`` or an object with only some of its fields
-        is accepted: stand-in values complete it).
+        The Lambda context (harnesses pass ``sandbox.secrets_manager.LocalLambdaContext``).
 
     Raises
     ------
@@ -198,7 +164,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict
         The step could not complete; the message says why and what to do.
     """
     if isinstance(event, dict) and "Action" in event:
-        summary: dict[str, str] = _sweep(event, _usable_context(context))
+        summary: dict[str, str] = _sweep(event, context)
         return summary
-    _handle(event, _usable_context(context))
+    _handle(event, context)
     return None

@@ -1,25 +1,29 @@
 """The ``check`` subcommand: one SMTP login, and on a 535 the likely cause.
 
-Kept out of :mod:`ses_smtp_rotator.cli` so that module stays a small table of subcommands.
+Kept out of :mod:`ses_smtp_rotator.cli` so that module stays a small table of subcommands. With
+``--secret-id`` everything comes from the secret, read by the same reader as the client helper's
+(:func:`ses_smtp_rotator.credentials.read_secret`), so a never-rotated secret fails here exactly as
+in ``export`` and in apps.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Final
 
+from ses_smtp_rotator import _aws, _console
+from ses_smtp_rotator.credentials import SmtpCredentials, read_secret
 from ses_smtp_rotator.diagnose import KeyInfo, diagnose
 from ses_smtp_rotator.endpoints import TlsMode
 from ses_smtp_rotator.exceptions import CheckFailedError, UsageError
-from ses_smtp_rotator.secret import parse_secret
 from ses_smtp_rotator.smtp import ProbeOutcome, ProbeResult, probe_login
 
-if TYPE_CHECKING:
-    import argparse
-
 _CODE_INVALID = 535
+STAGES: Final = ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS")
+_MAX_PORT: Final = 65535
+_MAX_TIMEOUT: Final = 3600.0
 
 
 @dataclass(frozen=True)
@@ -39,17 +43,57 @@ class Target:
         return f"Target({self.host}:{self.port}, {self.username})"
 
 
+def port(text: str) -> int:
+    """Parse a TCP port: ASCII digits, 1 to 65535.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Anything else (argparse turns it into a usage error, exit code 2).
+    """
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= _MAX_PORT:
+        msg = f"must be a TCP port from 1 to {_MAX_PORT}"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """Parse a time-out: a finite number of seconds above 0 (at most an hour).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        ``0``, a negative number, ``nan``, ``inf`` or not a number (exit code 2).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= _MAX_TIMEOUT):
+        msg = f"must be a number of seconds above 0 and at most {_MAX_TIMEOUT:.0f}, such as 10"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``check``'s arguments."""
     parser.add_argument("--secret-id", help="read everything from this Secrets Manager secret")
+    parser.add_argument(
+        "--version-stage",
+        choices=STAGES,
+        help="with --secret-id: the version to check (default AWSCURRENT; AWSPENDING for a "
+        "rotation stuck in testSecret)",
+    )
     parser.add_argument("--host", help="SMTP host, for example email-smtp.eu-west-1.amazonaws.com")
     parser.add_argument(
-        "--port", type=int, help="SMTP port (587, 25, 2587 STARTTLS; 465, 2465 TLS)"
+        "--port", type=port, help="SMTP port (587, 25, 2587 STARTTLS; 465, 2465 TLS)"
     )
     parser.add_argument("--username", help="SMTP user name: the access key id")
     parser.add_argument("--region", help="region the endpoint serves (default: from the host)")
     parser.add_argument("--tls", choices=[mode.value for mode in TlsMode], help="default: by port")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per network step")
+    parser.add_argument(
+        "--timeout", type=seconds, default=10.0, help="seconds per network step (default 10)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
     ------
     CheckFailedError
         The login did not succeed (exit code 1).
-    UsageError
-        Missing or conflicting arguments, or an unreadable secret (exit code 2).
+    SecretUnavailableError, CredentialsNotReadyError
+        ``--secret-id``: the secret cannot be read, or holds no credentials yet (exit code 1).
+    UsageError, InvalidSecretError
+        Missing or conflicting arguments, or a malformed secret (exit code 2).
     """
     target = _target(args)
     result = probe_login(
@@ -72,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     if result.ok:
-        _out(f"OK: {result.message} ({result.elapsed:.2f} s)")
-        return 0
-    _out(f"FAILED ({result.outcome}): {result.message}")
+        _console.out(f"OK: {result.message} ({result.elapsed:.2f} s)")
+        return _console.EXIT_OK
+    _console.out(f"FAILED ({result.outcome}): {result.message}")
     if result.outcome is ProbeOutcome.AUTH_REJECTED and result.code == _CODE_INVALID:
         _explain_535(target, result)
     msg = f"SMTP login to {target.host}:{target.port} failed ({result.outcome})"
@@ -91,9 +137,9 @@ def _explain_535(target: Target, _result: ProbeResult) -> None:
         key_info=key_info,
         region=target.region,
     )
-    _out(f"likely cause ({diagnosis.cause}): {diagnosis.message}")
+    _console.out(f"likely cause ({diagnosis.cause}): {diagnosis.message}")
     if note:
-        _out(note)
+        _console.out(note)
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -101,48 +147,33 @@ def _target(args: argparse.Namespace) -> Target:
         if args.host or args.port or args.username:
             msg = "give either --secret-id or --host/--port/--username, not both"
             raise UsageError(msg)
-        return _target_from_secret(args.secret_id, args.region)
+        return _target_from_secret(args.secret_id, args.version_stage, args.region)
+    if args.version_stage:
+        msg = "--version-stage reads a version of the secret: give --secret-id too"
+        raise UsageError(msg)
     missing = [f"--{name}" for name in ("host", "port", "username") if not getattr(args, name)]
     if missing:
         msg = f"missing {', '.join(missing)} (or use --secret-id)"
         raise UsageError(msg)
-    from ses_smtp_rotator.cli import read_secret  # noqa: PLC0415 - cli imports this module
-
     return Target(
         host=args.host,
         port=args.port,
         username=args.username,
-        password=read_secret("SMTP_PASSWORD", "SMTP password"),
+        password=_console.read_secret(_console.SMTP_PASSWORD_ENV, "SMTP password"),
         tls=TlsMode(args.tls) if args.tls else None,
         region=args.region,
-        secret_access_key=os.environ.get("SES_SECRET_ACCESS_KEY") or None,
+        secret_access_key=_console.optional_secret(_console.SECRET_ACCESS_KEY_ENV),
     )
 
 
-def _target_from_secret(secret_id: str, region: str | None) -> Target:
-    import boto3  # noqa: PLC0415 - only --secret-id needs AWS
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - same
-
-    client = boto3.client("secretsmanager")
-    try:
-        value = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
-    except ClientError as err:
-        msg = f"cannot read secret {secret_id}: {err.response.get('Error', {}).get('Code')}"
-        raise UsageError(msg) from None
-    except BotoCoreError as err:
-        msg = f"cannot read secret {secret_id}: {type(err).__name__}"
-        raise UsageError(msg) from None
-    secret = parse_secret(
-        value.get("SecretString", ""), default_region=client.meta.region_name, secret_id=secret_id
-    )
-    if secret.access_key_id is None or secret.password is None:
-        msg = f"secret {secret_id} holds no credentials yet (a bootstrap value): rotate it first"
-        raise UsageError(msg)
+def _target_from_secret(secret_id: str, stage: str | None, region: str | None) -> Target:
+    secret = read_secret(secret_id, version_stage=stage or "AWSCURRENT")
+    credentials = SmtpCredentials.of(secret, secret_id)
     return Target(
-        host=secret.host,
-        port=secret.port,
-        username=secret.access_key_id,
-        password=secret.password,
+        host=credentials.host,
+        port=credentials.port,
+        username=credentials.username,
+        password=credentials.password,
         tls=secret.tls,
         region=region or secret.region,
         secret_access_key=secret.secret_access_key,
@@ -152,13 +183,10 @@ def _target_from_secret(secret_id: str, region: str | None) -> Target:
 
 def lookup_key(target: Target) -> tuple[KeyInfo | None, str | None]:
     """Return the key's IAM status and age, or ``None`` and a note saying why it is unknown."""
-    import boto3  # noqa: PLC0415 - only a 535 needs IAM
-    from botocore.config import Config  # noqa: PLC0415 - same
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - same
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - only a 535
 
     try:
-        config = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard"})
-        iam = boto3.client("iam", config=config)
+        iam = _aws.client("iam")
         user = target.iam_user_name or iam.get_access_key_last_used(
             AccessKeyId=target.username
         ).get("UserName")
@@ -166,15 +194,9 @@ def lookup_key(target: Target) -> tuple[KeyInfo | None, str | None]:
             for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
                 if key.get("AccessKeyId") == target.username:
                     return KeyInfo(target.username, key["Status"], key["CreateDate"]), None
-    except ClientError as err:
-        reason = str(err.response.get("Error", {}).get("Code"))
-    except BotoCoreError as err:
-        reason = type(err).__name__
+    except (ClientError, BotoCoreError) as err:
+        reason = _aws.error_code(err)
     else:
         reason = "the key was not found in IAM"
     note = f"note: the key's age and status could not be checked in IAM ({reason})"
     return None, note
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")

@@ -1,13 +1,16 @@
 """Command line: ``ses-smtp-rotator derive``, ``check`` and ``export``.
 
-Secrets (secret access keys, SMTP passwords) are read from stdin or the environment, never from the
-command line: argv is visible in shell history and in ``ps``. A secret-looking argument is refused.
+Secrets (secret access keys, SMTP passwords) are read from stdin, the environment or a prompt
+(:mod:`ses_smtp_rotator._console`), never from the command line: argv is visible in shell history
+and in ``ps``. A secret-looking argument is refused.
 
 Exit codes (mapped in :func:`main`, and only there):
 
-* ``0``: done (passwords printed; the SMTP login succeeded);
-* ``1``: the check ran and failed (the login was refused: the output says why and the likely cause);
-* ``2``: bad input or usage (unknown region, no key given, an argument where a secret must not be).
+* ``0``: done (passwords printed; the SMTP login succeeded; credentials exported);
+* ``1``: the command ran and failed: the login was refused (the output says why and the likely
+  cause), or the secret could not be read or holds no credentials yet (never rotated);
+* ``2``: bad input or usage (unknown region, no key given, an argument where a secret must not be,
+  a malformed secret, a missing extra).
 
 Subcommands live in :data:`COMMANDS`; adding one means adding a :class:`Command` there.
 """
@@ -16,13 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
-from ses_smtp_rotator import _check, _export
+from ses_smtp_rotator import __version__, _check, _console, _export
+from ses_smtp_rotator._console import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    SECRET_ACCESS_KEY_ENV,
+    SMTP_PASSWORD_ENV,
+)
 from ses_smtp_rotator.endpoints import validate_region
 from ses_smtp_rotator.exceptions import SesSmtpCredentialsError, UsageError
 from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
@@ -31,7 +39,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 PROG = "ses-smtp-rotator"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+__all__ = ["COMMANDS", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Command", "build_parser", "main"]
+# Modules an extra brings (pyproject.toml), and the extra to install when one is missing.
+OPTIONAL_MODULES: Final = {
+    "boto3": "aws",
+    "botocore": "aws",
+    "aws_lambda_powertools": "client",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,30 +64,6 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     secret_env: str | None = None  # None: the command takes no secret at all
-
-
-def read_secret(env_name: str, what: str) -> str:
-    """Return a secret from stdin (when it is not a terminal) or else from ``env_name``.
-
-    Raises
-    ------
-    UsageError
-        Neither holds a value, or stdin holds more than one line.
-    """
-    value = ""
-    if sys.stdin is not None and not sys.stdin.isatty():
-        try:
-            value = sys.stdin.read().strip()
-        except OSError:  # no readable stdin (a daemon, a captured test run): use the environment
-            value = ""
-    if "\n" in value:
-        msg = f"stdin holds more than one line: pipe only the {what}"
-        raise UsageError(msg)
-    value = value or os.environ.get(env_name, "").strip()
-    if not value:
-        msg = f"no {what} given: pipe it on stdin or set {env_name} (never pass it as an argument)"
-        raise UsageError(msg)
-    return value
 
 
 def _configure_derive(parser: argparse.ArgumentParser) -> None:
@@ -96,38 +86,39 @@ def _run_derive(args: argparse.Namespace) -> int:
     if not regions and not args.legacy_v2:
         msg = "give at least one --region (the SES endpoint's region, for example eu-west-1)"
         raise UsageError(msg)
-    key = read_secret("AWS_SECRET_ACCESS_KEY", "secret access key")
+    key = _console.read_secret(SECRET_ACCESS_KEY_ENV, "secret access key")
     if args.legacy_v2:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             legacy = derive_legacy_v2_password(key)
-        sys.stderr.write("note: version 2 passwords are deprecated; derive v4 with --region\n")
+        _console.err("note: version 2 passwords are deprecated; derive v4 with --region")
         passwords = dict.fromkeys(regions, legacy) or {"*": legacy}
     else:
         passwords = {region: derive_smtp_password(key, region) for region in regions}
     if args.json:
-        _out(json.dumps(passwords))
+        _console.out(json.dumps(passwords))
     elif len(passwords) == 1:
-        _out(next(iter(passwords.values())))
+        _console.out(next(iter(passwords.values())))
     else:
-        _out("\n".join(f"{region}\t{password}" for region, password in passwords.items()))
+        _console.out("\n".join(f"{region}\t{password}" for region, password in passwords.items()))
     return EXIT_OK
 
 
 COMMANDS: tuple[Command, ...] = (
     Command(
         "derive",
-        "derive SES SMTP passwords from a secret access key (stdin or AWS_SECRET_ACCESS_KEY)",
+        f"derive SES SMTP passwords from a secret access key (stdin or {SECRET_ACCESS_KEY_ENV})",
         _configure_derive,
         _run_derive,
-        "AWS_SECRET_ACCESS_KEY",
+        SECRET_ACCESS_KEY_ENV,
     ),
     Command(
         "check",
-        "log in to an SES SMTP endpoint and diagnose a 535 (password: stdin or SMTP_PASSWORD)",
+        f"log in to an SES SMTP endpoint and diagnose a 535 (password: stdin or "
+        f"{SMTP_PASSWORD_ENV}; with --secret-id, from the secret)",
         _check.configure,
         _check.run,
-        "SMTP_PASSWORD",
+        SMTP_PASSWORD_ENV,
     ),
     Command(
         "export",
@@ -152,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 the check failed, 2 bad input or usage.",
         allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         sub = subparsers.add_parser(
@@ -189,21 +181,24 @@ def main(argv: list[str] | None = None) -> int:
     >>> main(["derive", "--region", "not a region"])  # doctest: +SKIP
     2
     """
+    command = "this command"
     try:
         args = _parse(argv)
+        command = f"`{args.command}`"
         return int(args.run(args))
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else EXIT_OK
+    except ModuleNotFoundError as err:
+        extra = OPTIONAL_MODULES.get((err.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        _console.err(
+            f"{PROG}: error: {command} needs {err.name}, which this installation lacks: install "
+            f"the `{extra}` extra (pip install 'ses-smtp-rotator[{extra}]')"
+        )
+        return EXIT_USAGE
     except SesSmtpCredentialsError as err:
         # Input errors (UsageError, InvalidRegionError, InvalidSecretError...) are ValueErrors.
         usage = isinstance(err, ValueError)
-        _err(f"{PROG}: {'error: ' if usage else ''}{err}")
+        _console.err(f"{PROG}: {'error: ' if usage else ''}{err}")
         return EXIT_USAGE if usage else EXIT_FAILED
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text.replace("\n", " ") + "\n")

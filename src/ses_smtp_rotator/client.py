@@ -219,9 +219,11 @@ class SmtpSender:
             ssl_context=self._ssl_context,
         )
         try:
-            _login(connection, credentials)
+            smtp.authenticate(
+                connection, credentials.username, credentials.password, where=credentials.host
+            )
         except BaseException:
-            _quit(connection)
+            smtp.quit_quietly(connection)
             raise
         self._smtp, self._logged_in_as = connection, credentials
 
@@ -241,32 +243,11 @@ class SmtpSender:
 
     def _close(self) -> None:
         if self._smtp is not None:
-            _quit(self._smtp)
+            smtp.quit_quietly(self._smtp)
         self._smtp, self._logged_in_as = None, None
-
-
-def _login(connection: smtplib.SMTP, credentials: SmtpCredentials) -> None:
-    # One AUTH command: smtplib.login() tries the next mechanism after a 535, which doubles the
-    # failed attempts SES counts and hides the first reply.
-    mechanisms = connection.esmtp_features.get("auth", "").upper().split()
-    connection.user, connection.password = credentials.username, credentials.password
-    if "PLAIN" in mechanisms:
-        connection.auth("PLAIN", connection.auth_plain)
-    elif "LOGIN" in mechanisms:
-        connection.auth("LOGIN", connection.auth_login)
-    else:
-        msg = f"{credentials.host} offers no AUTH PLAIN or LOGIN after TLS"
-        raise smtplib.SMTPNotSupportedError(msg)
 
 
 def _is_dropped(err: OSError) -> bool:
     if isinstance(err, smtplib.SMTPResponseException):
         return err.smtp_code == _CODE_UNAVAILABLE
     return True
-
-
-def _quit(connection: smtplib.SMTP) -> None:
-    try:
-        connection.quit()
-    except (OSError, smtplib.SMTPException):
-        connection.close()

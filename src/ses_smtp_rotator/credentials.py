@@ -1,8 +1,13 @@
-"""Read the SMTP credentials from the secret's AWSCURRENT version, cached (app side).
+"""Read the SMTP credentials from the secret: the one reader of apps and commands.
 
-The secret is read through Powertools' parameters utility (``SecretsProvider``, which works outside
-Lambda), cached for ``max_age`` seconds, with one provider per boto3 client so that every caller in
-a process shares one cache. Public names are re-exported by :mod:`ses_smtp_rotator.client`.
+Apps call :func:`get_smtp_credentials`: the AWSCURRENT version read through Powertools' parameters
+utility (``SecretsProvider``, which works outside Lambda), cached for ``max_age`` seconds, with one
+provider per boto3 client so that every caller in a process shares one cache. One-shot commands
+(``check``, ``export``) call :func:`read_secret`: one ``GetSecretValue``, no cache, any staging
+label, boto3 only. Both parse the value with :func:`~ses_smtp_rotator.secret.parse_secret` and fail
+the same way: :class:`SecretUnavailableError` (with AWS's error code), :class:`InvalidSecretError`
+(a field, never a value) or :class:`CredentialsNotReadyError` (a bootstrap value). Public names are
+re-exported by :mod:`ses_smtp_rotator.client`.
 
 Stale-if-error: once the cache has expired, a read that fails (throttling, an outage, KMS, a value
 that does not parse) does not fail the caller while the last credentials read are at hand: they are
@@ -22,17 +27,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final
 
-from aws_lambda_powertools.utilities.parameters import GetParameterError, SecretsProvider
-
+from ses_smtp_rotator import _aws
 from ses_smtp_rotator.exceptions import (
     CredentialsNotReadyError,
     InvalidSecretError,
     SecretUnavailableError,
 )
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
-from ses_smtp_rotator.secret import parse_secret
+from ses_smtp_rotator.secret import SmtpSecret, parse_secret
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from ses_smtp_rotator.endpoints import TlsMode
@@ -76,6 +81,83 @@ class SmtpCredentials:
 
     __str__ = __repr__
 
+    @classmethod
+    def of(cls, secret: SmtpSecret, secret_id: str) -> SmtpCredentials:
+        """Return the credentials ``secret`` holds.
+
+        Raises
+        ------
+        CredentialsNotReadyError
+            ``secret`` is the bootstrap value: the first rotation has not completed.
+        """
+        if secret.access_key_id is None or secret.password is None:
+            msg = (
+                f"secret {secret_id} holds no SMTP credentials yet (its bootstrap value): the "
+                "first rotation has not completed; rotate it (aws secretsmanager rotate-secret) "
+                "and retry"
+            )
+            raise CredentialsNotReadyError(msg)
+        return cls(
+            host=secret.host,
+            port=secret.port,
+            username=secret.access_key_id,
+            password=secret.password,
+            region=secret.region,
+            tls=secret.tls,
+        )
+
+
+def read_secret(
+    secret_id: str,
+    *,
+    version_stage: str = "AWSCURRENT",
+    client: SecretsManagerClient | None = None,
+) -> SmtpSecret:
+    """Read one version of the secret now (no cache) and check that it holds credentials.
+
+    Parameters
+    ----------
+    secret_id
+        Name or ARN of the rotated secret.
+    version_stage
+        The staging label to read: ``AWSCURRENT``, or ``AWSPENDING``/``AWSPREVIOUS`` to check a
+        rotation in progress or the one before.
+    client
+        A Secrets Manager client; default: one from the default AWS chain.
+
+    Returns
+    -------
+    SmtpSecret
+        The parsed version, with its credentials (``has_credentials`` is true).
+
+    Raises
+    ------
+    SecretUnavailableError
+        The version could not be read (the message names the secret and AWS's error code).
+    InvalidSecretError
+        The value does not follow the schema; the message names the secret and the field.
+    CredentialsNotReadyError
+        The version holds the bootstrap value: the first rotation has not completed.
+
+    Examples
+    --------
+    >>> read_secret(os.environ["SES_SMTP_SECRET_ID"]).host  # doctest: +SKIP
+    'email-smtp.eu-west-1.amazonaws.com'
+    """
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
+
+    client = client if client is not None else _aws.client("secretsmanager")
+    quiet_sdk_loggers()  # botocore at DEBUG would log the answer: the whole secret
+    try:
+        value = client.get_secret_value(SecretId=secret_id, VersionStage=version_stage)
+    except (ClientError, BotoCoreError) as err:
+        raise SecretUnavailableError(_unavailable(secret_id, err)) from None
+    secret = parse_secret(
+        value.get("SecretString", ""), default_region=client.meta.region_name, secret_id=secret_id
+    )
+    SmtpCredentials.of(secret, secret_id)  # the same check, and error, as the apps' reader
+    return secret
+
 
 @dataclass
 class _LastGood:
@@ -116,20 +198,15 @@ def stale_seconds(value: float | timedelta) -> float:
 
 
 def _provider(client: SecretsManagerClient | None) -> SecretsProvider:
+    # Powertools is the `client` extra: imported only by the apps' cached reader.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415
+
     key = None if client is None else id(client)
     with _lock:
         if key not in _providers:
-            made = client if client is not None else _default_client()
+            made = client if client is not None else _aws.client("secretsmanager")
             _providers[key] = (made, SecretsProvider(boto3_client=made))
         return _providers[key][1]
-
-
-def _default_client() -> SecretsManagerClient:
-    import boto3  # noqa: PLC0415 - only the fallback needs a client of its own
-    from botocore.config import Config  # noqa: PLC0415 - same
-
-    config = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard"})
-    return boto3.client("secretsmanager", config=config)
 
 
 def clear_cache() -> None:
@@ -188,7 +265,7 @@ def get_smtp_credentials(
 
     Examples
     --------
-    >>> creds = get_smtp_credentials("ses-smtp-rotator")  # doctest: +SKIP
+    >>> creds = get_smtp_credentials(os.environ["SES_SMTP_SECRET_ID"])  # doctest: +SKIP
     >>> creds.host, creds.port  # doctest: +SKIP
     ('email-smtp.eu-west-1.amazonaws.com', 587)
     """
@@ -238,6 +315,8 @@ def get_smtp_credentials(
 def _read(
     secret_id: str, *, max_age: int, client: SecretsManagerClient | None, force_fetch: bool
 ) -> SmtpCredentials:
+    from aws_lambda_powertools.utilities.parameters import GetParameterError  # noqa: PLC0415
+
     provider = _provider(client)
     # At DEBUG, botocore would log GetSecretValue's answer (the whole secret): never below WARNING.
     quiet_sdk_loggers()
@@ -248,35 +327,20 @@ def _read(
             secret_id, max_age=max_age, force_fetch=force_fetch, VersionStage="AWSCURRENT"
         )
     except GetParameterError as err:
-        raise SecretUnavailableError(_read_failure(secret_id, err)) from None
+        # Powertools wraps the botocore error: name the error it wraps.
+        cause = err.__cause__ or err.__context__
+        raise SecretUnavailableError(_unavailable(secret_id, cause)) from None
     if not isinstance(value, str | bytes):  # pragma: no cover - no transform is asked for
         value = ""
     secret = parse_secret(
         value, default_region=provider.client.meta.region_name, secret_id=secret_id
     )
-    if secret.access_key_id is None or secret.password is None:
-        msg = (
-            f"secret {secret_id} holds no SMTP credentials yet (its bootstrap value): the first "
-            "rotation has not completed; rotate it (aws secretsmanager rotate-secret) and retry"
-        )
-        raise CredentialsNotReadyError(msg)
-    return SmtpCredentials(
-        host=secret.host,
-        port=secret.port,
-        username=secret.access_key_id,
-        password=secret.password,
-        region=secret.region,
-        tls=secret.tls,
-    )
+    return SmtpCredentials.of(secret, secret_id)
 
 
-def _read_failure(secret_id: str, err: GetParameterError) -> str:
-    # Powertools wraps the botocore error; keep only its error code, not its text.
-    cause = err.__cause__ or err.__context__
-    response = getattr(cause, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    reason = code or (type(cause).__name__ if cause is not None else "unknown error")
+def _unavailable(secret_id: str, err: BaseException | None) -> str:
     return (
-        f"cannot read secret {secret_id} ({reason}): check its name, the region, and that this "
-        "role may call secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)"
+        f"cannot read secret {secret_id} ({_aws.error_code(err)}): check its name, the region, "
+        "and that this role may call secretsmanager:GetSecretValue on it (and kms:Decrypt on "
+        "its key)"
     )

@@ -202,14 +202,24 @@ def _check_v2(facts: _Facts) -> Diagnosis | None:
 
 def _check_region(facts: _Facts) -> Diagnosis | None:
     secret, region = facts.secret_access_key, facts.region
-    if secret is None or region is None or password_version(facts.password) != V4_VERSION:
+    if secret is None or password_version(facts.password) != V4_VERSION:
         return None
-    try:
-        if derive_smtp_password(secret, region) == facts.password:
+    if region is not None:
+        try:
+            if derive_smtp_password(secret, region) == facts.password:
+                return None
+        except InvalidRegionError:
             return None
-    except InvalidRegionError:
-        return None
+    # Every region is tested before any cause is chosen: with the endpoint's region unknown (a VPC
+    # endpoint or a test host), a password for another region would otherwise pass for a new key.
     matches = [r for r in ses_regions() if derive_smtp_password(secret, r) == facts.password]
+    if matches and region is None:
+        msg = (
+            f"the password was derived for {matches[0]}, and the host name does not say which "
+            f"region the endpoint serves: if it is not {matches[0]}, derive the password for the "
+            f"endpoint's region (give --region to check){_age_note(facts)}"
+        )
+        return Diagnosis(Cause.WRONG_REGION, msg)
     if matches:
         msg = (
             f"the password was derived for {matches[0]}, but the endpoint is in {region}: derive "
@@ -217,10 +227,22 @@ def _check_region(facts: _Facts) -> Diagnosis | None:
         )
         return Diagnosis(Cause.WRONG_REGION, msg)
     msg = (
-        f"the password is not derived from access key {facts.username}'s secret for {region} or "
-        "any known region: it may belong to an older key; derive it again from the current key"
+        f"the password is not derived from access key {facts.username}'s secret for "
+        f"{region or 'any region'}{' or any known region' if region else ''}: it may belong to an "
+        "older key; derive it again from the current key"
     )
     return Diagnosis(Cause.PASSWORD_NOT_FROM_KEY, msg)
+
+
+def _age_note(facts: _Facts) -> str:
+    """Say so when the key is also young enough to be still on its way to SES."""
+    if facts.key_info is None:
+        return ""
+    age = facts.now - _aware(facts.key_info.create_date)
+    if age >= PROPAGATION_WINDOW:
+        return ""
+    seconds = max(age.total_seconds(), 0)
+    return f"; if it is, the key (created {seconds:.0f} s ago) may not have reached SES yet"
 
 
 def _check_age(facts: _Facts) -> Diagnosis | None:

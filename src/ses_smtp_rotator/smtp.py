@@ -16,7 +16,7 @@ from ses_smtp_rotator._smtp_outcomes import AUTH, CONNECT, ProbeOutcome, classif
 from ses_smtp_rotator.endpoints import TlsMode, tls_mode
 from ses_smtp_rotator.exceptions import InvalidEndpointError, StartTlsNotOfferedError
 
-__all__ = ["ProbeOutcome", "ProbeResult", "connect", "probe_login"]
+__all__ = ["ProbeOutcome", "ProbeResult", "authenticate", "connect", "probe_login", "quit_quietly"]
 
 
 @dataclass(frozen=True)
@@ -157,13 +157,13 @@ def probe_login(  # noqa: PLR0913 - each option is keyword-only and documented
     except (OSError, StartTlsNotOfferedError) as err:
         return _result(*classify(err, CONNECT, where, username), started)
     try:
-        _authenticate(smtp, username, password)
+        authenticate(smtp, username, password, where=where)
     except OSError as err:
         if isinstance(err, smtplib.SMTPResponseException):
-            _quit(smtp)
+            quit_quietly(smtp)
         smtp.close()
         return _result(*classify(err, AUTH, where, username), started)
-    _quit(smtp)
+    quit_quietly(smtp)
     return _result(ProbeOutcome.SUCCESS, 235, f"logged in to {where} as {username}", started)
 
 
@@ -183,9 +183,19 @@ def _tls_of(port: int) -> TlsMode:
         return TlsMode.STARTTLS
 
 
-def _authenticate(smtp: smtplib.SMTP, username: str, password: str) -> None:
-    # One AUTH command only: smtplib.login() would try the next mechanism after a 535, which
-    # doubles the attempts and hides the first reply.
+def authenticate(smtp: smtplib.SMTP, username: str, password: str, *, where: str) -> None:
+    """Send exactly one ``AUTH`` (PLAIN, else LOGIN) on a connection that is already TLS.
+
+    One command only: ``smtplib.login()`` tries the next mechanism after a 535, which doubles the
+    failed attempts SES counts and hides the first reply.
+
+    Raises
+    ------
+    smtplib.SMTPAuthenticationError
+        The server refused the credentials (535, 454...).
+    smtplib.SMTPNotSupportedError
+        ``where`` offers neither PLAIN nor LOGIN.
+    """
     mechanisms = smtp.esmtp_features.get("auth", "").upper().split()
     smtp.user, smtp.password = username, password
     if "PLAIN" in mechanisms:
@@ -193,14 +203,15 @@ def _authenticate(smtp: smtplib.SMTP, username: str, password: str) -> None:
     elif "LOGIN" in mechanisms:
         smtp.auth("LOGIN", smtp.auth_login)
     else:
-        msg = "no AUTH PLAIN or LOGIN"
+        msg = f"{where} offers no AUTH PLAIN or LOGIN after TLS"
         raise smtplib.SMTPNotSupportedError(msg)
 
 
-def _quit(smtp: smtplib.SMTP) -> None:
+def quit_quietly(smtp: smtplib.SMTP) -> None:
+    """Say ``QUIT``; if the connection is already gone, just close it."""
     try:
         smtp.quit()
-    except OSError:
+    except OSError:  # smtplib.SMTPException is an OSError
         smtp.close()
 
 

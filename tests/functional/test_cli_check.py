@@ -244,24 +244,72 @@ def test_secret_with_a_wrong_region_password_is_diagnosed(
     assert "likely cause (wrong-region): the password was derived for eu-central-1" in output
 
 
+HOST_USER = ("--host", "127.0.0.1", "--username", "AKIAAAAAAAAAAAAAAAAA")
+BAD_TIMEOUT = "--timeout: must be a number of seconds"
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
         pytest.param(("--secret-id", "smtp", "--host", "h"), "not both", id="both-modes"),
         pytest.param(("--host", "h"), "missing --port, --username", id="missing"),
-        pytest.param(("--secret-id", "nope"), "ResourceNotFoundException", id="no-such-secret"),
-        pytest.param(("--secret-id", "bootstrap"), "no credentials yet", id="bootstrap-secret"),
+        pytest.param(
+            (*HOST_USER, "--port", "587", "--version-stage", "AWSPENDING"),
+            "give --secret-id too",
+            id="stage-without-secret",
+        ),
+        pytest.param((*HOST_USER, "--port", "587", "--timeout", "0"), BAD_TIMEOUT, id="timeout-0"),
+        pytest.param((*HOST_USER, "--port", "587", "--timeout", "-1"), BAD_TIMEOUT, id="timeout-1"),
+        pytest.param((*HOST_USER, "--port", "587", "--timeout", "nan"), BAD_TIMEOUT, id="nan"),
+        pytest.param((*HOST_USER, "--port", "587", "--timeout", "inf"), BAD_TIMEOUT, id="inf"),
+        pytest.param(
+            (*HOST_USER, "--port", "70000"), "--port: must be a TCP port", id="port-70000"
+        ),
+        pytest.param((*HOST_USER, "--port", "0"), "--port: must be a TCP port", id="port-0"),
+        pytest.param(
+            (*HOST_USER, "--port", "\u0665\u0668\u0667"),
+            "--port: must be a TCP port",
+            id="port-digits",
+        ),
     ],
 )
 def test_bad_check_input_exits_2(
+    run_check: Callable[..., tuple[int, str]], argv: tuple[str, ...], says: str
+) -> None:
+    # WHEN check gets a bad or conflicting argument (the time-out and the port: issue 14)
+    # (run_check adds --timeout 2 first: a later --timeout wins, as in argparse)
+    code, output = run_check(*argv, password="pw")
+    # THEN exit 2 with one clear line, no traceback, and no connection attempt
+    assert code == 2
+    assert says in output
+    assert "Traceback" not in output
+    assert "FAILED" not in output
+    assert len(output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("secret_id", "says"),
+    [
+        pytest.param("nope", "cannot read secret nope (ResourceNotFoundException)", id="missing"),
+        pytest.param("bootstrap", "first rotation has not completed", id="bootstrap-secret"),
+    ],
+)
+def test_an_unreadable_or_never_rotated_secret_fails_as_in_export(
     aws: None,  # noqa: ARG001 - needs moto active
     run_check: Callable[..., tuple[int, str]],
-    argv: tuple[str, ...],
+    capsys: pytest.CaptureFixture[str],
+    secret_id: str,
     says: str,
 ) -> None:
+    # GIVEN a secret that holds only its bootstrap value
     boto3.client("secretsmanager").create_secret(
         Name="bootstrap", SecretString='{"iam_user_name": "ses-smtp-user"}'
     )
-    code, output = run_check(*argv, password="pw")
-    assert code == 2
+    # WHEN check and export read it
+    code, output = run_check("--secret-id", secret_id)
+    exported = cli.main(["export", "--secret-id", secret_id])
+    _, export_error = capsys.readouterr()
+    # THEN both exit 1 with the same message (one reader, one error, one exit code)
+    assert (code, exported) == (1, 1)
     assert says in output
+    assert output.strip() == export_error.strip()

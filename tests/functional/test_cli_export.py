@@ -78,11 +78,9 @@ PARSERS: dict[str, Callable[[str], dict[str, Any]]] = {
     ],
 )
 def test_export_to_a_private_file(world: World, tmp_path: Path, fmt: str) -> None:
-    # GIVEN a rotated secret, a permissive umask and an old, world-readable file in the way
+    # GIVEN a rotated secret, a permissive umask and no file yet
     assert world.rotate().ok
     target = tmp_path / "smtp-credentials"
-    target.write_text("old\n")
-    target.chmod(0o644)
     argv = ["export", "--secret-id", world.secret_arn, "--format", fmt, "--output", str(target)]
     old_umask = os.umask(0)
     try:
@@ -94,25 +92,65 @@ def test_export_to_a_private_file(world: World, tmp_path: Path, fmt: str) -> Non
     assert code == EXIT_OK
     assert PARSERS[fmt](target.read_text()) == expected(world, fmt)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert (target.stat().st_uid, target.stat().st_gid) == (os.geteuid(), os.getegid())
     assert [p.name for p in tmp_path.iterdir()] == ["smtp-credentials"]
     # AND nothing secret was on its command line
     assert not [m for m in world.secret_material() if any(m in arg for arg in argv)]
 
 
+@pytest.mark.parametrize(
+    "output", [pytest.param((), id="no-output"), pytest.param(("--output", "-"), id="dash")]
+)
 def test_export_to_stdout_prints_the_credentials(
-    world: World, capfd: pytest.CaptureFixture[str]
+    world: World, capfd: pytest.CaptureFixture[str], output: tuple[str, ...]
 ) -> None:
     # GIVEN a rotated secret
     assert world.rotate().ok
     capfd.readouterr()  # the rotation's own logs
-    # WHEN exported without --output
-    code = main(["export", "--secret-id", world.secret_arn])
+    # WHEN exported without --output, or to `-` (standard output, by convention)
+    code = main(["export", "--secret-id", world.secret_arn, *output])
     # THEN stdout holds env lines (read here, so the leak scan sees only what the test did not ask
     # for) and stderr holds nothing secret
     out, err = capfd.readouterr()
     assert code == EXIT_OK
     assert parse_env(out) == expected(world, "env")
     assert err == ""
+
+
+OTHER_ID = 4242  # an owner and a group nobody on this machine has: only root can give them
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(0o640, 0o640, id="0640-kept"),
+        pytest.param(0o600, 0o600, id="0600-kept"),
+        pytest.param(0o644, 0o640, id="0644-narrowed"),
+        pytest.param(0o666, 0o640, id="0666-narrowed"),
+        pytest.param(0o400, 0o400, id="0400-kept"),
+    ],
+)
+def test_export_over_a_file_keeps_its_owner_group_and_mode(
+    world: World, tmp_path: Path, before: int, after: int
+) -> None:
+    # GIVEN postfix's sasl_passwd as root:postfix 0640 (here: an unknown owner and group), which
+    # the daemon reads through its group (issue 14: an export made it root:root 0600)
+    if os.geteuid() != 0:
+        pytest.skip("giving a file another owner and group needs root (CI runs as root)")
+    assert world.rotate().ok
+    target = tmp_path / "sasl_passwd"
+    target.write_text("old\n")
+    os.chown(target, OTHER_ID, OTHER_ID + 1)
+    target.chmod(before)
+    # WHEN the credentials are exported over it
+    argv = ["export", "--secret-id", world.secret_arn, "--format", "postfix", "--output"]
+    assert main([*argv, str(target)]) == EXIT_OK
+    # THEN it holds the new line with the same owner and group, and its mode, at most 0640
+    written = target.stat()
+    assert parse_postfix(target.read_text())["user"] == world.value()["username"]
+    assert (written.st_uid, written.st_gid) == (OTHER_ID, OTHER_ID + 1)
+    assert stat.S_IMODE(written.st_mode) == after
+    assert [p.name for p in tmp_path.iterdir()] == ["sasl_passwd"]
 
 
 def test_export_reads_the_current_value_after_a_rotation(world: World, tmp_path: Path) -> None:

@@ -1,22 +1,30 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import smtplib
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from sandbox import demo, demo_app
-from sandbox.demo_progress import Progress
-from sandbox.demo_summary import Summary, print_summary
+from sandbox import demo
+from sandbox.demo import app as demo_app
+from sandbox.demo import run as demo_run
+from sandbox.demo.progress import Progress
+from sandbox.demo.summary import Summary, print_summary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sandbox.world import World
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Collector:
@@ -48,23 +56,51 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def test_demo_rotates_while_the_app_sends_without_a_failure(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # GIVEN / WHEN the demo runs two rotations with a short propagation delay
+    # GIVEN / WHEN the demo runs two rotations with a short propagation delay (grace period 2s)
     code, output = _run(capsys, "--delay", "0.5", "--rotations", "2")
-    # THEN it passes, the app never failed, and the counts are those of two rotations
+    # THEN it passes: both consumers sent through every rotation without a failure
     assert code == 0, output
-    ok, failed = (int(n) for n in _row(output, "sends ok / failed").split(" / "))
-    assert ok > 0
-    assert failed == 0
+    ok, failed, refused = (
+        int(n) for n in _row(output, "app (client helper): sent ok / failed / 535s").split(" / ")
+    )
+    assert (ok > 0, failed) == (True, 0)
+    daemon_ok, daemon_failed = (
+        int(n) for n in _row(output, "read-once daemon: sent ok / failed").split(" / ")
+    )
+    assert (daemon_ok > 0, daemon_failed) == (True, 0)
     assert _row(output, "rotations") == "2/2 completed (+ bootstrap)"
-    assert _row(output, "keys created / deactivated / deleted") == "2 / 2 / 1"
+    # (three keys created: the bootstrap rotation's and one per rotation)
+    assert _row(output, "keys created / deactivated / deleted").startswith("3 / ")
     assert "refused: the new key has not reached SES yet" in output
-    # At each finishSecret the app's cached old key is refused once, and a re-read heals it.
-    assert _row(output, "app re-reads after a 535") == "2"
-    assert _row(output, "AUTH 535: new key propagating / old key").endswith(" / 2")
-    assert output.count("refused (535) → re-read the secret → sent with AKIA…") == 2
+    # With the grace period the app moved to the new key through its cache, never through a 535,
+    # and the sweep, not finishSecret, retired the old keys
+    assert refused == 0
+    assert _row(output, "AUTH 535: new key propagating / old key").endswith(" / 0")
+    assert int(_row(output, "old keys retired by the sweep")) >= 1
+    assert "sweep: grace period over" in output
     assert "PASS" in output
     # Key ids only appear masked.
     assert not re.search(r"AKIA[A-Z0-9]{12,}", output)
+
+
+def test_without_a_grace_period_the_read_once_daemon_fails_and_the_demo_says_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN / WHEN the demo runs with --grace 0 (the old key retired at finishSecret) and a
+    # daemon that reads the secret only every 2 seconds
+    code, output = _run(
+        capsys, "--delay", "0.5", "--rotations", "2", "--grace", "0", "--restart-every", "2"
+    )
+    # THEN the daemon failed between a rotation and its next start, and the demo says why
+    assert code == 1, output
+    assert int(_row(output, "read-once daemon: sent ok / failed").split(" / ")[1]) > 0
+    assert "the old key stopped working before its next start" in output
+    # AND the app using the client helper healed each refusal with a re-read: no failed send
+    _, failed, refused = (
+        int(n) for n in _row(output, "app (client helper): sent ok / failed / 535s").split(" / ")
+    )
+    assert (failed, refused > 0) == (0, True)
+    assert "FAIL" in output
 
 
 @pytest.mark.parametrize("step", demo.STEP_FAULTS)
@@ -77,7 +113,8 @@ def test_fail_once_is_healed_by_the_retry_with_the_same_token(
     assert code == 0, output
     assert "fault armed" in output
     assert "attempt 2" in output
-    assert _row(output, "sends ok / failed").endswith(" / 0")
+    assert _row(output, "app (client helper): sent ok / failed / 535s").split(" / ")[1] == "0"
+    assert _row(output, "read-once daemon: sent ok / failed").endswith(" / 0")
 
 
 def test_verbose_shows_the_functions_logs_and_a_live_line_in_a_terminal() -> None:
@@ -102,7 +139,7 @@ def test_a_failing_rotation_is_reported(make_world: Callable[..., World]) -> Non
     # WHEN the demo rotates
     with Progress(console, world) as progress:
         world.driver.on_step = progress
-        report = demo._rotate(world, progress, console, number=1)
+        report = demo_run._rotate(world, progress, console, number=1)
     # THEN the rotation failed after three attempts, each failure shown
     assert not report.ok
     assert report.attempts == 3
@@ -150,11 +187,21 @@ def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*_args: object, **_kwargs: object) -> Summary:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo, "run", interrupted)
+    monkeypatch.setattr(demo_run, "run", interrupted)
     assert demo.main([], console=Console(file=io.StringIO())) == demo.EXIT_INTERRUPTED
 
 
-@pytest.mark.parametrize("argv", [["--delay", "-1"], ["--rotations", "0"], ["--fail-once", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--delay", "-1"],
+        ["--rotations", "0"],
+        ["--fail-once", "x"],
+        ["--grace", "24h"],
+        ["--grace", "2"],
+        ["--restart-every", "-1"],
+    ],
+)
 def test_bad_flags_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         demo.build_parser().parse_args(argv)
@@ -164,3 +211,25 @@ def test_bad_flags_exit_2(argv: list[str]) -> None:
 def test_mask_shows_only_the_ends() -> None:
     assert demo_app.mask("AKIAIOSFODNN7EXAMPLE") == "AKIA…MPLE"
     assert demo_app.mask(None) == "(none)"
+
+
+def test_piped_output_keeps_each_line_whole() -> None:
+    # GIVEN the demo's output piped (not a terminal), as in `make demo | tee demo.log`
+    env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox.demo", "--delay", "0", "--rotations", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # THEN the secret's bootstrap value, longer than 80 columns, is printed on one line
+    (secret_line,) = [line for line in done.stdout.splitlines() if line.startswith("  secret ")]
+    assert secret_line.rstrip().endswith("}")
+    assert "region=" in secret_line
+    assert "port=" in secret_line
+    # AND no line ends inside a word that the next line continues
+    assert not re.search(r"[a-z]\n[a-z]", done.stdout)

@@ -15,6 +15,7 @@ from rotation_handler import app, intents, keys
 from rotation_handler.exceptions import BadEventError, NotBoundError
 from sandbox import invariants
 from sandbox.faults import Fault, FaultKind, LambdaDiedError, inject
+from sandbox.secrets_manager import LocalLambdaContext
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -198,14 +199,14 @@ def test_finish_run_again_keeps_the_recorded_start(make_world: Callable[..., Wor
 
 
 def test_bad_sweep_events_are_refused(world: World) -> None:
-    handler = world.driver.handler
+    handler, context = world.driver.handler, LocalLambdaContext()
     with pytest.raises(BadEventError, match="SecretId"):
-        handler({"Action": "RetireOldKeys"}, None)
+        handler({"Action": "RetireOldKeys"}, context)
     with pytest.raises(BadEventError, match="unknown Action"):
-        handler({"Action": "Rotate", "SecretId": world.secret_arn}, None)
+        handler({"Action": "Rotate", "SecretId": world.secret_arn}, context)
     other = world.sm.create_secret(Name="someone-else", SecretString="{}")["ARN"]
     with pytest.raises(NotBoundError):
-        handler({"Action": "RetireOldKeys", "SecretId": other}, None)
+        handler({"Action": "RetireOldKeys", "SecretId": other}, context)
 
 
 def test_a_grace_period_not_shorter_than_the_interval_is_reported(

@@ -1,15 +1,19 @@
-"""Every command the README shows works as written, or says why it cannot run here.
+"""Every command the README and ``docs/`` show works as written, or says why it cannot run here.
 
-The README's fenced ``console`` and ``python`` blocks and its inline ``aws ...`` commands are read
-from the file itself. Each command must have an entry in :data:`HOW`: run here (against the local
-world: moto's server on 127.0.0.1 and the SES-like SMTP server), exercised by a named part of
-``make test``, or out of reach offline with the reason. A command added to the README without an
-entry fails :func:`test_every_readme_command_is_accounted_for`, so the table cannot go stale.
+The fenced ``console`` and ``python`` blocks and the inline ``aws ...`` commands of the README and
+of every ``docs/*.md`` page are read from the files themselves. Each command must have an entry in
+:data:`HOW`: run here (against the local world: moto's server on 127.0.0.1 and the SES-like SMTP
+server), exercised by a named part of ``make test``, or out of reach offline with the reason. A
+command added to a page without an entry fails :func:`test_every_readme_command_is_accounted_for`,
+so the table cannot go stale. Every relative link of those pages must lead to a file (and a
+heading) that exists.
 
-Commands that run here run as a user would type them, with three substitutions the offline machine
-forces, each visible in :func:`localise`: the SES host name becomes the local server (its port, and
-``--region`` for what the host name would have said), ``<placeholders>`` become this world's
-values, and a file under ``/etc`` becomes one under the test's temporary directory.
+Commands that run here run as a user would type them, with four substitutions the offline machine
+forces, each visible in :func:`localise` and :func:`expand`: the SES host name becomes the local
+server (its port, and ``--region`` for what the host name would have said), ``<placeholders>``
+become this world's values, a file under ``/etc`` becomes one under the test's temporary
+directory, and ``$SES_SMTP_SECRET_ID`` is this world's secret ARN, as the README's Deploy section
+sets it from the stack's ``SecretArn`` output.
 """
 
 from __future__ import annotations
@@ -41,14 +45,24 @@ if TYPE_CHECKING:
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 README: Final = ROOT / "README.md"
+DOCS: Final = (README, *sorted((ROOT / "docs").glob("*.md")))
+SECRET_ID_VARIABLE: Final = "SES_SMTP_SECRET_ID"
 REGION: Final = "eu-west-1"  # the region the README's examples use
 SES_HOST: Final = f"email-smtp.{REGION}.amazonaws.com"
 RUN: Final = "run here"
 
-# How each README command is exercised. Keys are the command as the README writes it.
+# How each documented command is exercised. Keys are the command as the page writes it.
 HOW: Final[dict[str, str]] = {
     "make demo": "Makefile runs `python -m sandbox.demo`: tests/functional/test_demo.py",
     "make test": "this test suite is part of it (.ci/run runs exactly `make test`)",
+    "make package": (
+        "part of `make test`: tools/wheel_check.py builds, installs the wheel into an empty "
+        "environment and runs --version and derive there; test_packaging.py checks the target"
+    ),
+    'pip install "$(echo dist/ses_smtp_rotator-*.whl)[client]"': (
+        "tools/wheel_check.py (`make package`) installs the same wheel offline without its "
+        "extras; the extras' packages need the package index"
+    ),
     'make demo DEMO_ARGS="--rotations 5 --delay 3"': (
         "DEMO_ARGS go to `python -m sandbox.demo`: parsed below; test_demo.py runs these flags"
     ),
@@ -67,7 +81,6 @@ HOW: Final[dict[str, str]] = {
     "make audit": (
         "needs vulnerability data CI cannot reach; `make test` runs it with --allow-offline"
     ),
-    "read -rs AWS_SECRET_ACCESS_KEY && export AWS_SECRET_ACCESS_KEY": RUN,
     "ses-smtp-rotator derive --region eu-west-1": RUN,
     "ses-smtp-rotator derive --region eu-west-1 --region us-east-1 --json": RUN,
     "pass show aws/smtp-key | ses-smtp-rotator derive --region eu-west-1": RUN,
@@ -75,35 +88,56 @@ HOW: Final[dict[str, str]] = {
     "read -rs SMTP_PASSWORD && export SMTP_PASSWORD": RUN,
     f"ses-smtp-rotator check --host {SES_HOST} --port 587 --username AKIA...": RUN,
     "read -rs SES_SECRET_ACCESS_KEY && export SES_SECRET_ACCESS_KEY": RUN,
-    "ses-smtp-rotator check --secret-id ses-smtp-rotator": RUN,
-    "sam build": "`make template` (part of `make test`) runs it with python3.13",
-    "sam deploy --guided": "out of reach offline: needs an AWS account",
+    'ses-smtp-rotator check --secret-id "$SES_SMTP_SECRET_ID"': RUN,
+    'ses-smtp-rotator check --secret-id "$SES_SMTP_SECRET_ID" --version-stage AWSPENDING': RUN,
+    "make build": (
+        "`make template` (part of `make test`) runs the same sam build; "
+        "tests/unit/test_makefile.py runs its check for python3.13"
+    ),
+    ".venv-sam/bin/sam deploy --guided": "out of reach offline: needs an AWS account",
+    "sam list stack-outputs --stack-name <stack>": (
+        "out of reach offline: needs a deployed stack; test_stack_output_is_the_templates names "
+        "the output"
+    ),
+    (
+        'export SES_SMTP_SECRET_ID="$(aws cloudformation describe-stacks --stack-name <stack> '
+        '--query "Stacks[0].Outputs[?OutputKey==\'SecretArn\'].OutputValue" --output text)"'
+    ): (
+        "out of reach offline: needs a deployed stack; test_stack_output_is_the_templates checks "
+        "the output it reads, and every command here runs with the variable set"
+    ),
     "sam local invoke RotationFunction -e events/createSecret.json": (
         "out of reach offline: needs Docker; the same events/ files drive the handler in "
         "tests/functional/test_rotation.py::test_event_files_drive_the_handler"
     ),
-    "ses-smtp-rotator export --secret-id ses-smtp-rotator --format env": RUN,
+    'ses-smtp-rotator export --secret-id "$SES_SMTP_SECRET_ID" --format env': RUN,
     (
-        "ses-smtp-rotator export --secret-id ses-smtp-rotator --format postfix "
+        'ses-smtp-rotator export --secret-id "$SES_SMTP_SECRET_ID" --format postfix '
         "--output /etc/postfix/sasl_passwd && postmap /etc/postfix/sasl_passwd"
     ): RUN,
     (
         "aws iam update-access-key --user-name <user> --access-key-id <old key id> --status Active"
     ): RUN,
     (
-        "aws secretsmanager update-secret-version-stage --secret-id <SecretArn> --version-stage "
-        "AWSCURRENT --move-to-version-id <AWSPREVIOUS version id> --remove-from-version-id "
-        "<AWSCURRENT version id>"
+        'aws secretsmanager update-secret-version-stage --secret-id "$SES_SMTP_SECRET_ID" '
+        "--version-stage AWSPENDING --remove-from-version-id <AWSCURRENT version id>"
     ): RUN,
-    "aws secretsmanager list-secret-version-ids --secret-id <SecretArn>": RUN,
-    "aws secretsmanager describe-secret --secret-id <SecretArn>": RUN,
-    "aws iam list-access-keys --user-name <IamUserName>": RUN,
-    "aws secretsmanager cancel-rotate-secret --secret-id <SecretArn>": RUN,
     (
-        "aws secretsmanager update-secret-version-stage --secret-id <SecretArn> --version-stage "
-        "AWSPENDING --remove-from-version-id <AWSPENDING version id>"
+        'aws secretsmanager update-secret-version-stage --secret-id "$SES_SMTP_SECRET_ID" '
+        "--version-stage AWSCURRENT --move-to-version-id <AWSPREVIOUS version id> "
+        "--remove-from-version-id <AWSCURRENT version id>"
     ): RUN,
-    "aws secretsmanager rotate-secret --secret-id <SecretArn>": (
+    'aws secretsmanager list-secret-version-ids --secret-id "$SES_SMTP_SECRET_ID"': RUN,
+    'aws secretsmanager describe-secret --secret-id "$SES_SMTP_SECRET_ID"': RUN,
+    "aws iam list-access-keys --user-name <IamUserName>": RUN,
+    "aws iam untag-user --user-name <user> --tag-keys ses-smtp-rotation:secret": RUN,
+    "aws iam get-access-key-last-used --access-key-id <old key id>": RUN,
+    'aws secretsmanager cancel-rotate-secret --secret-id "$SES_SMTP_SECRET_ID"': RUN,
+    (
+        'aws secretsmanager update-secret-version-stage --secret-id "$SES_SMTP_SECRET_ID" '
+        "--version-stage AWSPENDING --remove-from-version-id <AWSPENDING version id>"
+    ): RUN,
+    'aws secretsmanager rotate-secret --secret-id "$SES_SMTP_SECRET_ID"': (
         "Secrets Manager then invokes the function, which moto cannot do without Docker; the "
         "local driver plays that part: tests/functional/test_rotation.py"
     ),
@@ -128,8 +162,8 @@ def console_commands(body: str) -> list[str]:
 
 
 def readme_commands() -> dict[str, str]:
-    """Every command of the README -> its block's kind (``console``, ``inline``) or its code."""
-    text = README.read_text(encoding="utf-8")
+    """Every command of the README and docs -> its kind (``console``, ``inline``) or code."""
+    text = "\n".join(page.read_text(encoding="utf-8") for page in DOCS)
     found: dict[str, str] = {}
     for language, body in fenced_blocks(text):
         if language == "console":
@@ -176,11 +210,16 @@ def localise(command: str, world: World, values: dict[str, str], tmp_path: Path)
     return command
 
 
+def expand(argv: list[str], env: dict[str, str]) -> list[str]:
+    """Expand ``$NAME`` in each word as the shell does inside double quotes."""
+    return [re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), word) for word in argv]
+
+
 def cli(args: str, *, env: dict[str, str] | None = None, stdin: str = "") -> tuple[int, str, str]:
     """Run one ``ses-smtp-rotator`` command line in a fresh process, as a shell would."""
     program = shutil.which("ses-smtp-rotator", path=str(Path(sys.executable).parent))
     assert program is not None, "the console script is not installed"
-    argv = shlex.split(args)
+    argv = expand(shlex.split(args), {**os.environ, **(env or {})})
     assert argv[0] == "ses-smtp-rotator"
     done = subprocess.run(  # noqa: S603 - our own console script, argv from the README
         [program, *argv[1:]],
@@ -196,22 +235,34 @@ def cli(args: str, *, env: dict[str, str] | None = None, stdin: str = "") -> tup
 
 def aws(command: str) -> dict[str, Any]:
     """Run an ``aws <service> <operation> --option value ...`` line through boto3, like the CLI."""
-    service, operation, *options = shlex.split(command)[1:]
+    service, operation, *options = expand(shlex.split(command), dict(os.environ))[1:]
     params: dict[str, str] = {}
     while options:
         name, value = options.pop(0), options.pop(0)
         assert name.startswith("--"), f"not an option: {name}"
         params["".join(part.capitalize() for part in name[2:].split("-"))] = value
     client: Any = boto3.client(service)  # type: ignore[call-overload]
+    name = client.meta.method_to_api_mapping[operation.replace("-", "_")]
+    members = client.meta.service_model.operation_model(name).input_shape.members
+    # The CLI takes a list parameter as one or more words; here each list has one item.
+    wrapped: dict[str, Any] = {
+        k: [v] if members[k].type_name == "list" else v for k, v in params.items()
+    }
     method: Callable[..., dict[str, Any]] = getattr(client, operation.replace("-", "_"))
-    return method(**params)
+    return method(**wrapped)
 
 
 @pytest.fixture
-def served_world(make_world: Callable[..., World]) -> Iterator[World]:
-    """A rotated world for eu-west-1 behind moto's server, which other processes reach too."""
+def served_world(
+    make_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    """A rotated world for eu-west-1 behind moto's server, which other processes reach too.
+
+    ``SES_SMTP_SECRET_ID`` holds its secret's ARN, as the README's Deploy section sets it.
+    """
     smtp_client.clear_cache()
     world = make_world(region=REGION, moto_server=True)
+    monkeypatch.setenv(SECRET_ID_VARIABLE, world.secret_arn)
     assert world.rotate().ok
     yield world
     smtp_client.clear_cache()
@@ -224,7 +275,7 @@ def _commands(prefix: str) -> list[str]:
 def test_derive_commands(served_world: World) -> None:
     # GIVEN the secret access key of the current SMTP credentials (the README's `read -rs`)
     key = served_world.value()["secret_access_key"]
-    env = {"AWS_SECRET_ACCESS_KEY": key}
+    env = {"SES_SECRET_ACCESS_KEY": key}
     one, several, legacy = _commands("ses-smtp-rotator derive")
     (piped,) = _commands("pass show")
     # WHEN each derive command of the README runs / THEN it prints the right password(s)
@@ -263,7 +314,8 @@ def test_check_commands(served_world: World, tmp_path: Path) -> None:
     assert "wrong-region" in out
     assert "us-east-1" in out
     # WHEN `check --secret-id` reads everything from the secret / THEN the login succeeds
-    code, out, err = cli(_commands("ses-smtp-rotator check --secret-id")[0])
+    (by_secret,) = [c for c in _commands("ses-smtp-rotator check --secret-id") if "stage" not in c]
+    code, out, err = cli(by_secret)
     assert code == 0, out + err
 
 
@@ -315,9 +367,12 @@ def runbook(world: World, tmp_path: Path, prefix: str, *, contains: str = "") ->
 
 
 def test_runbook_inspect_and_roll_back(served_world: World, tmp_path: Path) -> None:
-    # GIVEN a second rotation: AWSPREVIOUS holds the old key, now Inactive
+    # GIVEN a second rotation after which the service left AWSPENDING on the new AWSCURRENT
+    # version (AWS documents that it may): AWSPREVIOUS holds the old key, now Inactive
     world = served_world
-    assert world.rotate().ok
+    world.driver.clear_pending_after_finish = False
+    rotation = world.rotate()
+    assert rotation.ok
     values = runbook_values(world)
     old_key = values["old key id"]
     # WHEN the read-only runbook commands run / THEN they show the versions and the keys
@@ -327,17 +382,55 @@ def test_runbook_inspect_and_roll_back(served_world: World, tmp_path: Path) -> N
     }
     assert runbook(world, tmp_path, "aws secretsmanager describe-secret")["ARN"] == world.secret_arn
     assert len(runbook(world, tmp_path, "aws iam list-access-keys")["AccessKeyMetadata"]) == 2
-    # WHEN the rollback runs as written
+    # WHEN the roll-back runs as written
+    roll_back = "aws secretsmanager update-secret-version-stage"
     runbook(world, tmp_path, "aws iam update-access-key")
-    runbook(world, tmp_path, "aws secretsmanager update-secret-version-stage", contains="CURRENT")
+    runbook(world, tmp_path, roll_back, contains="AWSPENDING --remove-from-version-id <AWSCURRENT")
+    runbook(world, tmp_path, roll_back, contains="--version-stage AWSCURRENT")
     # THEN AWSCURRENT is the old version again, its key is Active and logs in
     assert world.value()["access_key_id"] == old_key
     assert world.access_keys()[old_key] == "Active"
     assert invariants.violations(world) == []
+    # AND the rolled-back version carries no AWSPENDING, so a retry of its token changes nothing
+    assert world.driver.pending_version() is None
+    world.driver.attempt(rotation.token)
+    assert world.value()["access_key_id"] == old_key
+    assert world.access_keys()[old_key] == "Active"
     # AND the next rotation treats the rolled-back-from key as the old one
+    world.driver.clear_pending_after_finish = True
     assert world.rotate().ok
     assert invariants.violations(world) == []
     assert old_key in world.access_keys()
+
+
+def test_runbook_release_a_user_another_secret_claimed(served_world: World, tmp_path: Path) -> None:
+    # GIVEN a user claimed by a secret that no longer exists (a deleted stack)
+    world = served_world
+    gone = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:deleted-stack-AbCdEf"
+    world.iam.tag_user(
+        UserName=world.user_name, Tags=[{"Key": "ses-smtp-rotation:secret", "Value": gone}]
+    )
+    refused = world.rotate(max_attempts=1)
+    assert not refused.ok
+    assert gone in str(refused.attempts[-1].error)
+    world.cancel_rotation(refused.token)
+    # WHEN the runbook's command releases the user
+    runbook(world, tmp_path, "aws iam untag-user")
+    # THEN the next rotation claims it for this secret and completes
+    assert world.rotate(max_attempts=1).ok
+    tags = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
+    assert {"Key": "ses-smtp-rotation:secret", "Value": world.secret_arn} in tags
+
+
+def test_runbook_old_key_last_used(served_world: World, tmp_path: Path) -> None:
+    # GIVEN a second rotation, after which a reader still logs in with the old key
+    world = served_world
+    assert world.rotate().ok
+    assert world.access_keys()[runbook_values(world)["old key id"]] == "Inactive"
+    # WHEN the runbook asks IAM when the old key was last used / THEN SES's use shows
+    used = runbook(world, tmp_path, "aws iam get-access-key-last-used")["AccessKeyLastUsed"]
+    assert used["ServiceName"] == "ses"
+    assert used["Region"] == REGION
 
 
 def test_runbook_start_a_stuck_rotation_over(
@@ -350,12 +443,23 @@ def test_runbook_start_a_stuck_rotation_over(
     world.ses.propagation_delay = 60.0
     stuck = world.rotate(max_attempts=1)
     assert not stuck.ok
+    # AND the runbook's check of the pending credentials names the cause (the key is too new)
+    (check_pending,) = [c for c in _commands("ses-smtp-rotator check --secret-id") if "stage" in c]
+    code, out, err = cli(check_pending)
+    assert code == 1, out + err
+    assert "FAILED (auth-rejected)" in out
+    assert "likely cause (key-too-new)" in out
     monkeypatch.setenv("SMTP_TEST_TIMEOUT_SECONDS", "10")
     world.ses.propagation_delay = 0.0
     # WHEN the runbook's three commands run (moto cannot invoke the function: the driver
     # plays RotateSecret's part, turning rotation on again and running the four steps)
     runbook(world, tmp_path, "aws secretsmanager cancel-rotate-secret")
-    runbook(world, tmp_path, "aws secretsmanager update-secret-version-stage", contains="PENDING")
+    runbook(
+        world,
+        tmp_path,
+        "aws secretsmanager update-secret-version-stage",
+        contains="<AWSPENDING version id>",
+    )
     assert world.driver.pending_version() is None
     world.driver.enable_rotation()
     rotation = world.rotate()
@@ -381,8 +485,9 @@ def test_python_client_snippet(served_world: World) -> None:
     assert len(served_world.ses.messages) == delivered + 1
 
 
-def test_django_settings_snippet() -> None:
+def test_django_settings_snippet(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN the README's Django settings / THEN they name the backend and the settings it reads
+    monkeypatch.setenv(SECRET_ID_VARIABLE, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x")
     scope: dict[str, Any] = {}
     exec(readme_commands()["python: django settings"], scope)  # noqa: S102 - settings literals
     module, _, name = scope["EMAIL_BACKEND"].rpartition(".")
@@ -392,3 +497,81 @@ def test_django_settings_snippet() -> None:
     for setting in ("SES_SMTP_SECRET_ID", "SES_SMTP_SECRET_MAX_AGE", "EMAIL_TIMEOUT"):
         assert setting in scope
         assert setting in source, f"the backend does not read {setting}"
+
+
+# --- links and the variable -----------------------------------------------------------------------
+
+LINK: Final = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+# A backticked path under one of the repository's own top-level folders, e.g. `sandbox/world.py`.
+REPO_PATH: Final = re.compile(
+    r"`((?:bench|docs|events|examples|sandbox|src|tests|tools)/[\w./-]*)`"
+)
+
+
+def anchors(page: Path) -> set[str]:
+    """The ``#fragment`` each heading of ``page`` gets (GitHub's rule for plain headings)."""
+    if page.suffix != ".md":
+        return set()
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def broken_links(page: Path) -> list[str]:
+    """The relative links and backticked repository paths of ``page`` that lead nowhere."""
+    text = page.read_text(encoding="utf-8")
+    text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)  # commands, not links
+    broken: list[str] = []
+    for link in LINK.findall(text):
+        if re.match(r"[a-z]+:", link):
+            continue  # https:, mailto:
+        path, _, fragment = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists() or (fragment and fragment not in anchors(target)):
+            broken.append(link)
+    broken += [p for p in REPO_PATH.findall(text) if "*" not in p and not (ROOT / p).exists()]
+    return broken
+
+
+@pytest.mark.parametrize("page", DOCS, ids=[str(p.relative_to(ROOT)) for p in DOCS])
+def test_every_relative_link_leads_somewhere(page: Path) -> None:
+    # GIVEN a page of the README or docs/ / THEN each link and repository path in it exists
+    assert broken_links(page) == []
+
+
+def test_the_link_check_finds_a_broken_link(tmp_path: Path) -> None:
+    # GIVEN a page with a link to a missing file, a missing heading and a missing repository path
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Title\n[ok](#title) [gone](missing.md) [no heading](#nowhere) `sandbox/gone.py`\n"
+        "[web](https://example.com)\n"
+    )
+    # THEN the check reports exactly those three
+    assert broken_links(page) == ["missing.md", "#nowhere", "sandbox/gone.py"]
+
+
+def test_the_docs_exist_and_the_readme_stays_short() -> None:
+    # THEN the README is the front door (about 300 lines at most) and links every docs/ page
+    readme = README.read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 300
+    for page in DOCS[1:]:
+        assert f"](docs/{page.name})" in readme, f"the README does not link docs/{page.name}"
+
+
+def test_every_secret_id_comes_from_the_one_variable() -> None:
+    # GIVEN every documented command and snippet that names a secret
+    for command, kind in readme_commands().items():
+        for found in re.findall(r"--secret-id (\S+)", command):
+            # THEN it is the variable, never a literal name (the template leaves the secret unnamed)
+            assert found == f'"${SECRET_ID_VARIABLE}"', command
+        if kind not in {"console", "inline"}:
+            assert 'ses-smtp-rotator")' not in kind, "a snippet names the secret literally"
+
+
+def test_stack_output_is_the_templates() -> None:
+    # GIVEN the output the README reads SES_SMTP_SECRET_ID from
+    (command,) = [c for c in readme_commands() if c.startswith("export SES_SMTP_SECRET_ID=")]
+    (output,) = re.findall(r"OutputKey=='(\w+)'", command)
+    # THEN the template declares that output
+    template = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    outputs = template[template.index("\nOutputs:") :]
+    assert re.search(rf"^  {output}:$", outputs, flags=re.MULTILINE)

@@ -11,6 +11,7 @@ from rotation_handler import app
 from rotation_handler.exceptions import AccessKeyError, StagingError
 from sandbox import invariants
 from sandbox.faults import Fault, FaultKind, inject
+from sandbox.secrets_manager import LocalLambdaContext
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,7 +73,7 @@ def test_secret_that_does_not_exist() -> None:
         "Step": "createSecret",
     }
     with pytest.raises(StagingError, match="does not exist"):
-        app.lambda_handler(event, None)
+        app.lambda_handler(event, LocalLambdaContext())  # type: ignore[arg-type]
 
 
 def test_promote_answer_lost_heals_old_key_policy_on_retry(

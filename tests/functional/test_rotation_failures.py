@@ -22,7 +22,7 @@ from rotation_handler.exceptions import (
 )
 from sandbox import invariants
 from sandbox.faults import Fault, FaultKind, inject
-from sandbox.secrets_manager import STEPS
+from sandbox.secrets_manager import STEPS, LocalLambdaContext
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -137,7 +137,10 @@ def test_bad_event_is_refused(
         **event,
     }
     with pytest.raises(error):
-        app.lambda_handler({k: v for k, v in full.items() if v is not None}, None)
+        app.lambda_handler(
+            {k: v for k, v in full.items() if v is not None},
+            LocalLambdaContext(),  # type: ignore[arg-type]
+        )
     assert snapshot(world) == before
 
 

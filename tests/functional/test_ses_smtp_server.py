@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sandbox import ses_smtp
+from sandbox import serve
 from sandbox.ses_smtp import SesSmtpServer
 from tests.conftest import create_smtp_key
 
@@ -293,7 +293,7 @@ def test_command_line_runs_moto_and_smtp_until_sigterm(capsys: pytest.CaptureFix
     killer = threading.Thread(target=stop_when_up)
     killer.start()
     # WHEN the entry point runs
-    code = ses_smtp.main(["--region", "eu-west-1", "--implicit-tls"])
+    code = serve.main(["--region", "eu-west-1", "--implicit-tls"])
     killer.join(5)
     # THEN it printed where everything is, exited 0 and put the signal handlers back
     out = capsys.readouterr().out

@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
 import pytest
 
-from ses_smtp_rotator import cli
+from ses_smtp_rotator import _console, cli
 from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 
 KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -21,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(autouse=True)
 def no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("SES_SECRET_ACCESS_KEY", raising=False)
 
 
 def run(
@@ -70,10 +73,83 @@ def test_derive_json(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
 def test_derive_reads_the_environment_when_stdin_is_empty(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN no stdin input and the key in AWS_SECRET_ACCESS_KEY
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEY)
+    # GIVEN no stdin input and the key in SES_SECRET_ACCESS_KEY (check's variable too)
+    monkeypatch.setenv("SES_SECRET_ACCESS_KEY", KEY)
     code, out, _ = run(["derive", "--region", "eu-west-1"], capsys, monkeypatch, "")
     assert (code, out) == (0, derive_smtp_password(KEY, "eu-west-1") + "\n")
+
+
+def test_derive_never_reads_the_users_own_aws_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN only AWS_SECRET_ACCESS_KEY: the user's own AWS credentials, not an SMTP user's key
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEY)
+    # WHEN deriving / THEN it is not used: exit 2, naming the variable to set instead
+    code, out, err = run(["derive", "--region", "eu-west-1"], capsys, monkeypatch, "")
+    assert (code, out) == (2, "")
+    assert "SES_SECRET_ACCESS_KEY" in err
+    assert "AWS_SECRET_ACCESS_KEY is not read" in err
+    assert KEY not in err
+
+
+def test_every_command_reads_the_secret_key_from_one_variable() -> None:
+    # THEN derive's key and check's key (for its diagnosis) come from the same project variable
+    assert cli.COMMANDS[0].secret_env == _console.SECRET_ACCESS_KEY_ENV == "SES_SECRET_ACCESS_KEY"
+    source = (ROOT / "src/ses_smtp_rotator/_check.py").read_text()
+    assert "optional_secret(_console.SECRET_ACCESS_KEY_ENV)" in source
+    assert "AWS_SECRET_ACCESS_KEY" not in source
+
+
+PROMPT = b"secret access key (not echoed): "
+
+
+def test_a_terminal_is_asked_for_the_key_without_echo(tmp_path: Path) -> None:
+    # GIVEN derive run with a terminal (a pseudo-terminal) as stdin and no variable set
+    controller, terminal = pty.openpty()
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ses_smtp_rotator", "derive", "--region", "eu-west-1"],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,  # no controlling terminal: getpass uses stdin, as over ssh -T
+    )
+    os.close(terminal)
+    try:
+        # WHEN the prompt appears (getpass turns echo off first, discarding early typing) and
+        # the user types the key
+        assert process.stderr is not None
+        prompt = _read_until(process.stderr.fileno(), PROMPT, seconds=10)
+        os.write(controller, KEY.encode() + b"\n")
+        out, _ = process.communicate(timeout=10)
+        echoed = _read_until(controller, b"\n", seconds=0.5)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        os.close(controller)
+    # THEN it derives the password, the prompt went to stderr, and the key was not echoed
+    assert PROMPT in prompt
+    assert (process.returncode, out.decode()) == (0, derive_smtp_password(KEY, "eu-west-1") + "\n")
+    assert KEY.encode() not in echoed
+
+
+def _read_until(fd: int, wanted: bytes, *, seconds: float) -> bytes:
+    """Read ``fd`` until ``wanted`` shows up or ``seconds`` pass; return what was read."""
+    deadline = time.monotonic() + seconds
+    seen = b""
+    while wanted not in seen and (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
 
 
 def test_legacy_v2_password_with_a_deprecation_note(
@@ -167,7 +243,7 @@ def test_subcommands_come_from_one_table() -> None:
 def test_python_dash_m_runs_the_same_cli() -> None:
     # GIVEN the package run as a module with the key on stdin
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    env.pop("AWS_SECRET_ACCESS_KEY", None)
+    env.pop("SES_SECRET_ACCESS_KEY", None)
     done = subprocess.run(
         [sys.executable, "-m", "ses_smtp_rotator", "derive", "--region", "eu-west-1"],
         input=KEY,

@@ -155,10 +155,39 @@ def test_region_comes_from_the_argument_for_hosts_that_do_not_name_it() -> None:
     assert "ap-south-1" in diagnosis.message
 
 
-def test_region_mismatch_needs_a_region() -> None:
-    # GIVEN a host without a region and no region argument: the region cannot be compared
+def test_unknown_region_tests_every_region_before_blaming_the_key_age() -> None:
+    # GIVEN a host that names no region (a VPC endpoint, a test host), no --region, a key created
+    # two minutes ago, and a password derived for ap-south-1
+    diagnosis = run(
+        host="localhost",
+        password=derive_smtp_password(SECRET, "ap-south-1"),
+        key_info=KeyInfo(KEY_ID, "Active", TWO_MINUTES_AGO),
+    )
+    # THEN the region the password is for is named first (not key-too-new), with the age as the
+    # other possibility
+    assert diagnosis.cause is Cause.WRONG_REGION
+    assert "derived for ap-south-1" in diagnosis.message
+    assert "--region" in diagnosis.message
+    assert "created 120 s ago" in diagnosis.message
+
+
+def test_unknown_region_and_an_old_key_name_the_region_alone() -> None:
     diagnosis = run(host="localhost", password=derive_smtp_password(SECRET, "ap-south-1"))
-    assert diagnosis.cause is Cause.UNKNOWN
+    assert diagnosis.cause is Cause.WRONG_REGION
+    assert "derived for ap-south-1" in diagnosis.message
+    assert "created" not in diagnosis.message
+
+
+def test_unknown_region_and_a_password_of_no_region_is_not_from_the_key() -> None:
+    # GIVEN a host without a region and a password of another key, for a young key
+    diagnosis = run(
+        host="localhost",
+        password=derive_smtp_password(OTHER_SECRET, "us-east-1"),
+        key_info=KeyInfo(KEY_ID, "Active", TWO_MINUTES_AGO),
+    )
+    # THEN no region matched: the password is not this key's, whatever the key's age
+    assert diagnosis.cause is Cause.PASSWORD_NOT_FROM_KEY
+    assert "for any region" in diagnosis.message
 
 
 def test_default_now_is_the_current_time() -> None:

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from tools import requirements
 
@@ -18,13 +23,16 @@ def test_lambda_requirements_match_the_lock_file() -> None:
 
 
 def test_lambda_requirements_pin_every_runtime_dependency_but_boto3() -> None:
+    # GIVEN the `client` extra, which is what the handler needs besides the library
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     pinned = {
         line.split("==")[0]
         for line in requirements.TARGET.read_text(encoding="utf-8").splitlines()
         if line and not line.startswith("#")
     }
-    runtime = {dep.split(">")[0].split("=")[0].split("<")[0] for dep in project["dependencies"]}
+    client = project["optional-dependencies"]["client"]
+    runtime = {dep.split(">")[0].split("=")[0].split("<")[0] for dep in client}
+    assert "aws-lambda-powertools" in runtime
     assert runtime - {"boto3"} <= pinned
     assert "boto3" not in pinned
     assert all("==" in line for line in requirements.render().splitlines()[3:])
@@ -32,3 +40,74 @@ def test_lambda_requirements_pin_every_runtime_dependency_but_boto3() -> None:
 
 def test_library_ships_type_information() -> None:
     assert (ROOT / "src" / "ses_smtp_rotator" / "py.typed").is_file()
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (a fresh sys.modules), with this test run's path."""
+    return subprocess.run(  # noqa: S603 - this interpreter, code written here
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.mark.parametrize("module", ["ses_smtp_rotator.password", "ses_smtp_rotator.cli"])
+def test_the_password_functions_and_derive_import_no_aws_library(module: str) -> None:
+    # WHEN the password module (or the command line, for derive) is imported on its own
+    done = _python(
+        f"import sys, {module}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'boto3', 'botocore', 'aws_lambda_powertools'}))"
+    )
+    # THEN neither boto3 nor Powertools came with it (they are extras)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_command_without_its_extra_says_which_to_install() -> None:
+    # GIVEN an installation without boto3 (the `aws` extra) / WHEN `export` runs
+    done = _python(
+        "import sys; sys.modules['boto3'] = sys.modules['botocore'] = None; "
+        "from ses_smtp_rotator.cli import main; "
+        "sys.exit(main(['export', '--secret-id', 'x']))"
+    )
+    # THEN it exits 2 with one line naming the extra, not a traceback
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "pip install 'ses-smtp-rotator[aws]'" in done.stderr
+
+
+def test_licence_file_matches_the_declared_licence() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    licence = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    assert licence.lstrip().startswith("Apache License\n")
+    assert "Version 2.0, January 2004" in licence
+    assert "END OF TERMS AND CONDITIONS" in licence
+
+
+def test_extras_split_the_dependencies_by_use() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = {
+        name: {re.split(r"[<>=\[]", dep)[0] for dep in deps}
+        for name, deps in project["optional-dependencies"].items()
+    }
+    # THEN the library itself needs nothing, and each use adds only what it imports
+    assert project["dependencies"] == []
+    assert extras == {
+        "aws": {"boto3"},
+        "client": {"boto3", "aws-lambda-powertools"},
+        "django": {"boto3", "aws-lambda-powertools", "django"},
+    }
+
+
+def test_make_test_runs_the_wheel_check() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    test_target = re.search(r"^test: (.*?)##", makefile, flags=re.MULTILINE)
+    assert test_target is not None
+    assert "package" in test_target.group(1).split()
+    assert "python -m tools.wheel_check" in makefile

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Self
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ses_smtp_rotator.client import SmtpSender, get_smtp_credentials
+from ses_smtp_rotator import _aws
+from ses_smtp_rotator.client import SmtpCredentials, SmtpSender, get_smtp_credentials
 from ses_smtp_rotator.exceptions import SesSmtpCredentialsError
+from ses_smtp_rotator.smtp import authenticate, connect, quit_quietly
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,11 +55,14 @@ class SendStats:
     ok: int = 0
     failed: int = 0
     rereads: int = 0
+    refused: int = 0  # logins refused (535) with the credentials it held
     errors: list[str] = field(default_factory=list)
 
 
 class MailApp:
     """Send a message every ``interval`` seconds on a thread, with credentials from the secret.
+
+    It reads through the client helper, cached ``max_age`` seconds, and re-reads after a ``535``.
 
     Parameters
     ----------
@@ -77,17 +82,19 @@ class MailApp:
         secret_id: str,
         region: str,
         interval: float = 0.1,
+        max_age: int = _MAX_AGE,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
         self.secret_id = secret_id
         self.interval = interval
+        self.max_age = max_age
         self.stats = SendStats()
         self._on_event = on_event or (lambda _line: None)
         self._sm: SecretsManagerClient = boto3.session.Session(region_name=region).client(
             "secretsmanager"
         )
         self._sender = SmtpSender(
-            secret_id, max_age=_MAX_AGE, client=self._sm, timeout=_SMTP_TIMEOUT
+            secret_id, max_age=max_age, client=self._sm, timeout=_SMTP_TIMEOUT
         )
         self.key_id: str | None = None
         self._stop = threading.Event()
@@ -127,12 +134,13 @@ class MailApp:
         message["Subject"] = f"demo message {number}"
         message.set_content(f"Message {number}, sent while the credentials rotate.\n")
         try:
+            # The credentials the sender logs in with (the client helper's cache, shared).
+            before = get_smtp_credentials(self.secret_id, max_age=self.max_age, client=self._sm)
             try:
                 self._sender.send(message)
             finally:
                 self._sender.close()
-            # Cached: what the sender logged in with (after a 535, what it re-read).
-            creds = get_smtp_credentials(self.secret_id, max_age=_MAX_AGE, client=self._sm)
+            creds = get_smtp_credentials(self.secret_id, max_age=self.max_age, client=self._sm)
         except _SEND_ERRORS as err:
             self.stats.failed += 1
             line = f"app: send {number} FAILED: {_describe(err)}"
@@ -140,12 +148,99 @@ class MailApp:
             self._on_event(line)
             return False
         self.stats.ok += 1
-        if self.key_id is not None and creds.username != self.key_id:
+        if creds.username != before.username:  # the sender re-read the secret (a 535, or expiry)
             self.stats.rereads += 1
             self._on_event(
-                f"app: {mask(self.key_id)} refused (535) → re-read the secret → "
+                f"app: {mask(before.username)} refused (535) → re-read the secret → "
                 f"sent with {mask(creds.username)}"
             )
+        elif self.key_id is not None and creds.username != self.key_id:
+            self._on_event(f"app: cache expired → re-read → sends with {mask(creds.username)}")
+        self.key_id = creds.username
+        return True
+
+
+class ReadOnceApp:
+    """A daemon that reads the credentials once per start, and restarts every ``restart_every``.
+
+    It has no ``535`` handling: a refused login is a failed send until its next start reads the
+    secret again (a daemon without ``sync``, restarted by a timer or a deploy). A grace period
+    longer than the gap between a rotation and its next start keeps it whole.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret_id: str,
+        region: str,
+        interval: float = 0.1,
+        restart_every: float = 1.0,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.secret_id = secret_id
+        self.interval = interval
+        self.restart_every = restart_every
+        self.stats = SendStats()
+        self._on_event = on_event or (lambda _line: None)
+        self._sm: SecretsManagerClient = boto3.session.Session(region_name=region).client(
+            "secretsmanager"
+        )
+        self.key_id: str | None = None
+        self._creds: SmtpCredentials | None = None
+        self._started = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-read-once", daemon=True)
+
+    def __enter__(self) -> Self:
+        """Start sending."""
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop sending."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(_STOP_TIMEOUT)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.send_one()
+            self._stop.wait(self.interval)
+
+    def send_one(self) -> bool:
+        """Send one message with the credentials of its last start; return whether it was sent."""
+        number = self.stats.ok + self.stats.failed + 1
+        try:
+            if self._creds is None or time.monotonic() - self._started >= self.restart_every:
+                self._creds = get_smtp_credentials(
+                    self.secret_id, client=self._sm, force_fetch=True
+                )
+                self._started = time.monotonic()
+            creds = self._creds
+            smtp = connect(creds.host, creds.port, tls=creds.tls, timeout=_SMTP_TIMEOUT)
+            try:
+                authenticate(smtp, creds.username, creds.password, where=creds.host)
+                smtp.sendmail(SENDER, [RECIPIENT], f"Subject: read-once {number}\r\n\r\nhi\r\n")
+            finally:
+                quit_quietly(smtp)
+        except _SEND_ERRORS as err:
+            self.stats.failed += 1
+            line = f"read-once daemon: send {number} FAILED: {_describe(err)}"
+            if isinstance(err, smtplib.SMTPAuthenticationError) and self._creds is not None:
+                self.stats.refused += 1
+                line += (
+                    f": its key {mask(self._creds.username)} was retired before its next start "
+                    "read the secret again (no grace period left)"
+                )
+            self.stats.errors.append(line)
+            self._on_event(line)
+            return False
+        self.stats.ok += 1
         self.key_id = creds.username
         return True
 
@@ -155,7 +250,7 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, smtplib.SMTPResponseException):
         return f"SMTP {err.smtp_code} ({type(err).__name__})"
     if isinstance(err, ClientError):
-        return f"AWS {err.response.get('Error', {}).get('Code', 'error')}"
+        return f"AWS {_aws.error_code(err)}"
     if isinstance(err, SesSmtpCredentialsError):
         return str(err)
     return type(err).__name__

@@ -1,10 +1,14 @@
-"""``make demo``: watch SES SMTP credentials rotate end to end, with no AWS account.
+"""The demo's command line and rotations (``make demo``, ``python -m sandbox.demo``).
 
 moto's server on 127.0.0.1 plays AWS (reached through ``AWS_ENDPOINT_URL``), an SES-like SMTP
 server plays SES (with a propagation delay for new keys), and the local Secrets Manager driver runs
-rotations through the real ``lambda_handler``. Meanwhile an app sends a message every ~100 ms
-with credentials it reads from the secret; the demo fails unless every send succeeds, every
-rotation completes and the rotation invariants hold after each one.
+rotations through the real ``lambda_handler``, with the old key's grace period shortened to
+seconds and the function's sweep run every half second (the template runs it hourly). Meanwhile
+two consumers send a message every ~100 ms: an app using the client helper (cache shorter than
+the grace period) and a daemon that reads the secret only when it starts and restarts every
+second. The demo fails unless every send succeeds, every rotation completes and the rotation
+invariants hold after each one. ``--grace 0`` shows the behaviour without a grace period: the
+daemon's key stops working at finishSecret, before its next start.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import argparse
 import contextlib
 import io
 import logging
+import re
 import sys
+import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from rich.console import Console
 from rich.live import Live
@@ -23,9 +29,9 @@ from rich.text import Text
 
 from sandbox import invariants
 from sandbox.calls import count_calls
-from sandbox.demo_app import MailApp, mask, wait_for_first_send
-from sandbox.demo_progress import Progress
-from sandbox.demo_summary import RotationReport, Summary, print_summary
+from sandbox.demo.app import MailApp, ReadOnceApp, mask, wait_for_first_send
+from sandbox.demo.progress import Progress
+from sandbox.demo.summary import RotationReport, Summary, print_summary
 from sandbox.faults import Fault, FaultKind, inject
 from sandbox.secrets_manager import STEPS
 from sandbox.world import local_world
@@ -43,7 +49,14 @@ STEP_FAULTS: Final[dict[str, tuple[str, str, FaultKind]]] = {
     "testSecret": ("sm", "DescribeSecret", FaultKind.BEFORE),
     "finishSecret": ("sm", "UpdateSecretVersionStage", FaultKind.LOST_ANSWER),
 }
-_PAUSE = 0.5  # between rotations, so the app is seen sending with the new key
+# Between rotations: the consumers move to the new key, then the sweep retires the old one (the
+# grace period plus this margin; a new rotation inside the window would retire it early).
+_PAUSE_AFTER_GRACE = 1.5
+_SWEEP_EVERY = 0.5  # the template's schedule is hourly; the demo's grace period is seconds
+_APP_MAX_AGE = 1  # the helper's cache (300 s by default) stays shorter than the grace period
+_RESTART_EVERY = 0.5  # the read-once daemon's restarts (a timer, a deploy), by default
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_GRACE = re.compile(r"^(0|[0-9]{1,2}s)$")
 _FIRST_SEND_TIMEOUT = 10.0
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -54,6 +67,17 @@ def _positive_float(text: str) -> float:
         msg = f"must be >= 0, not {text}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def _grace(text: str) -> str:
+    if not _GRACE.fullmatch(text):
+        msg = f"must be 0 or seconds such as 2s, at most 99s (not {text})"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
+def _seconds(grace: str) -> float:
+    return 0.0 if grace == "0" else float(grace[:-1]) * _UNIT_SECONDS[grace[-1]]
 
 
 def _positive_int(text: str) -> int:
@@ -93,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between two of the app's sends (default 0.1)",
     )
     parser.add_argument(
+        "--grace",
+        type=_grace,
+        default="2s",
+        help="OLD_KEY_GRACE_PERIOD of the function (default 2s; the template's is 24h). 0 "
+        "retires the old key at finishSecret: the read-once daemon then fails",
+    )
+    parser.add_argument(
+        "--restart-every",
+        type=_positive_float,
+        default=_RESTART_EVERY,
+        help="seconds between two starts of the read-once daemon, each reading the secret once "
+        f"(default {_RESTART_EVERY:g})",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="also print the function's JSON logs and metrics"
     )
     return parser
@@ -109,8 +147,12 @@ def main(
     ``observer`` is called with the world just before it closes (tests collect its secrets).
     """
     args = build_parser().parse_args(argv)
-    # Bound to the real stdout: the function's output is redirected while it runs.
-    console = console or Console(file=sys.stdout, highlight=False)
+    # Bound to the real stdout: the function's output is redirected while it runs. Piped (not a
+    # terminal), lines are not wrapped at rich's default 80 columns: a reader or a grep gets them
+    # whole instead of broken mid-word.
+    console = console or Console(
+        file=sys.stdout, highlight=False, soft_wrap=not sys.stdout.isatty()
+    )
     try:
         summary = run(args, console=console, observer=observer)
     except KeyboardInterrupt:
@@ -122,19 +164,21 @@ def main(
 
 def quiet_handler(console: Console, *, verbose: bool) -> Handler:
     """Wrap the real ``lambda_handler``, keeping its stdout (JSON logs, EMF metrics) off screen."""
+    # One invocation at a time, as in one Lambda container: the rotation's steps and the sweep
+    # share the function's module-level logger and metrics.
+    one_at_a_time = threading.Lock()
 
     def handler(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401 - Lambda contract
         from rotation_handler.app import lambda_handler  # noqa: PLC0415 - loads in the world's env
 
         sink = io.StringIO()
         try:
-            with contextlib.redirect_stdout(sink):
-                lambda_handler(event, context)
+            with one_at_a_time, contextlib.redirect_stdout(sink):
+                return lambda_handler(event, context)
         finally:
             if verbose:
                 for line in sink.getvalue().splitlines():
                     console.print(Text(f"      {line}", style="dim"))
-        return None
 
     return handler
 
@@ -146,7 +190,12 @@ def run(
     handler = quiet_handler(console, verbose=args.verbose)
     with (
         _quiet_logger("werkzeug"),
-        local_world(propagation_delay=args.delay, moto_server=True, handler=handler) as world,
+        local_world(
+            propagation_delay=args.delay,
+            moto_server=True,
+            handler=handler,
+            function_env={"OLD_KEY_GRACE_PERIOD": args.grace},
+        ) as world,
     ):
         try:
             return _run_in(world, args, console)
@@ -169,24 +218,88 @@ def _run_in(world: World, args: argparse.Namespace, console: Console) -> Summary
         secret_id=world.secret_arn,
         region=world.region,
         interval=args.interval,
+        max_age=_APP_MAX_AGE,
         on_event=lambda line: console.print(Text(f"    {line}", style="magenta")),
+    )
+    daemon = ReadOnceApp(
+        secret_id=world.secret_arn,
+        region=world.region,
+        interval=args.interval,
+        restart_every=args.restart_every,
+        on_event=lambda line: console.print(Text(f"    {line}", style="red")),
     )
     progress = Progress(console, world, app=app)
     world.driver.on_step = progress
-    with app, progress, _live(console, progress):
-        console.rule(f"app sending every {args.interval:g}s; {args.rotations} rotations")
+    sweeper = Sweeper(world, every=_SWEEP_EVERY, console=console)
+    with app, daemon, sweeper, progress, _live(console, progress):
+        console.rule(
+            f"app and read-once daemon sending every {args.interval:g}s; grace period "
+            f"{args.grace}; {args.rotations} rotations"
+        )
         if not wait_for_first_send(app, timeout=_FIRST_SEND_TIMEOUT):
             summary.notes.append("the app could not send before the rotations")
         for number in range(1, args.rotations + 1):
             fail = args.fail_once if number == 1 else None
             report = _rotate(world, progress, console, number=number, fail_step=fail)
             summary.rotations.append(report)
-            console.print(f"    app so far: {app.stats.ok} sent ok, {app.stats.failed} failed")
+            time.sleep(_seconds(args.grace) + _PAUSE_AFTER_GRACE)
+            console.print(
+                f"    so far: app {app.stats.ok} ok / {app.stats.failed} failed, read-once "
+                f"daemon {daemon.stats.ok} ok / {daemon.stats.failed} failed"
+            )
             if not report.ok:
                 break
-            time.sleep(_PAUSE)
     summary.record(app=app, progress=progress, auth_total=len(world.ses.auth_attempts))
+    old_key_refusals = sum(
+        attempt.reason in {"inactive", "unknown-key"} for attempt in world.ses.auth_attempts
+    )
+    summary.record_daemon(
+        daemon,
+        old_key_refusals=old_key_refusals,
+        restart_every=args.restart_every,
+        grace=args.grace,
+    )
+    summary.retired_by_sweep = sweeper.retired
+    summary.notes += sweeper.errors
     return summary
+
+
+class Sweeper:
+    """Invoke the function's RetireOldKeys sweep every ``every`` seconds, as its schedule does."""
+
+    def __init__(self, world: World, *, every: float, console: Console) -> None:
+        self.world, self.every, self.console = world, every, console
+        self.retired = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-sweep", daemon=True)
+
+    def __enter__(self) -> Self:
+        """Start sweeping."""
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Stop sweeping (bounded wait)."""
+        self._stop.set()
+        self._thread.join(10.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                summary = self.world.sweep()
+            except Exception as err:  # noqa: BLE001 - reported, and the demo fails
+                self.errors.append(f"the sweep failed: {type(err).__name__}: {err}")
+                return
+            if summary.get("Result", "").startswith("retired"):
+                self.retired += 1
+                self.console.print(
+                    Text(
+                        f"    sweep: grace period over, {mask(summary.get('AccessKeyId'))} "
+                        f"{summary['Result'].split(': ')[-1]}d",
+                        style="cyan",
+                    )
+                )
 
 
 def _print_world(world: World, console: Console) -> None:
@@ -320,7 +433,3 @@ def _fail_once(world: World, progress: Progress, step: str | None) -> Iterator[F
             yield fault
     finally:
         world.driver.on_step = progress
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Self
 
 from rich.text import Text
 
-from sandbox.demo_app import mask
+from sandbox.demo.app import mask
 from sandbox.secrets_manager import PENDING
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from sandbox.demo_app import MailApp
+    from sandbox.demo.app import MailApp
     from sandbox.secrets_manager import StepRecord
     from sandbox.world import World
 
@@ -155,6 +155,6 @@ class Progress:
             stats = self.app.stats
             parts.append(
                 f"app: {stats.ok} sent ok, {stats.failed} failed, "
-                f"{stats.rereads} re-reads after 535, key {mask(self.app.key_id)}"
+                f"{stats.rereads} re-reads, key {mask(self.app.key_id)}"
             )
         return Text("  ·  ".join(parts), style="cyan")

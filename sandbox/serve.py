@@ -1,4 +1,4 @@
-"""``python -m sandbox.ses_smtp``: moto's server and the SES-like SMTP server in one process.
+"""``python -m sandbox.serve``: moto's server and the SES-like SMTP server in one process.
 
 One process, because the SMTP server reads IAM keys from moto's in-process backend.
 """
@@ -22,7 +22,7 @@ _BIND = "127.0.0.1"
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m sandbox.ses_smtp", description="moto + an SES-like SMTP server"
+        prog="python -m sandbox.serve", description="moto + an SES-like SMTP server"
     )
     parser.add_argument("--region", default="us-east-1", help="SES region played (us-east-1)")
     parser.add_argument("--delay", type=float, default=0.0, help="propagation delay, seconds")
@@ -30,8 +30,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run moto's server and the SMTP server in one process until Ctrl-C or SIGTERM."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run moto's server and the SMTP server in one process until Ctrl-C or SIGTERM.
+
+    Prints ``AWS_ENDPOINT_URL``, the SMTP host and port(s), ``SSL_CERT_FILE`` and the region.
+    """
     args = _parse_args(argv)
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only this entry point needs it
 
@@ -74,3 +77,7 @@ def _announce(endpoint: str, smtp: SesSmtpServer) -> None:
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The Makefile's targets that a newcomer runs first: what they install and how they fail."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - make from PATH, targets written here
+        ["make", "--no-print-directory", "-C", str(ROOT), *args],  # noqa: S607
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_make_demo_builds_only_the_demos_environment() -> None:
+    # WHEN `make demo` is planned (dry run) / THEN it syncs .venv only: not the SAM or checkov ones
+    done = make("-n", "demo")
+    assert done.returncode == 0, done.stderr
+    assert "python -m sandbox.demo" in done.stdout
+    assert ".venv-sam" not in done.stdout
+    assert ".venv-checkov" not in done.stdout
+
+
+def test_make_build_without_python_3_13_stops_with_one_line() -> None:
+    # GIVEN no python3.13 where PY313_DIR points / WHEN `make build` runs
+    done = make("build", "PY313_DIR=/nonexistent")
+    # THEN it stops before anything runs, with one line saying what to install
+    assert done.returncode != 0
+    assert done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert "install Python 3.13" in line
+    assert "PY313_DIR" in line
+
+
+def test_make_build_uses_a_real_python_not_a_shim() -> None:
+    # WHEN `make build` is planned / THEN the python3.13 it puts on PATH is not pyenv's shim
+    done = make("-n", "build")
+    if done.returncode != 0:
+        pytest.skip("no python3.13 on this machine: the test above covers that case")
+    (line,) = [line for line in done.stdout.splitlines() if "sam build" in line]
+    assert "shims" not in line
+    directory = line.split('PATH="', 1)[1].split(":", 1)[0]
+    assert (Path(directory) / "python3.13").is_file()
