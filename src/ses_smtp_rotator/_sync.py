@@ -250,8 +250,13 @@ class Sync:
             check=False,
         )
         if done.returncode != 0:
+            how = (
+                f"was killed by signal {-done.returncode}"
+                if done.returncode < 0
+                else f"exited with status {done.returncode}"
+            )
             msg = (
-                f"the --on-change command exited with status {done.returncode}; {self.output} "
+                f"the --on-change command {how}; {self.output} "
                 f"holds the credentials of key {masked(creds.username)}, and the command runs "
                 "again at the next pass"
             )
@@ -296,11 +301,11 @@ class Sync:
             except (SesSmtpCredentialsError, OSError) as err:
                 reason = _cannot_write(self.output, err) if isinstance(err, OSError) else str(err)
                 kept = (
-                    f"the credentials of key {masked(self.written_key)}"
+                    f"keeps the credentials of key {masked(self.written_key)}"
                     if self.written_key
-                    else "what it held"
+                    else "is left as it is"
                 )
-                _log(f"{reason}; {self.output} keeps {kept}; retrying in {interval:g} s")
+                _log(f"{reason}; {self.output} {kept}; retrying in {interval:g} s")
             if wait(interval):
                 _log(f"stopped; {self.output} is complete")
                 return EXIT_OK

@@ -310,3 +310,15 @@ def test_a_bad_output_exits_2(
     assert code == EXIT_USAGE
     assert message in capfd.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_on_change_command_killed_by_a_signal_is_named_so(
+    world: World, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an --on-change command that dies of SIGKILL (an OOM kill, say)
+    assert world.rotate().ok
+    capfd.readouterr()
+    argv = [*sync_argv(world, tmp_path / "sasl_passwd"), "--once", "--on-change", "kill -9 $$"]
+    # WHEN sync runs once / THEN it fails and says the command was killed, not "status -9"
+    assert main(argv) == EXIT_FAILED
+    assert "the --on-change command was killed by signal 9" in capfd.readouterr().err
