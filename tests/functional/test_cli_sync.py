@@ -322,3 +322,30 @@ def test_an_on_change_command_killed_by_a_signal_is_named_so(
     # WHEN sync runs once / THEN it fails and says the command was killed, not "status -9"
     assert main(argv) == EXIT_FAILED
     assert "the --on-change command was killed by signal 9" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("mode", [["--once"], []], ids=["once", "loop"])
+def test_sync_without_powertools_says_which_extra_to_install(
+    tmp_path: Path, mode: list[str]
+) -> None:
+    # GIVEN an installation with boto3 (the `aws` extra) but not Powertools (the `client` extra)
+    code = (
+        "import sys; sys.modules['aws_lambda_powertools'] = None; "
+        "from ses_smtp_rotator.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    argv = ["sync", "--secret-id", "x", "--output", str(tmp_path / "f"), *mode]
+    # WHEN sync runs, once or as a loop
+    done = subprocess.run(  # noqa: S603 - this interpreter, our own module
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+    )
+    # THEN it exits 2 with one line naming the extra, not a traceback nor a loop of retries
+    assert done.returncode == EXIT_USAGE
+    assert "Traceback" not in done.stderr
+    assert "pip install 'ses-smtp-rotator[client]'" in done.stderr
+    assert list(tmp_path.iterdir()) == []
