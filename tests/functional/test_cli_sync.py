@@ -349,3 +349,43 @@ def test_sync_without_powertools_says_which_extra_to_install(
     assert "Traceback" not in done.stderr
     assert "pip install 'ses-smtp-rotator[client]'" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_loop_runs_a_failed_on_change_again_at_each_pass_until_it_succeeds(
+    world: World, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a command that counts its runs and fails until `ready` exists (postfix not up yet)
+    assert world.rotate().ok
+    target, log, ready = tmp_path / "sasl_passwd", tmp_path / "runs.log", tmp_path / "ready"
+    command = f"{appender(log)}; test -e {shlex.quote(str(ready))}"
+    sync = _sync.Sync(secret_id=world.secret_arn, output=target, fmt="postfix", on_change=command)
+    seen: list[int] = []
+
+    def tick(_interval: float) -> bool:
+        seen.append(runs(log))
+        if len(seen) == 2:
+            ready.touch()
+        return len(seen) == 4
+
+    # WHEN the loop makes four passes with no rotation
+    assert sync.loop(0.01, wait=tick) == EXIT_OK
+    # THEN the command ran at each pass until it succeeded (the third), then no more
+    assert seen == [1, 2, 3, 3]
+    assert "the command runs again at the next pass" in capfd.readouterr().err
+    assert not sync.pending.exists()
+
+
+def test_once_cannot_write_the_file_exits_2(
+    world: World, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an output in a directory no one may create files in, root included (procfs)
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc")
+    assert world.rotate().ok
+    capfd.readouterr()
+    # WHEN sync runs once / THEN it exits 2, saying it cannot write
+    assert (
+        main(["sync", "--secret-id", world.secret_arn, "--output", "/proc/sasl_passwd", "--once"])
+        == 2
+    )
+    assert "cannot write /proc/sasl_passwd" in capfd.readouterr().err
