@@ -10,6 +10,7 @@ the secret, finds the new AWSCURRENT and sends. Nothing it reports contains a se
 
 from __future__ import annotations
 
+import json
 import smtplib
 import threading
 import time
@@ -21,12 +22,15 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator import _aws
+from ses_smtp_rotator._sync import Sync
 from ses_smtp_rotator.client import SmtpCredentials, SmtpSender, get_smtp_credentials
+from ses_smtp_rotator.endpoints import TlsMode
 from ses_smtp_rotator.exceptions import SesSmtpCredentialsError
 from ses_smtp_rotator.smtp import authenticate, connect, quit_quietly
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
     from types import TracebackType
 
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -168,6 +172,8 @@ class ReadOnceApp:
     longer than the gap between a rotation and its next start keeps it whole.
     """
 
+    name = "read-once daemon"
+
     def __init__(
         self,
         *,
@@ -216,10 +222,8 @@ class ReadOnceApp:
         """Send one message with the credentials of its last start; return whether it was sent."""
         number = self.stats.ok + self.stats.failed + 1
         try:
-            if self._creds is None or time.monotonic() - self._started >= self.restart_every:
-                self._creds = get_smtp_credentials(
-                    self.secret_id, client=self._sm, force_fetch=True
-                )
+            if self._creds is None or self._should_reload():
+                self._creds = self._load()
                 self._started = time.monotonic()
             creds = self._creds
             smtp = connect(creds.host, creds.port, tls=creds.tls, timeout=_SMTP_TIMEOUT)
@@ -230,7 +234,7 @@ class ReadOnceApp:
                 quit_quietly(smtp)
         except _SEND_ERRORS as err:
             self.stats.failed += 1
-            line = f"read-once daemon: send {number} FAILED: {_describe(err)}"
+            line = f"{self.name}: send {number} FAILED: {_describe(err)}"
             if isinstance(err, smtplib.SMTPAuthenticationError) and self._creds is not None:
                 self.stats.refused += 1
                 line += (
@@ -243,6 +247,77 @@ class ReadOnceApp:
         self.stats.ok += 1
         self.key_id = creds.username
         return True
+
+    def _should_reload(self) -> bool:
+        return time.monotonic() - self._started >= self.restart_every
+
+    def _load(self) -> SmtpCredentials:
+        return get_smtp_credentials(self.secret_id, client=self._sm, force_fetch=True)
+
+
+class SyncedDaemon(ReadOnceApp):
+    """A daemon that reads its credentials from a file ``sync`` keeps in step with the secret.
+
+    ``ses-smtp-rotator sync`` runs in a loop (here every ``sync_every`` seconds, on a thread, as
+    its systemd service would); the daemon reloads the file when it changes (Postfix does after
+    ``postmap`` and ``postfix reload``, which ``--on-change`` runs). It never reads the secret.
+    """
+
+    name = "synced daemon"
+
+    def __init__(  # noqa: PLR0913 - every option is keyword-only
+        self,
+        *,
+        secret_id: str,
+        region: str,
+        path: Path,
+        interval: float = 0.1,
+        sync_every: float = 0.5,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(secret_id=secret_id, region=region, interval=interval, on_event=on_event)
+        self.path = path
+        self._sync = Sync(secret_id=secret_id, output=path, fmt="json", client=self._sm)
+        self._sync_every = sync_every
+        self._loaded_stamp: int | None = None
+        self._syncer = threading.Thread(target=self._run_sync, name="demo-sync", daemon=True)
+
+    def __enter__(self) -> Self:
+        """Start ``sync`` and, once it wrote the file, the daemon."""
+        self._syncer.start()
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        while not self.path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return super().__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the daemon and ``sync``."""
+        super().__exit__(exc_type, exc, tb)
+        self._syncer.join(_STOP_TIMEOUT)
+
+    def _run_sync(self) -> None:
+        # sync's own progress lines (key ids masked) go to stderr, as under systemd
+        self._sync.loop(self._sync_every, wait=self._stop.wait)
+
+    def _should_reload(self) -> bool:
+        return self.path.stat().st_mtime_ns != self._loaded_stamp
+
+    def _load(self) -> SmtpCredentials:
+        self._loaded_stamp = self.path.stat().st_mtime_ns
+        value = json.loads(self.path.read_text(encoding="utf-8"))
+        return SmtpCredentials(
+            host=value["host"],
+            port=int(value["port"]),
+            username=value["username"],
+            password=value["password"],
+            region=value["region"],
+            tls=TlsMode(value["tls_mode"]),
+        )
 
 
 def _describe(err: BaseException) -> str:

@@ -19,8 +19,10 @@ import io
 import logging
 import re
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 
 from rich.console import Console
@@ -29,7 +31,7 @@ from rich.text import Text
 
 from sandbox import invariants
 from sandbox.calls import count_calls
-from sandbox.demo.app import MailApp, ReadOnceApp, mask, wait_for_first_send
+from sandbox.demo.app import MailApp, ReadOnceApp, SyncedDaemon, mask, wait_for_first_send
 from sandbox.demo.progress import Progress
 from sandbox.demo.summary import RotationReport, Summary, print_summary
 from sandbox.faults import Fault, FaultKind, inject
@@ -55,6 +57,7 @@ _PAUSE_AFTER_GRACE = 1.5
 _SWEEP_EVERY = 0.5  # the template's schedule is hourly; the demo's grace period is seconds
 _APP_MAX_AGE = 1  # the helper's cache (300 s by default) stays shorter than the grace period
 _RESTART_EVERY = 0.5  # the read-once daemon's restarts (a timer, a deploy), by default
+_SYNC_EVERY = 0.5  # sync's --interval (300 s by default)
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _GRACE = re.compile(r"^(0|[0-9]{1,2}s)$")
 _FIRST_SEND_TIMEOUT = 10.0
@@ -205,6 +208,11 @@ def run(
 
 
 def _run_in(world: World, args: argparse.Namespace, console: Console) -> Summary:
+    with tempfile.TemporaryDirectory(prefix="ses-smtp-demo-") as workdir:
+        return _run_with(world, args, console, workdir)
+
+
+def _run_with(world: World, args: argparse.Namespace, console: Console, workdir: str) -> Summary:
     _print_world(world, console)
     summary = Summary(planned=args.rotations)
     console.rule("bootstrap rotation (what the deployment's first rotation does)")
@@ -228,13 +236,21 @@ def _run_in(world: World, args: argparse.Namespace, console: Console) -> Summary
         restart_every=args.restart_every,
         on_event=lambda line: console.print(Text(f"    {line}", style="red")),
     )
+    synced = SyncedDaemon(
+        secret_id=world.secret_arn,
+        region=world.region,
+        path=Path(workdir) / "smtp-credentials.json",
+        interval=args.interval,
+        sync_every=_SYNC_EVERY,
+        on_event=lambda line: console.print(Text(f"    {line}", style="red")),
+    )
     progress = Progress(console, world, app=app)
     world.driver.on_step = progress
     sweeper = Sweeper(world, every=_SWEEP_EVERY, console=console)
-    with app, daemon, sweeper, progress, _live(console, progress):
+    with app, daemon, synced, sweeper, progress, _live(console, progress):
         console.rule(
-            f"app and read-once daemon sending every {args.interval:g}s; grace period "
-            f"{args.grace}; {args.rotations} rotations"
+            f"3 consumers sending every {args.interval:g}s; grace period {args.grace}; "
+            f"{args.rotations} rotations"
         )
         if not wait_for_first_send(app, timeout=_FIRST_SEND_TIMEOUT):
             summary.notes.append("the app could not send before the rotations")
@@ -245,7 +261,8 @@ def _run_in(world: World, args: argparse.Namespace, console: Console) -> Summary
             time.sleep(_seconds(args.grace) + _PAUSE_AFTER_GRACE)
             console.print(
                 f"    so far: app {app.stats.ok} ok / {app.stats.failed} failed, read-once "
-                f"daemon {daemon.stats.ok} ok / {daemon.stats.failed} failed"
+                f"daemon {daemon.stats.ok} ok / {daemon.stats.failed} failed, synced daemon "
+                f"{synced.stats.ok} ok / {synced.stats.failed} failed"
             )
             if not report.ok:
                 break
@@ -259,6 +276,7 @@ def _run_in(world: World, args: argparse.Namespace, console: Console) -> Summary
         restart_every=args.restart_every,
         grace=args.grace,
     )
+    summary.record_synced(synced)
     summary.retired_by_sweep = sweeper.retired
     summary.notes += sweeper.errors
     return summary

@@ -13,7 +13,7 @@ from sandbox.secrets_manager import STEPS
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from sandbox.demo.app import MailApp, ReadOnceApp
+    from sandbox.demo.app import MailApp, ReadOnceApp, SyncedDaemon
     from sandbox.demo.progress import Progress, StepTimes
 
 
@@ -50,6 +50,8 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     daemon_ok: int = 0
     daemon_failed: int = 0
+    synced_ok: int = 0
+    synced_failed: int = 0
     retired_by_sweep: int = 0
 
     def record(self, *, app: MailApp, progress: Progress, auth_total: int) -> None:
@@ -77,6 +79,15 @@ class Summary:
                 "the old key stopped working before its next start"
             )
 
+    def record_synced(self, synced: SyncedDaemon) -> None:
+        """Take the synced daemon's counts."""
+        self.synced_ok, self.synced_failed = synced.stats.ok, synced.stats.failed
+        if self.synced_failed:
+            self.notes.append(
+                f"the daemon kept in step by sync failed {self.synced_failed} sends: the old key "
+                "stopped working before sync's next pass rewrote its file"
+            )
+
     @property
     def reports(self) -> list[RotationReport]:
         """The bootstrap rotation (if it ran) and the measured ones."""
@@ -99,6 +110,7 @@ class Summary:
             and self.sends_failed == 0
             and self.sends_ok > 0
             and self.daemon_failed == 0
+            and self.synced_failed == 0
             and not self.notes
         )
 
@@ -136,6 +148,10 @@ def _totals_table(summary: Summary) -> Table:
     )
     table.add_row(
         "read-once daemon: sent ok / failed", f"{summary.daemon_ok} / {summary.daemon_failed}"
+    )
+    table.add_row(
+        "synced daemon (sync loop): sent ok / failed",
+        f"{summary.synced_ok} / {summary.synced_failed}",
     )
     table.add_row("old keys retired by the sweep", str(summary.retired_by_sweep))
     table.add_row("AUTH attempts: all / testSecret", f"{summary.auth_total} / {summary.auth_test}")

@@ -1,4 +1,4 @@
-"""Command line: ``ses-smtp-rotator derive``, ``check`` and ``export``.
+"""Command line: ``ses-smtp-rotator derive``, ``check``, ``export`` and ``sync``.
 
 Secrets (secret access keys, SMTP passwords) are read from stdin, the environment or a prompt
 (:mod:`ses_smtp_rotator._console`), never from the command line: argv is visible in shell history
@@ -6,9 +6,11 @@ and in ``ps``. A secret-looking argument is refused.
 
 Exit codes (mapped in :func:`main`, and only there):
 
-* ``0``: done (passwords printed; the SMTP login succeeded; credentials exported);
+* ``0``: done (passwords printed; the SMTP login succeeded; credentials exported; ``sync``'s pass
+  done, or its loop stopped by SIGTERM/SIGINT);
 * ``1``: the command ran and failed: the login was refused (the output says why and the likely
-  cause), or the secret could not be read or holds no credentials yet (never rotated);
+  cause), or the secret could not be read or holds no credentials yet (never rotated), or
+  ``sync --once``'s ``--on-change`` command failed;
 * ``2``: bad input or usage (unknown region, no key given, an argument where a secret must not be,
   a malformed secret, a missing extra).
 
@@ -23,7 +25,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn
 
-from ses_smtp_rotator import __version__, _check, _console, _export
+from ses_smtp_rotator import __version__, _check, _console, _export, _sync
 from ses_smtp_rotator._console import (
     EXIT_FAILED,
     EXIT_OK,
@@ -125,6 +127,13 @@ COMMANDS: tuple[Command, ...] = (
         "print or write a secret's SMTP credentials (env, json, postfix); it prints a password",
         _export.configure,
         _export.run,
+    ),
+    Command(
+        "sync",
+        "keep a file (env, json, postfix) in step with the secret: once, or in a loop; "
+        "optionally run a command after each change",
+        _sync.configure,
+        _sync.run,
     ),
 )
 

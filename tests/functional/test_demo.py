@@ -58,7 +58,7 @@ def test_demo_rotates_while_the_app_sends_without_a_failure(
 ) -> None:
     # GIVEN / WHEN the demo runs two rotations with a short propagation delay (grace period 2s)
     code, output = _run(capsys, "--delay", "0.5", "--rotations", "2")
-    # THEN it passes: both consumers sent through every rotation without a failure
+    # THEN it passes: the three consumers sent through every rotation without a failure
     assert code == 0, output
     ok, failed, refused = (
         int(n) for n in _row(output, "app (client helper): sent ok / failed / 535s").split(" / ")
@@ -68,6 +68,10 @@ def test_demo_rotates_while_the_app_sends_without_a_failure(
         int(n) for n in _row(output, "read-once daemon: sent ok / failed").split(" / ")
     )
     assert (daemon_ok > 0, daemon_failed) == (True, 0)
+    synced_ok, synced_failed = (
+        int(n) for n in _row(output, "synced daemon (sync loop): sent ok / failed").split(" / ")
+    )
+    assert (synced_ok > 0, synced_failed) == (True, 0)
     assert _row(output, "rotations") == "2/2 completed (+ bootstrap)"
     # (three keys created: the bootstrap rotation's and one per rotation)
     assert _row(output, "keys created / deactivated / deleted").startswith("3 / ")

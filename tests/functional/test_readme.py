@@ -26,6 +26,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import warnings
 from email.message import EmailMessage
 from pathlib import Path
@@ -37,6 +38,7 @@ import pytest
 from sandbox import demo, invariants
 from ses_smtp_rotator import client as smtp_client
 from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
+from tests import leakscan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -50,6 +52,10 @@ SECRET_ID_VARIABLE: Final = "SES_SMTP_SECRET_ID"
 REGION: Final = "eu-west-1"  # the region the README's examples use
 SES_HOST: Final = f"email-smtp.{REGION}.amazonaws.com"
 RUN: Final = "run here"
+SYSTEMD: Final = (
+    "out of reach offline: needs systemd; tests/unit/test_sync_examples.py parses the units "
+    "(each ExecStart with the CLI's parser), and test_sync_commands runs the same sync lines"
+)
 
 # How each documented command is exercised. Keys are the command as the page writes it.
 HOW: Final[dict[str, str]] = {
@@ -69,6 +75,10 @@ HOW: Final[dict[str, str]] = {
     'make demo DEMO_ARGS="--fail-once createSecret"': (
         "DEMO_ARGS go to `python -m sandbox.demo`: parsed below; test_demo.py runs --fail-once "
         "for every step"
+    ),
+    'make demo DEMO_ARGS="--grace 0 --restart-every 2"': (
+        "DEMO_ARGS go to `python -m sandbox.demo`: parsed below; test_demo.py runs these flags "
+        "(test_without_a_grace_period_the_read_once_daemon_fails_and_the_demo_says_why)"
     ),
     "make bench": (
         "by hand (minutes of timing); tests/unit/test_bench.py and "
@@ -143,6 +153,28 @@ HOW: Final[dict[str, str]] = {
     ),
     "python: client": RUN,
     "python: django settings": RUN,
+    (
+        'ses-smtp-rotator sync --secret-id "$SES_SMTP_SECRET_ID" --format postfix --output '
+        '/etc/postfix/sasl_passwd --once --on-change "postmap /etc/postfix/sasl_passwd && '
+        'postfix reload"'
+    ): RUN,
+    (
+        'ses-smtp-rotator sync --secret-id "$SES_SMTP_SECRET_ID" --format env --output '
+        "/etc/myapp/smtp.env --interval 60"
+    ): RUN,
+    (
+        "sudo install -D -m 0644 examples/systemd/ses-smtp-sync.env /etc/ses-smtp-rotator/sync.env"
+    ): RUN,
+    (
+        "sudo install -m 0644 examples/systemd/ses-smtp-sync.service "
+        "examples/systemd/ses-smtp-sync.timer /etc/systemd/system/"
+    ): RUN,
+    "sudo install -m 0644 examples/systemd/ses-smtp-sync-loop.service /etc/systemd/system/": RUN,
+    "sudo systemctl daemon-reload && sudo systemctl enable --now ses-smtp-sync.timer": SYSTEMD,
+    (
+        "sudo systemctl daemon-reload && sudo systemctl enable --now ses-smtp-sync-loop.service"
+    ): SYSTEMD,
+    "journalctl -u ses-smtp-sync.service": SYSTEMD,
 }
 
 
@@ -198,13 +230,14 @@ def test_the_makefile_demo_target_is_what_test_demo_runs() -> None:
 # --- running the commands ---------------------------------------------------------------------
 
 
-def localise(command: str, world: World, values: dict[str, str], tmp_path: Path) -> str:
+def localise(command: str, world: World | None, values: dict[str, str], tmp_path: Path) -> str:
     """The substitutions an offline machine forces (see the module docstring)."""
-    command = command.replace(
-        f"--host {SES_HOST} --port 587 --username",
-        f"--host {world.ses.host} --port {world.ses.port} --region {REGION} --username",
-    )
-    command = command.replace("/etc/postfix/", f"{tmp_path}/")
+    if world is not None:
+        command = command.replace(
+            f"--host {SES_HOST} --port 587 --username",
+            f"--host {world.ses.host} --port {world.ses.port} --region {REGION} --username",
+        )
+    command = re.sub(r"/etc/(?:[\w.-]+/)+", f"{tmp_path}/", command)
     for placeholder, value in values.items():
         command = command.replace(f"<{placeholder}>", value)
     return command
@@ -338,6 +371,104 @@ def test_export_commands(served_world: World, tmp_path: Path) -> None:
     assert written.read_text().startswith(line)
     assert written.read_text().strip().endswith(":" + value["password"])
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
+
+
+FAKE_POSTFIX_TOOL: Final = '#!/bin/sh\necho "$(basename "$0") $*" >> "$POSTFIX_CALLS"\n'
+
+
+def postfix_tools(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """Stand-ins for postfix's ``postmap`` and ``postfix`` (not on this machine) that log calls."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "postfix-calls.log"
+    bin_dir.mkdir()
+    for tool in ("postmap", "postfix"):
+        (bin_dir / tool).write_text(FAKE_POSTFIX_TOOL)
+        (bin_dir / tool).chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "POSTFIX_CALLS": str(calls)}, calls
+
+
+def test_sync_commands(served_world: World, tmp_path: Path) -> None:
+    (once,) = [c for c in _commands("ses-smtp-rotator sync") if "--once" in c]
+    (loop,) = [c for c in _commands("ses-smtp-rotator sync") if "--once" not in c]
+    env, calls = postfix_tools(tmp_path)
+    sasl_passwd = tmp_path / "sasl_passwd"
+
+    def line() -> str:
+        value = served_world.value()
+        host = f"[{served_world.ses.host}]:{served_world.ses.port}"
+        return f"{host} {value['username']}:{value['password']}\n"
+
+    # WHEN the one-pass command runs / THEN sasl_passwd holds the current line, and the map was
+    # rebuilt and postfix reloaded, once
+    command = localise(once, served_world, {}, tmp_path)
+    rebuilt = [f"postmap {sasl_passwd}", "postfix reload"]
+    assert cli(command, env=env)[0] == 0
+    assert sasl_passwd.read_text() == line()
+    assert calls.read_text().splitlines() == rebuilt
+    # WHEN it runs again with nothing new / THEN nothing is rebuilt
+    assert cli(command, env=env)[0] == 0
+    assert calls.read_text().splitlines() == rebuilt
+    # WHEN the secret rotates / THEN the next run writes the new line and rebuilds once more
+    assert served_world.rotate().ok
+    code, out, err = cli(command, env=env)
+    assert code == 0, err
+    assert sasl_passwd.read_text() == line()
+    assert calls.read_text().splitlines() == rebuilt * 2
+    assert out == ""
+    assert leakscan.find_leaks([out, err], served_world.secret_material()) == []
+    # WHEN the loop runs until the env file is written, then gets SIGTERM (systemctl stop)
+    smtp_env = tmp_path / "smtp.env"
+    with cli_process(localise(loop, served_world, {}, tmp_path)) as process:
+        try:
+            deadline = time.monotonic() + 30
+            while not smtp_env.exists() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            process.terminate()
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate(timeout=30)
+    # THEN it wrote the current credentials and stopped cleanly
+    assert process.returncode == 0, err
+    exported = dict(item.split("=", 1) for item in shlex.split(smtp_env.read_text()))
+    assert exported["SMTP_USERNAME"] == served_world.value()["username"]
+    assert exported["SMTP_PASSWORD"] == served_world.value()["password"]
+    assert leakscan.find_leaks([out, err], served_world.secret_material()) == []
+
+
+def cli_process(args: str) -> subprocess.Popen[str]:
+    """Start one ``ses-smtp-rotator`` command line that runs until stopped (``sync``'s loop)."""
+    program = shutil.which("ses-smtp-rotator", path=str(Path(sys.executable).parent))
+    assert program is not None, "the console script is not installed"
+    argv = expand(shlex.split(args), dict(os.environ))
+    return subprocess.Popen(  # noqa: S603 - our own console script, argv from the docs
+        [program, *argv[1:]],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_systemd_install_commands(tmp_path: Path) -> None:
+    # GIVEN the docs' install commands, run as root does (here without sudo, into the test's
+    # directory instead of /etc) / THEN each example lands as a 0644 copy of itself
+    installs = _commands("sudo install ")
+    assert len(installs) == 3
+    for command in installs:
+        argv = shlex.split(localise(command, None, {}, tmp_path).removeprefix("sudo "))
+        subprocess.run(argv, cwd=ROOT, check=True, timeout=30)  # noqa: S603 - docs' own commands
+    for name in (
+        "ses-smtp-sync.service",
+        "ses-smtp-sync.timer",
+        "ses-smtp-sync-loop.service",
+    ):
+        installed = tmp_path / name
+        assert installed.read_bytes() == (ROOT / "examples" / "systemd" / name).read_bytes()
+        assert stat.S_IMODE(installed.stat().st_mode) == 0o644
+    assert (tmp_path / "sync.env").read_bytes() == (
+        ROOT / "examples" / "systemd" / "ses-smtp-sync.env"
+    ).read_bytes()
 
 
 def runbook_values(world: World) -> dict[str, str]:

@@ -1,0 +1,365 @@
+"""The ``sync`` subcommand: keep a credentials file in step with the secret, for daemons.
+
+Daemons that read their SMTP credentials once (Postfix, off-the-shelf apps, other languages) never
+see a rotation by themselves. ``sync`` reads the secret's AWSCURRENT version with the client
+helper's reader (:func:`~ses_smtp_rotator.credentials.get_smtp_credentials`, the same parsing and
+the same errors), renders it in one of ``export``'s formats and, only when the rendered text
+differs from the file, replaces the file with ``export``'s atomic writer
+(:func:`~ses_smtp_rotator._export.write_private`: new files 0600, an existing file keeps its owner,
+group and mode, at most 0640). Then it runs the optional ``--on-change`` command through
+``/bin/sh``, with no secret in its argv or environment.
+
+``--once`` does one pass (for a systemd timer); without it the pass repeats every ``--interval``
+seconds until SIGTERM or SIGINT, which end the loop between passes (exit 0, the file complete).
+
+The ``--on-change`` command runs after every change until it succeeds once: before the file is
+replaced, a marker ``.<file>.on-change-pending`` is created next to it, and it is removed only
+when the command exits 0. A pass that finds the marker runs the command even when the file did not
+change, so a failed command (or a ``sync`` killed between the write and the command) is retried by
+the loop's next pass or the timer's next run.
+
+Errors: in ``--once`` mode a secret that cannot be read (or never rotated) exits 1, a malformed
+secret or a file that cannot be written exits 2, a failed ``--on-change`` command exits 1. In the
+loop each of them is logged, the file is left as it is, and the next pass tries again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import signal
+import subprocess  # nosec B404 - runs the operator's --on-change command
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from ses_smtp_rotator import _console, _export
+from ses_smtp_rotator._console import EXIT_FAILED, EXIT_OK, SMTP_PASSWORD_ENV
+from ses_smtp_rotator._console import SECRET_ACCESS_KEY_ENV as SES_KEY_ENV
+from ses_smtp_rotator.credentials import DEFAULT_MAX_AGE, get_smtp_credentials
+from ses_smtp_rotator.exceptions import SesSmtpCredentialsError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import FrameType
+
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from ses_smtp_rotator.credentials import SmtpCredentials
+
+DEFAULT_INTERVAL: Final = float(DEFAULT_MAX_AGE)
+MAX_INTERVAL: Final = 86400.0  # a day; keep it well under the grace period and the schedule
+SHELL: Final = "/bin/sh"
+# Variables never handed to the --on-change command: the CLI's own secret variables and the AWS
+# credentials sync reads the secret with. The command gets the file's path instead.
+HIDDEN_FROM_COMMAND: Final = frozenset(
+    {
+        SES_KEY_ENV,
+        SMTP_PASSWORD_ENV,
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+    }
+)
+FILE_ENV: Final = "SES_SMTP_SYNC_FILE"
+_SLICE: Final = 0.25  # seconds: how soon a stop request ends the wait between passes
+
+
+class OnChangeFailedError(SesSmtpCredentialsError):
+    """The ``--on-change`` command exited non-zero (the file holds the new credentials)."""
+
+
+def interval(text: str) -> float:
+    """Parse ``--interval``: a finite number of seconds above 0, at most a day.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        ``0``, a negative number, ``nan``, ``inf``, more than a day or not a number (exit code 2).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_INTERVAL):
+        msg = f"must be a number of seconds above 0 and at most {MAX_INTERVAL:.0f}, such as 300"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``sync``'s arguments (none of them is secret)."""
+    parser.add_argument("--secret-id", required=True, help="name or ARN of the rotated secret")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="the file to keep in step: replaced atomically, only when the credentials changed; "
+        "new files 0600, an existing file keeps its owner, group and mode (at most 0640)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(_export.FORMATS),
+        default="env",
+        help="env: SMTP_*= lines; json: an object; postfix: a sasl_passwd line (default: env)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=interval,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help=f"seconds between two reads of the secret in the loop (default: "
+        f"{DEFAULT_INTERVAL:g}); one GetSecretValue per read",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="one pass, then exit (for a timer); default: loop until SIGTERM or SIGINT",
+    )
+    parser.add_argument(
+        "--on-change",
+        metavar="COMMAND",
+        help=f"run COMMAND with {SHELL} after the file changed (until it succeeds once); it gets "
+        f"the file's path in {FILE_ENV} and no secret",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``sync`` as parsed: one pass (``--once``) or the loop.
+
+    Raises
+    ------
+    UsageError
+        The output is ``-``, a directory, or in a directory that does not exist; an empty
+        ``--on-change`` (exit code 2).
+    """
+    if args.on_change is not None and not args.on_change.strip():
+        msg = "--on-change is empty: give the command to run after a change, or leave it out"
+        raise UsageError(msg)
+    sync = Sync(
+        secret_id=args.secret_id,
+        output=_checked_output(args.output),
+        fmt=args.format,
+        on_change=args.on_change,
+    )
+    with _stop_on_signals() as stop:
+        if args.once:
+            return sync.once()
+        return sync.loop(args.interval, wait=stop.wait)
+
+
+def _checked_output(output: str) -> Path:
+    if output == _export.STDOUT:
+        msg = "sync keeps a file in step: give --output FILE (to print the credentials, use export)"
+        raise UsageError(msg)
+    path = Path(output)
+    if path.is_dir():
+        msg = f"--output {path} is a directory: name the file to write"
+        raise UsageError(msg)
+    if not path.parent.is_dir():
+        msg = f"--output {path}: its directory {path.parent} does not exist"
+        raise UsageError(msg)
+    return path
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _log(text: str) -> None:
+    _console.err(f"{_now()} sync: {text}")
+
+
+def masked(key_id: str) -> str:
+    """Return an access key id cut to its first four and last four characters.
+
+    Examples
+    --------
+    >>> masked("AKIAIOSFODNN7EXAMPLE")
+    'AKIA…MPLE'
+    """
+    return f"{key_id[:4]}…{key_id[-4:]}" if len(key_id) > 8 else "…"  # noqa: PLR2004
+
+
+@dataclass
+class Sync:
+    """One file kept in step with one secret (see the module docstring)."""
+
+    secret_id: str
+    output: Path
+    fmt: str = "env"
+    on_change: str | None = None
+    client: SecretsManagerClient | None = None
+    written_key: str | None = field(default=None, init=False)
+
+    @property
+    def pending(self) -> Path:
+        """The marker that says the ``--on-change`` command still has to succeed."""
+        return self.output.with_name(f".{self.output.name}.on-change-pending")
+
+    def step(self) -> bool:
+        """Read the secret, replace the file if it changed, run the command if one is pending.
+
+        Returns
+        -------
+        bool
+            Whether the file was replaced.
+
+        Raises
+        ------
+        SesSmtpCredentialsError
+            The secret cannot be read, is malformed or was never rotated (the file is unchanged).
+        OSError
+            The file (or the marker next to it) cannot be written; the file is unchanged.
+        OnChangeFailedError
+            The ``--on-change`` command failed; the file holds the new credentials.
+        """
+        # Every pass reads now: the pass itself is paced by the interval.
+        creds = get_smtp_credentials(self.secret_id, client=self.client, force_fetch=True)
+        text = _export.FORMATS[self.fmt](creds)
+        changed = _read(self.output) != text
+        if changed:
+            if self.on_change is not None:
+                _touch_private(self.pending)
+            mode = _export.write_private(self.output, text)
+            _log(
+                f"wrote {self.fmt} credentials of key {masked(creds.username)} to {self.output} "
+                f"(mode {mode:04o})"
+            )
+        elif self.written_key is None:
+            _log(f"{self.output} already holds the credentials of key {masked(creds.username)}")
+        self.written_key = creds.username
+        if self.on_change is not None and self.pending.exists():
+            self._run_on_change(self.on_change, creds)
+        return changed
+
+    def _run_on_change(self, command: str, creds: SmtpCredentials) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in HIDDEN_FROM_COMMAND}
+        env[FILE_ENV] = str(self.output)
+        done = subprocess.run(  # noqa: S603 # nosec B603 - the operator's own command, as documented
+            [SHELL, "-c", command],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=_stderr_fd(),
+            check=False,
+        )
+        if done.returncode != 0:
+            how = (
+                f"was killed by signal {-done.returncode}"
+                if done.returncode < 0
+                else f"exited with status {done.returncode}"
+            )
+            msg = (
+                f"the --on-change command {how}; {self.output} "
+                f"holds the credentials of key {masked(creds.username)}, and the command runs "
+                "again at the next pass"
+            )
+            raise OnChangeFailedError(msg)
+        with contextlib.suppress(FileNotFoundError):
+            self.pending.unlink()
+        _log("the --on-change command succeeded")
+
+    def once(self) -> int:
+        """One pass: 0 done, 1 the secret could not be read or the command failed.
+
+        Raises
+        ------
+        UsageError
+            The file cannot be written (exit code 2).
+        SesSmtpCredentialsError
+            The secret cannot be read (exit code 1) or is malformed (exit code 2).
+        """
+        try:
+            self.step()
+        except OnChangeFailedError as err:
+            _log(str(err))
+            return EXIT_FAILED
+        except OSError as err:
+            raise UsageError(_cannot_write(self.output, err)) from None
+        return EXIT_OK
+
+    def loop(self, interval: float, *, wait: Callable[[float], bool]) -> int:
+        """Pass, then ``wait(interval)``, until ``wait`` says stop; every failure is retried.
+
+        ``wait`` returns true when the loop must end (a signal arrived).
+        """
+        _log(
+            f"keeping {self.output} in step with {self.secret_id} every {interval:g} s "
+            "(SIGTERM or Ctrl-C stops)"
+        )
+        while True:
+            try:
+                self.step()
+            except OnChangeFailedError as err:
+                _log(str(err))
+            except (SesSmtpCredentialsError, OSError) as err:
+                reason = _cannot_write(self.output, err) if isinstance(err, OSError) else str(err)
+                kept = (
+                    f"keeps the credentials of key {masked(self.written_key)}"
+                    if self.written_key
+                    else "is left as it is"
+                )
+                _log(f"{reason}; {self.output} {kept}; retrying in {interval:g} s")
+            if wait(interval):
+                _log(f"stopped; {self.output} is complete")
+                return EXIT_OK
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # missing or unreadable: written anew
+
+
+def _touch_private(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    os.close(fd)
+
+
+def _cannot_write(path: Path, err: OSError) -> str:
+    return f"cannot write {path}: {err.strerror or type(err).__name__}; it is unchanged"
+
+
+def _stderr_fd() -> int | None:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a fd
+        return None
+
+
+@dataclass
+class _Stopper:
+    """Set by SIGTERM/SIGINT; :meth:`wait` sleeps in short slices so a signal ends it soon."""
+
+    stopped: bool = False
+
+    def stop(self, signum: int, _frame: FrameType | None) -> None:
+        del signum
+        self.stopped = True
+
+    def wait(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not self.stopped and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, _SLICE))
+        return self.stopped
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_Stopper]:
+    """Turn SIGTERM and SIGINT into a stop request for the life of the block (main thread)."""
+    stopper = _Stopper()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopper
+        return
+    previous = {sig: signal.signal(sig, stopper.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stopper
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
