@@ -63,46 +63,23 @@ class SendStats:
     errors: list[str] = field(default_factory=list)
 
 
-class MailApp:
-    """Send a message every ``interval`` seconds on a thread, with credentials from the secret.
+class Consumer:
+    """A consumer of the secret sending on its own thread every ``interval`` seconds."""
 
-    It reads through the client helper, cached ``max_age`` seconds, and re-reads after a ``535``.
-
-    Parameters
-    ----------
-    secret_id
-        The secret to read (AWSCURRENT).
-    region
-        Region of its own Secrets Manager client.
-    interval
-        Seconds between two sends.
-    on_event
-        Called with a line worth showing (a re-read after 535, a failed send); never a secret.
-    """
+    name = "consumer"
 
     def __init__(
-        self,
-        *,
-        secret_id: str,
-        region: str,
-        interval: float = 0.1,
-        max_age: int = _MAX_AGE,
-        on_event: Callable[[str], None] | None = None,
+        self, *, region: str, interval: float, on_event: Callable[[str], None] | None
     ) -> None:
-        self.secret_id = secret_id
         self.interval = interval
-        self.max_age = max_age
         self.stats = SendStats()
+        self.key_id: str | None = None
         self._on_event = on_event or (lambda _line: None)
         self._sm: SecretsManagerClient = boto3.session.Session(region_name=region).client(
             "secretsmanager"
         )
-        self._sender = SmtpSender(
-            secret_id, max_age=max_age, client=self._sm, timeout=_SMTP_TIMEOUT
-        )
-        self.key_id: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-app", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"demo-{self.name}", daemon=True)
 
     def __enter__(self) -> Self:
         """Start sending."""
@@ -123,12 +100,56 @@ class MailApp:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(_STOP_TIMEOUT)
-        self._sender.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.send_one()
             self._stop.wait(self.interval)
+
+    def send_one(self) -> bool:
+        """Send one message; return whether it was sent."""
+        raise NotImplementedError
+
+
+class MailApp(Consumer):
+    """Send a message every ``interval`` seconds on a thread, with credentials from the secret.
+
+    It reads through the client helper, cached ``max_age`` seconds, and re-reads after a ``535``.
+
+    Parameters
+    ----------
+    secret_id
+        The secret to read (AWSCURRENT).
+    region
+        Region of its own Secrets Manager client.
+    interval
+        Seconds between two sends.
+    on_event
+        Called with a line worth showing (a re-read after 535, a failed send); never a secret.
+    """
+
+    name = "app"
+
+    def __init__(
+        self,
+        *,
+        secret_id: str,
+        region: str,
+        interval: float = 0.1,
+        max_age: int = _MAX_AGE,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(region=region, interval=interval, on_event=on_event)
+        self.secret_id = secret_id
+        self.max_age = max_age
+        self._sender = SmtpSender(
+            secret_id, max_age=max_age, client=self._sm, timeout=_SMTP_TIMEOUT
+        )
+
+    def stop(self) -> None:
+        """Stop sending, wait (bounded) for the thread to end, close the connection."""
+        super().stop()
+        self._sender.close()
 
     def send_one(self) -> bool:
         """Send one message on its own connection; return whether it was sent."""
@@ -164,7 +185,7 @@ class MailApp:
         return True
 
 
-class ReadOnceApp:
+class ReadOnceApp(Consumer):
     """A daemon that reads the credentials once per start, and restarts every ``restart_every``.
 
     It has no ``535`` handling: a refused login is a failed send until its next start reads the
@@ -183,40 +204,11 @@ class ReadOnceApp:
         restart_every: float = 1.0,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
+        super().__init__(region=region, interval=interval, on_event=on_event)
         self.secret_id = secret_id
-        self.interval = interval
         self.restart_every = restart_every
-        self.stats = SendStats()
-        self._on_event = on_event or (lambda _line: None)
-        self._sm: SecretsManagerClient = boto3.session.Session(region_name=region).client(
-            "secretsmanager"
-        )
-        self.key_id: str | None = None
         self._creds: SmtpCredentials | None = None
         self._started = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-read-once", daemon=True)
-
-    def __enter__(self) -> Self:
-        """Start sending."""
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop sending."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(_STOP_TIMEOUT)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.send_one()
-            self._stop.wait(self.interval)
 
     def send_one(self) -> bool:
         """Send one message with the credentials of its last start; return whether it was sent."""
@@ -290,14 +282,9 @@ class SyncedDaemon(ReadOnceApp):
             time.sleep(0.05)
         return super().__enter__()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         """Stop the daemon and ``sync``."""
-        super().__exit__(exc_type, exc, tb)
+        super().stop()
         self._syncer.join(_STOP_TIMEOUT)
 
     def _run_sync(self) -> None:

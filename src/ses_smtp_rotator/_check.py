@@ -9,7 +9,6 @@ in ``export`` and in apps.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -57,22 +56,8 @@ def port(text: str) -> int:
     return int(text)
 
 
-def seconds(text: str) -> float:
-    """Parse a time-out: a finite number of seconds above 0 (at most an hour).
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        ``0``, a negative number, ``nan``, ``inf`` or not a number (exit code 2).
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 < value <= _MAX_TIMEOUT):
-        msg = f"must be a number of seconds above 0 and at most {_MAX_TIMEOUT:.0f}, such as 10"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+# A time-out: a finite number of seconds above 0, at most an hour.
+seconds = _console.seconds_type(_MAX_TIMEOUT, "10")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

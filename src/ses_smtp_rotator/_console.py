@@ -7,12 +7,17 @@ the command line: argv is visible in shell history and in ``ps``.
 
 from __future__ import annotations
 
+import argparse
 import getpass
+import math
 import os
 import sys
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ses_smtp_rotator.exceptions import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The one variable every command reads a secret access key from. Not AWS_SECRET_ACCESS_KEY: that
@@ -67,3 +72,24 @@ def out(text: str) -> None:
 def err(text: str) -> None:
     """Write one line to stderr (newlines in ``text`` become spaces)."""
     sys.stderr.write(text.replace("\n", " ") + "\n")
+
+
+def seconds_type(maximum: float, example: str) -> Callable[[str], float]:
+    """Return an argparse type for a finite number of seconds above 0 and at most ``maximum``.
+
+    ``0``, a negative number, ``nan``, ``inf``, more than ``maximum`` or not a number is refused
+    (exit code 2), with ``example`` as a value that works.
+    """
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 < value <= maximum):
+            msg = f"must be a number of seconds above 0 and at most {maximum:.0f}, such as "
+            msg += example
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return parse

@@ -25,9 +25,7 @@ loop each of them is logged, the file is left as it is, and the next pass tries 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import math
 import os
 import signal
 import subprocess  # nosec B404 - runs the operator's --on-change command
@@ -46,6 +44,7 @@ from ses_smtp_rotator.credentials import DEFAULT_MAX_AGE, get_smtp_credentials
 from ses_smtp_rotator.exceptions import SesSmtpCredentialsError, UsageError
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Iterator
     from types import FrameType
 
@@ -75,22 +74,8 @@ class OnChangeFailedError(SesSmtpCredentialsError):
     """The ``--on-change`` command exited non-zero (the file holds the new credentials)."""
 
 
-def interval(text: str) -> float:
-    """Parse ``--interval``: a finite number of seconds above 0, at most a day.
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        ``0``, a negative number, ``nan``, ``inf``, more than a day or not a number (exit code 2).
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 < value <= MAX_INTERVAL):
-        msg = f"must be a number of seconds above 0 and at most {MAX_INTERVAL:.0f}, such as 300"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+# ``--interval``: a finite number of seconds above 0, at most a day.
+interval = _console.seconds_type(MAX_INTERVAL, "300")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -153,6 +153,9 @@ def test_the_sweep_leaves_a_key_made_by_hand_alone(make_world: Callable[..., Wor
 @pytest.mark.parametrize(
     ("operation", "client"),
     [
+        ("DescribeSecret", "sm"),
+        ("GetSecretValue", "sm"),
+        ("ListAccessKeys", "iam"),
         ("ListUserTags", "iam"),
         ("TagUser", "iam"),
         ("GetAccessKeyLastUsed", "iam"),
