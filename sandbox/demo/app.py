@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Self
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sandbox.demo.background import JOIN_TIMEOUT, Background
 from ses_smtp_rotator import _aws
 from ses_smtp_rotator._sync import Sync
 from ses_smtp_rotator.client import SmtpCredentials, SmtpSender, get_smtp_credentials
@@ -31,7 +32,6 @@ from ses_smtp_rotator.smtp import authenticate, connect, quit_quietly
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-    from types import TracebackType
 
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -63,7 +63,7 @@ class SendStats:
     errors: list[str] = field(default_factory=list)
 
 
-class Consumer:
+class Consumer(Background):
     """A consumer of the secret sending on its own thread every ``interval`` seconds."""
 
     name = "consumer"
@@ -71,6 +71,7 @@ class Consumer:
     def __init__(
         self, *, region: str, interval: float, on_event: Callable[[str], None] | None
     ) -> None:
+        super().__init__(self.name)
         self.interval = interval
         self.stats = SendStats()
         self.key_id: str | None = None
@@ -78,30 +79,9 @@ class Consumer:
         self._sm: SecretsManagerClient = boto3.session.Session(region_name=region).client(
             "secretsmanager"
         )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"demo-{self.name}", daemon=True)
 
-    def __enter__(self) -> Self:
-        """Start sending."""
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop sending."""
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop sending and wait (bounded) for the thread to end."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(_STOP_TIMEOUT)
-
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Send, then wait ``interval``, until stopped."""
         while not self._stop.is_set():
             self.send_one()
             self._stop.wait(self.interval)
@@ -277,7 +257,7 @@ class SyncedDaemon(ReadOnceApp):
     def __enter__(self) -> Self:
         """Start ``sync`` and, once it wrote the file, the daemon."""
         self._syncer.start()
-        deadline = time.monotonic() + _STOP_TIMEOUT
+        deadline = time.monotonic() + JOIN_TIMEOUT
         while not self.path.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         return super().__enter__()
@@ -285,7 +265,7 @@ class SyncedDaemon(ReadOnceApp):
     def stop(self) -> None:
         """Stop the daemon and ``sync``."""
         super().stop()
-        self._syncer.join(_STOP_TIMEOUT)
+        self._syncer.join(JOIN_TIMEOUT)
 
     def _run_sync(self) -> None:
         # sync's own progress lines (key ids masked) go to stderr, as under systemd

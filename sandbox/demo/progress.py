@@ -12,16 +12,15 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from sandbox.demo.app import mask
+from sandbox.demo.background import Background
 from sandbox.secrets_manager import PENDING
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from rich.console import Console
 
     from sandbox.demo.app import MailApp
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from sandbox.world import World
 
 _POLL = 0.05
-_JOIN_TIMEOUT = 5.0
 _REASONS = {
     "ok": "235 accepted",
     "propagating": "535 refused: the new key has not reached SES yet",
@@ -51,7 +49,7 @@ class StepTimes:
         return statistics.median(values) if values else None
 
 
-class Progress:
+class Progress(Background):
     """Print the rotation as it happens; used as the driver's ``on_step`` callback.
 
     It also watches the SMTP server's AUTH log on a thread and prints each attempt made with the
@@ -71,23 +69,7 @@ class Progress:
         self._running: tuple[str, float] | None = None
         self._seen = len(world.ses.auth_attempts)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="demo-auth-log", daemon=True)
-
-    def __enter__(self) -> Self:
-        """Start watching the AUTH log."""
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop watching (bounded wait)."""
-        self._stop.set()
-        self._thread.join(_JOIN_TIMEOUT)
+        super().__init__("auth-log")
 
     def __call__(self, step: str, token: str, record: StepRecord | None) -> None:
         """Show a step starting (``record`` is None) or ending: the driver's ``on_step``."""
@@ -141,7 +123,8 @@ class Progress:
                 line = f"        AUTH {mask(attempt.access_key_id)}  {reason}"
                 self.console.print(Text(line, style=style))
 
-    def _watch(self) -> None:
+    def run(self) -> None:
+        """Print the AUTH attempts as they come, until stopped."""
         while not self._stop.wait(_POLL):
             self.drain()
 

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final
 
 from rich.console import Console
 from rich.live import Live
@@ -32,6 +32,7 @@ from rich.text import Text
 from sandbox import invariants
 from sandbox.calls import count_calls
 from sandbox.demo.app import MailApp, ReadOnceApp, SyncedDaemon, mask, wait_for_first_send
+from sandbox.demo.background import Background
 from sandbox.demo.progress import Progress
 from sandbox.demo.summary import RotationReport, Summary, print_summary
 from sandbox.faults import Fault, FaultKind, inject
@@ -282,27 +283,17 @@ def _run_with(world: World, args: argparse.Namespace, console: Console, workdir:
     return summary
 
 
-class Sweeper:
+class Sweeper(Background):
     """Invoke the function's RetireOldKeys sweep every ``every`` seconds, as its schedule does."""
 
     def __init__(self, world: World, *, every: float, console: Console) -> None:
+        super().__init__("sweep")
         self.world, self.every, self.console = world, every, console
         self.retired = 0
         self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-sweep", daemon=True)
 
-    def __enter__(self) -> Self:
-        """Start sweeping."""
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        """Stop sweeping (bounded wait)."""
-        self._stop.set()
-        self._thread.join(10.0)
-
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Sweep until stopped; a failed sweep is reported and ends the thread."""
         while not self._stop.wait(self.every):
             try:
                 summary = self.world.sweep()
