@@ -80,18 +80,9 @@ def create_secret(ctx: StepContext) -> None:
 
     Guarantees: afterwards the token's version holds a key created for it; at most two keys
     exist; the live key (AWSCURRENT's) and keys of no record of ours are untouched; orphans of
-    earlier attempts are gone. The key lifecycle is :mod:`rotation_handler.lifecycle`.
-
-    Raises
-    ------
-    SecretValueError
-        AWSCURRENT has no value or does not follow the schema.
-    UserOwnedError
-        Another secret manages the IAM user's keys.
-    ForeignKeyError
-        IAM's two-key limit is held by a key this function must not delete.
-    AccessKeyError
-        The IAM user does not exist, or the key limit was reached meanwhile.
+    earlier attempts are gone; the user belongs to this secret. The key lifecycle, and the
+    errors it raises (a bad AWSCURRENT value, a user another secret owns, a foreign key holding
+    the limit, IAM refusing the key), are :func:`rotation_handler.lifecycle.create_pending`'s.
     """
     # A rotation starts from what the service holds, not from what this container remembers.
     versions.forget(ctx.state.arn)
