@@ -23,6 +23,7 @@ from rotation_handler.exceptions import (
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from datetime import datetime
 
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -51,6 +52,10 @@ class SecretState:
     versions: Mapping[str, tuple[str, ...]]
     # Seconds between scheduled rotations, when the rotation rules say (None for cron()).
     rotation_interval: int | None = None
+    # When the secret last rotated successfully, or None if it never did (DescribeSecret's
+    # LastRotatedDate), and when it was created.
+    last_rotated: datetime | None = None
+    created: datetime | None = None
 
     def version_with(self, stage: str) -> str | None:
         """Return the id of the version that carries ``stage``, if any."""
@@ -78,6 +83,8 @@ def describe(sm: SecretsManagerClient, secret_id: str) -> SecretState:
         rotation_enabled=bool(meta.get("RotationEnabled")),
         versions={vid: tuple(stages) for vid, stages in meta.get("VersionIdsToStages", {}).items()},
         rotation_interval=_interval(meta.get("RotationRules", {})),
+        last_rotated=meta.get("LastRotatedDate"),
+        created=meta.get("CreatedDate"),
     )
 
 

@@ -97,6 +97,7 @@ def retire_old_keys(
         msg = f"this function is bound to secret {settings.secret_arn} and refuses {state.arn}"
         raise NotBoundError(msg)
     versions.forget(state.arn)
+    _report_rotation_age(state, now=now)
     current, previous = _read(sm, state, CURRENT, settings), _read(sm, state, PREVIOUS, settings)
     if current is None or not current.has_credentials:
         return Outcome(secret_arn=state.arn, result="nothing-to-retire: AWSCURRENT holds no key")
@@ -121,6 +122,20 @@ def retire_old_keys(
     _report_late_use(iam, key_id, since=since)
     lifecycle.apply_action(iam, user, key_id, action)
     return Outcome(secret_arn=state.arn, result=f"retired: {action}", access_key_id=key_id)
+
+
+def _report_rotation_age(state: guard.SecretState, *, now: datetime) -> None:
+    """Emit ``SecondsSinceLastRotation``, what the stack's overdue alarm watches.
+
+    A secret that never rotated counts from its creation: the deploy rotates at once, so a secret
+    still unrotated after the alarm's threshold is as overdue as one whose rotations stopped.
+    """
+    since = state.last_rotated or state.created
+    if since is None:
+        logger.warning("DescribeSecret gave neither LastRotatedDate nor CreatedDate")
+        return
+    age = max(0.0, (now - since).total_seconds())
+    metrics.add_metric(name="SecondsSinceLastRotation", unit=MetricUnit.Seconds, value=age)
 
 
 def _read(
