@@ -303,7 +303,13 @@ def _judge_current(report: Report) -> None:
         elif report.state != "stuck":
             message = "never rotated: AWSCURRENT holds the bootstrap value, no credentials yet"
             report.problems.append(Problem("never-rotated", message, (rotate_fix(report),)))
-    elif current.holds in {"invalid", "unreadable", "no-value"}:
+    elif current.holds == "unreadable":
+        message = (
+            f"AWSCURRENT {current.note}: status needs secretsmanager:GetSecretValue on the "
+            "secret (and kms:Decrypt on its key) to tell which key it holds"
+        )
+        report.problems.append(Problem("current-unreadable", message))
+    elif current.holds in {"invalid", "no-value"}:
         message = (
             f"AWSCURRENT {current.note}: apps cannot read credentials; put a value in the "
             "schema of docs/configuration.md, then rotate"

@@ -146,13 +146,20 @@ class View:
             "",
             "versions",
         ]
+        unread = [v for v in r.versions if v.holds == "unread"]
         for v in r.versions:
+            if v.holds == "unread":
+                continue
             holds = f"key {self.key(v.access_key_id)}" if v.access_key_id else v.holds
             note = f" ({v.note})" if v.note and v.holds not in {"credentials", "bootstrap"} else ""
             labels = "+".join(v.stages) or "(no label)"
             lines.append(f"  {v.version_id}  {labels:<22} created {when(v.created)}  {holds}{note}")
+        if unread:
+            lines.append(f"  ({len(unread)} more without labels, not needed to place a key)")
         lines += ["", f"access keys of IAM user {r.iam_user or '(unknown)'}"]
-        lines += [f"  {self._key_line(k, now)}" for k in r.keys] or ["  (none)" if r.iam_user else "  (not read: no version names the user)"]
+        lines += [f"  {self._key_line(k, now)}" for k in r.keys] or [
+            "  (none)" if r.iam_user else "  (not read: no version names the user)"
+        ]
         lines.append("")
         if not r.problems:
             lines.append("healthy: no problem found")

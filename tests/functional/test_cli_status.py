@@ -264,6 +264,22 @@ def test_a_foreign_key_is_flagged_and_its_fix_deletes_it(world: World, status: S
     assert problems(status, world) == {}
 
 
+def test_a_key_of_a_cancelled_rotation_is_placed_not_flagged(world: World, status: Status) -> None:
+    # GIVEN a rotation that made its key, then was cancelled as the runbook says
+    assert world.rotate().ok
+    token = world.driver.start()
+    assert world.driver.invoke("createSecret", token).ok
+    made = world.value("AWSPENDING")["access_key_id"]
+    world.cancel_rotation(token)
+    # WHEN status runs
+    _, found = report(status, world, "--show-key-ids")
+    # THEN the key is shown with its unlabelled version and not flagged; rotation is off
+    (key,) = [k for k in found["keys"] if k["access_key_id"] == made]
+    assert key["held_by"] == [{"version_id": token, "stages": []}]
+    assert key["held_by_no_version"] is False
+    assert {p["code"] for p in found["problems"]} == {"rotation-off"}
+
+
 def test_a_key_in_its_grace_period_shows_since_when(
     make_world: Callable[..., World], status: Status
 ) -> None:
