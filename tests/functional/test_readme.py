@@ -450,9 +450,9 @@ def test_status_commands(served_world: World) -> None:
     assert code == 1, err
     (problem,) = json.loads(out)["problems"]
     assert problem["access_key_id"] == foreign["AccessKeyId"]
+    user, key_id = served_world.user_name, foreign["AccessKeyId"]
     assert problem["fix"] == [
-        f"aws iam delete-access-key --user-name {served_world.user_name} "
-        f"--access-key-id {foreign['AccessKeyId']}"
+        f"aws iam delete-access-key --user-name {user} --access-key-id {key_id}"
     ]
     # AND nothing secret was printed
     texts = [cli(plain)[1], out, err]
