@@ -165,20 +165,17 @@ def _rank(stages: list[str]) -> int:
 
 
 def _list_versions(sm: SecretsManagerClient, arn: str) -> list[SecretVersionsListEntryTypeDef]:
-    """Every version of the secret, labelled or not (botocore has no paginator for this one)."""
+    """Return every version of the secret, labelled or not (botocore has no paginator here)."""
     found: list[SecretVersionsListEntryTypeDef] = []
-    token = ""
+    page_after: dict[str, str] = {}  # the NextToken of the page before, if any
     for _ in range(MAX_PAGES):
         page = sm.list_secret_version_ids(
-            SecretId=arn,
-            IncludeDeprecated=True,
-            MaxResults=100,
-            **({"NextToken": token} if token else {}),
+            SecretId=arn, IncludeDeprecated=True, MaxResults=100, **page_after
         )
         found += page.get("Versions", [])
-        token = page.get("NextToken", "")
-        if not token:
+        if not page.get("NextToken"):
             break
+        page_after = {"NextToken": page["NextToken"]}
     return found
 
 
@@ -224,7 +221,8 @@ def _read_keys(report: Report, sm: SecretsManagerClient, *, now: datetime) -> No
     except (ClientError, BotoCoreError) as err:
         message = (
             f"the keys of IAM user {report.iam_user} cannot be read ({_aws.error_code(err)}): "
-            "status needs iam:ListAccessKeys, iam:ListUserTags and iam:GetAccessKeyLastUsed"
+            "check that the user the secret names (iam_user_name) exists and that you may call "
+            "iam:ListAccessKeys, iam:ListUserTags and iam:GetAccessKeyLastUsed on it"
         )
         report.problems.append(Problem("iam-unreadable", message))
         return

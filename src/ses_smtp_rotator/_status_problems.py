@@ -123,9 +123,10 @@ def judge_current(report: Report) -> None:
     elif current.holds in {"invalid", "no-value"}:
         message = (
             f"AWSCURRENT {current.note}: apps cannot read credentials; put a value in the "
-            "schema of docs/configuration.md, then rotate"
+            "schema of docs/configuration.md as AWSCURRENT (runbook: adopt an existing key), "
+            "then rotate"
         )
-        report.problems.append(Problem("current-unusable", message, (rotate_fix(report),)))
+        report.problems.append(Problem("current-unusable", message))
 
 
 def judge_keys(report: Report, *, now: datetime) -> None:

@@ -336,6 +336,29 @@ def test_an_inactive_current_key_is_reactivated_by_its_fix(world: World, status:
     assert world.access_keys()[key] == "Active"
 
 
+def test_a_deleted_current_key_is_replaced_by_a_rotation(world: World, status: Status) -> None:
+    # GIVEN AWSCURRENT's key deleted by hand
+    assert world.rotate().ok
+    key = world.value()["access_key_id"]
+    world.iam.delete_access_key(UserName=world.user_name, AccessKeyId=key)
+    # THEN status names the missing key, and the rotation it prints clears the problem
+    assert problems(status, world)["current-key-missing"]["access_key_id"] == key
+    fix_and_recheck(status, world, "current-key-missing")
+    assert problems(status, world) == {}
+
+
+def test_a_user_that_does_not_exist_is_named(
+    make_world: Callable[..., World], status: Status
+) -> None:
+    # GIVEN a secret that names a user IAM does not have
+    world = make_world(bootstrap={"iam_user_name": "no-such-user"})
+    # WHEN status runs / THEN it exits 1 and says the user's keys cannot be read, and why
+    code, out = status(world)
+    assert code == EXIT_FAILED
+    assert "iam-unreadable" in out
+    assert "IAM user no-such-user cannot be read (NoSuchEntity)" in out
+
+
 def test_a_version_that_does_not_parse_is_reported_never_echoed(
     world: World, status: Status
 ) -> None:
