@@ -49,6 +49,7 @@ class Version:
     holds: str = "unread"  # credentials, bootstrap, no-value, invalid, unreadable, unread
     access_key_id: str | None = None
     note: str | None = None
+    iam_user: str | None = None  # the user it names (not a secret)
 
 
 @dataclass
@@ -200,18 +201,14 @@ def _read_version(sm: SecretsManagerClient, arn: str, version: Version) -> None:
     finally:
         del answer
     version.holds = "credentials" if secret.has_credentials else "bootstrap"
-    version.access_key_id = secret.access_key_id
-    version.note = secret.iam_user_name  # the user, read later; not a secret
+    version.access_key_id, version.iam_user = secret.access_key_id, secret.iam_user_name
 
 
 def _read_keys(report: Report, sm: SecretsManagerClient, *, now: datetime) -> None:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
 
-    users = [v.note for v in report.versions if v.holds in {"credentials", "bootstrap"}]
-    for version in report.versions:
-        if version.holds in {"credentials", "bootstrap"}:
-            version.note = None  # it carried the user name
-    report.iam_user = users[0] if users else None
+    # The user of the newest label that names one: AWSCURRENT's, unless it cannot be read.
+    report.iam_user = next((v.iam_user for v in report.versions if v.iam_user), None)
     if report.iam_user is None:
         return
     iam = _aws.client("iam")
@@ -257,8 +254,6 @@ def _match_keys(report: Report, sm: SecretsManagerClient) -> None:
             if all(key.held_by for key in report.keys):
                 break
             _read_version(sm, report.arn, version)
-            if version.holds in {"credentials", "bootstrap"}:
-                version.note = None
         key = by_id.get(version.access_key_id or "")
         if key is not None:
             key.held_by.append({"version_id": version.version_id, "stages": version.stages})

@@ -152,7 +152,7 @@ class View:
             if v.holds == "unread":
                 continue
             holds = f"key {self.key(v.access_key_id)}" if v.access_key_id else v.holds
-            note = f" ({v.note})" if v.note and v.holds not in {"credentials", "bootstrap"} else ""
+            note = f" ({v.note})" if v.note else ""
             labels = "+".join(v.stages) or "(no label)"
             lines.append(f"  {v.version_id}  {labels:<22} created {when(v.created)}  {holds}{note}")
         if unread:
