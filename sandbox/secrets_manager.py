@@ -205,7 +205,8 @@ class SecretsManagerDriver:
             if not record.ok:
                 break
         if attempt.ok:
-            # The service records a successful rotation as DescribeSecret's LastRotatedDate.
+            # The service records when a rotation last completed (DescribeSecret's
+            # LastRotatedDate); RotateSecret would, but the driver plays that part here.
             self._secret().last_rotation_date = int(time.time())
         if attempt.ok and self.clear_pending_after_finish:
             stages = self._secret().versions[token]["version_stages"]

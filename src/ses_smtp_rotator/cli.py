@@ -1,4 +1,4 @@
-"""Command line: ``ses-smtp-rotator derive``, ``check``, ``export`` and ``sync``.
+"""Command line: ``ses-smtp-rotator derive``, ``check``, ``export``, ``sync`` and ``status``.
 
 Secrets (secret access keys, SMTP passwords) are read from stdin, the environment or a prompt
 (:mod:`ses_smtp_rotator._console`), never from the command line: argv is visible in shell history
@@ -10,7 +10,7 @@ Exit codes (mapped in :func:`main`, and only there):
   done, or its loop stopped by SIGTERM/SIGINT);
 * ``1``: the command ran and failed: the login was refused (the output says why and the likely
   cause), or the secret could not be read or holds no credentials yet (never rotated), or
-  ``sync --once``'s ``--on-change`` command failed;
+  ``sync --once``'s ``--on-change`` command failed, or ``status`` found a problem;
 * ``2``: bad input or usage (unknown region, no key given, an argument where a secret must not be,
   a malformed secret, a missing extra).
 
@@ -25,7 +25,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn
 
-from ses_smtp_rotator import __version__, _check, _console, _export, _sync
+from ses_smtp_rotator import __version__, _check, _console, _export, _status, _sync
 from ses_smtp_rotator._console import (
     EXIT_FAILED,
     EXIT_OK,
@@ -134,6 +134,13 @@ COMMANDS: tuple[Command, ...] = (
         "optionally run a command after each change",
         _sync.configure,
         _sync.run,
+    ),
+    Command(
+        "status",
+        "show a secret's rotation state, its versions and its user's keys, and the fix of each "
+        "problem found (exit 1 when one is found)",
+        _status.configure,
+        _status.run,
     ),
 )
 

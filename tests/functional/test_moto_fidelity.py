@@ -32,3 +32,15 @@ def test_putting_a_value_as_awscurrent_after_a_rotation_leaves_one_awscurrent(
     )["VersionId"]
     assert _with(world, "AWSCURRENT") == [adopted]
     assert _with(world, "AWSPREVIOUS") == rotated
+
+
+def test_listed_versions_keep_the_date_they_were_made(world: World) -> None:
+    # GIVEN a version made an hour ago (moto keeps epoch seconds; time passing is played here)
+    world.rotate()
+    (current,) = _with(world, "AWSCURRENT")
+    made = world.driver._secret().versions[current]["createdate"] - 3600
+    world.driver._secret().versions[current]["createdate"] = made
+    # WHEN the versions are listed / THEN that version's CreatedDate is when it was made
+    listed = world.sm.list_secret_version_ids(SecretId=world.secret_arn)["Versions"]
+    (entry,) = [v for v in listed if v["VersionId"] == current]
+    assert int(entry["CreatedDate"].timestamp()) == made

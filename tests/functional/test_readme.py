@@ -175,6 +175,8 @@ HOW: Final[dict[str, str]] = {
         "sudo systemctl daemon-reload && sudo systemctl enable --now ses-smtp-sync-loop.service"
     ): SYSTEMD,
     "journalctl -u ses-smtp-sync.service": SYSTEMD,
+    'ses-smtp-rotator status --secret-id "$SES_SMTP_SECRET_ID"': RUN,
+    'ses-smtp-rotator status --secret-id "$SES_SMTP_SECRET_ID" --json --show-key-ids': RUN,
 }
 
 
@@ -434,6 +436,27 @@ def test_sync_commands(served_world: World, tmp_path: Path) -> None:
     assert exported["SMTP_USERNAME"] == served_world.value()["username"]
     assert exported["SMTP_PASSWORD"] == served_world.value()["password"]
     assert leakscan.find_leaks([out, err], served_world.secret_material()) == []
+
+
+def test_status_commands(served_world: World) -> None:
+    plain, as_json = sorted(_commands("ses-smtp-rotator status"), key=len)
+    # WHEN status runs on the rotated secret / THEN it finds no problem
+    code, out, err = cli(plain)
+    assert code == 0, out + err
+    assert "healthy: no problem found" in out
+    # WHEN a key is made by hand / THEN status exits 1 and its JSON names the key and the fix
+    foreign = served_world.iam.create_access_key(UserName=served_world.user_name)["AccessKey"]
+    code, out, err = cli(as_json)
+    assert code == 1, err
+    (problem,) = json.loads(out)["problems"]
+    assert problem["access_key_id"] == foreign["AccessKeyId"]
+    user, key_id = served_world.user_name, foreign["AccessKeyId"]
+    assert problem["fix"] == [
+        f"aws iam delete-access-key --user-name {user} --access-key-id {key_id}"
+    ]
+    # AND nothing secret was printed
+    texts = [cli(plain)[1], out, err]
+    assert leakscan.find_leaks(texts, served_world.secret_material()) == []
 
 
 def cli_process(args: str) -> subprocess.Popen[str]:
