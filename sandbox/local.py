@@ -155,10 +155,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _shown(path: Path) -> str:
-    """Return ``path`` relative to the working directory when it is under it, else absolute."""
+def _shown(path: Path, root: Path | None = None) -> str:
+    """Return ``path`` relative to ``root`` (the working directory) when under it, else as is."""
     try:
-        return str(path.relative_to(Path.cwd()))
+        return str(path.relative_to(root or Path.cwd()))
     except ValueError:
         return str(path)
 
@@ -290,13 +290,19 @@ def _remove(written: list[Path], directory: Path | None) -> None:
             directory.rmdir()
 
 
-def sam_command(out_dir: Path, step: str, *, docker_desktop: bool = False) -> str:
-    """Return the ``sam local invoke`` line for one step (run after :func:`shell_setup`)."""
+def sam_command(
+    out_dir: Path, step: str, *, docker_desktop: bool = False, root: Path | None = None
+) -> str:
+    """Return the ``sam local invoke`` line for one step (run after :func:`shell_setup`).
+
+    Paths are shown relative to ``root`` (the working directory) when they are under it.
+    """
     env_file = "env.docker-desktop.json" if docker_desktop else "env.json"
     network = "" if docker_desktop else " --docker-network host"
     return (
-        f"sam local invoke {FUNCTION} -t {_shown(out_dir / 'template.json')} "
-        f"-e {_shown(out_dir / f'{step}.json')} --env-vars {_shown(out_dir / env_file)}{network}"
+        f"sam local invoke {FUNCTION} -t {_shown(out_dir / 'template.json', root)} "
+        f"-e {_shown(out_dir / f'{step}.json', root)} "
+        f"--env-vars {_shown(out_dir / env_file, root)}{network}"
     )
 
 
