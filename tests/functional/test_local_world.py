@@ -25,6 +25,7 @@ import pytest
 from sandbox import local
 from sandbox.events import STEPS
 from sandbox.secrets_manager import LocalLambdaContext
+from sandbox.tls import TestCa
 from tests import leakscan
 from tests.unit.test_template_policy import load_template
 
@@ -262,3 +263,20 @@ def test_local_world_runs_the_steps_and_its_printed_commands_then_stops_cleanly(
     assert not any(_is_listening(host, port) for host, port in addresses)
     assert not world.out_dir.exists()
     assert leakscan.find_leaks(["\n".join(world.lines), out, err], {current["password"]}) == []
+
+
+def test_the_smtp_certificate_names_docker_desktops_host() -> None:
+    # GIVEN the local CA's server certificate / THEN a container on Docker Desktop, which reaches
+    # the world as host.docker.internal, can verify it as well as a client on 127.0.0.1
+    from cryptography import x509  # noqa: PLC0415 - trustme's own dependency, only here
+
+    ca = TestCa()
+    try:
+        pem = ca._cert.cert_chain_pems[0].bytes()  # the certificate the server shows
+        names = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+        dns = set(names.value.get_values_for_type(x509.DNSName))
+        assert {"localhost", local.DOCKER_DESKTOP_HOST} <= dns
+    finally:
+        ca.remove()
