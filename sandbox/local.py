@@ -171,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the world until Ctrl-C or SIGTERM (see the module docstring); return 0."""
     args = _parse_args(argv)
     import boto3  # noqa: PLC0415 - imported after the arguments parse, as moto below
+    from moto.core.base_backend import BackendDict  # noqa: PLC0415 - as moto's server below
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only this entry point needs it
 
     from sandbox import moto_fidelity  # noqa: PLC0415 - imports moto, as the line above
@@ -188,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir: Path = args.dir.resolve()
     created_dir = not out_dir.exists()
     written: list[Path] = []
+    # moto keeps its state in this process's backends: start from an empty AWS and leave one.
+    BackendDict.reset()
     moto_server = ThreadedMotoServer(ip_address=BIND, port=0, verbose=False)
     moto_server.start()
     try:
@@ -239,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pass
     finally:
         moto_server.stop()
+        BackendDict.reset()
         _remove(written, out_dir if created_dir else None)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -280,3 +281,48 @@ def test_the_smtp_certificate_names_docker_desktops_host() -> None:
         assert {"localhost", local.DOCKER_DESKTOP_HOST} <= dns
     finally:
         ca.remove()
+
+
+def test_local_world_in_process_writes_its_files_and_removes_them_on_sigint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an output folder that exists already, with a file of the user's in it
+    out_dir = tmp_path / "local"
+    out_dir.mkdir()
+    (out_dir / "notes.txt").write_text("mine")
+    seen: list[str] = []
+
+    def stop_when_written() -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and not (out_dir / "template.json").exists():
+            time.sleep(0.05)
+        seen.extend(sorted(path.name for path in out_dir.iterdir()))
+        os.kill(os.getpid(), signal.SIGINT)  # the world's handler takes it, as Ctrl-C
+
+    # WHEN the world runs in this process until its files are written, then gets SIGINT
+    stopper = threading.Thread(target=stop_when_written)
+    stopper.start()
+    try:
+        code = local.main(["--dir", str(out_dir), "--region", "eu-west-1"])
+    finally:
+        stopper.join(timeout=STARTUP_SECONDS)
+    # THEN it wrote its files, returned 0, and removed only what it wrote
+    assert code == 0
+    assert seen == sorted(
+        [
+            "ca",
+            "env.docker-desktop.json",
+            "env.json",
+            "notes.txt",
+            "template.json",
+            *(f"{step}.json" for step in STEPS),
+        ]
+    )
+    assert [path.name for path in out_dir.iterdir()] == ["notes.txt"]
+    out = capsys.readouterr().out
+    assert "secret:ses-smtp-rotator" in out
+    assert "export AWS_ACCESS_KEY_ID=testing" in out
+    assert "AWS_REGION=eu-west-1" in out
+    assert out.rstrip().endswith("local world stopped")
+    # AND the signal handlers it replaced are back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
