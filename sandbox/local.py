@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import platform
 import shlex
 import shutil
 import signal
@@ -129,9 +130,24 @@ def function_env(
     return env
 
 
-def local_template(template: dict[str, Any], ca_dir: Path, code_dir: Path) -> dict[str, Any]:
-    """Return ``template`` as ``sam local invoke`` needs it for this world (see the module doc)."""
+def host_architecture(machine: str | None = None) -> str:
+    """Return the Lambda architecture of this machine (``arm64`` or ``x86_64``)."""
+    machine = (machine or platform.machine()).lower()
+    return "arm64" if machine in {"arm64", "aarch64"} else "x86_64"
+
+
+def local_template(
+    template: dict[str, Any], ca_dir: Path, code_dir: Path, *, architecture: str | None = None
+) -> dict[str, Any]:
+    """Return ``template`` as ``sam local invoke`` needs it for this world (see the module doc).
+
+    The function runs on this machine's architecture (the package is pure Python), so that an
+    x86_64 machine needs no emulator for the template's arm64.
+    """
     local: dict[str, Any] = json.loads(json.dumps(template))
+    function_globals = local.setdefault("Globals", {}).setdefault("Function", {})
+    function_globals["Architectures"] = [architecture or host_architecture()]
+    local["Resources"][FUNCTION]["Properties"].pop("Architectures", None)
     function = local["Resources"][FUNCTION]["Properties"]
     function["CodeUri"] = str(code_dir)
     function.setdefault("Environment", {}).setdefault("Variables", {})

@@ -185,6 +185,7 @@ def test_local_world_writes_env_files_events_and_a_started_rotation(
     local_function = written["Resources"]["RotationFunction"]["Properties"]
     assert set(local_function["Environment"]["Variables"]) | declared == expected
     assert local_function["Layers"] == [{"Ref": local.CA_LAYER}]
+    assert written["Globals"]["Function"]["Architectures"] == [local.host_architecture()]
     layer = written["Resources"][local.CA_LAYER]["Properties"]["ContentUri"]
     assert (Path(layer) / Path(linux["SSL_CERT_FILE"]).name).is_file()
     # AND the two env files differ only in how the container reaches this machine
@@ -326,3 +327,13 @@ def test_local_world_in_process_writes_its_files_and_removes_them_on_sigint(
     assert out.rstrip().endswith("local world stopped")
     # AND the signal handlers it replaced are back
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize(
+    ("machine", "architecture"),
+    [("x86_64", "x86_64"), ("AMD64", "x86_64"), ("aarch64", "arm64"), ("arm64", "arm64")],
+)
+def test_the_local_function_runs_on_the_machines_architecture(
+    machine: str, architecture: str
+) -> None:
+    assert local.host_architecture(machine) == architecture
