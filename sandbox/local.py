@@ -25,6 +25,7 @@ removes what it wrote and exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -208,8 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # moto keeps its state in this process's backends: start from an empty AWS and leave one.
     BackendDict.reset()
     moto_server = ThreadedMotoServer(ip_address=BIND, port=0, verbose=False)
-    moto_server.start()
     try:
+        moto_server.start()
         with SesSmtpServer(region=args.region) as smtp:
             host, port = moto_server.get_host_and_port()
             if SAM_EMULATOR_PORT in {port, smtp.port}:
@@ -236,8 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             driver.enable_rotation()
             token = driver.start()
             out_dir.mkdir(parents=True, exist_ok=True)
-            written += _write_files(
+            _write_files(
                 out_dir,
+                written,
                 arn=arn,
                 token=token,
                 world={
@@ -271,14 +273,26 @@ def _not_invoked(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401
     raise RuntimeError(msg)
 
 
-def _write_files(
-    out_dir: Path, *, arn: str, token: str, world: dict[str, str], ca_file: Path
-) -> list[Path]:
-    """Write the events, env files, the local template and the CA; return every path written."""
+def _write_files(  # noqa: PLR0913 - keyword-only, what the files hold
+    out_dir: Path,
+    written: list[Path],
+    *,
+    arn: str,
+    token: str,
+    world: dict[str, str],
+    ca_file: Path,
+) -> None:
+    """Write the events, env files, the local template and the CA; add each path to ``written``.
+
+    ``written`` lists what to remove on exit: a file as soon as it is written (a folder only if
+    this call made it), so that a failure half-way leaves nothing behind either.
+    """
     ca_dir = out_dir / "ca"
-    ca_dir.mkdir(exist_ok=True)
+    if not ca_dir.exists():
+        ca_dir.mkdir()
+        written.append(ca_dir)
+    written.append(ca_dir / "ca.pem")
     shutil.copyfile(ca_file, ca_dir / "ca.pem")
-    written = [ca_dir / "ca.pem", ca_dir]
     rotation_token = str(uuid.uuid4())
     for step in STEPS:
         event = {
@@ -287,27 +301,25 @@ def _write_files(
             "Step": step,
             "RotationToken": rotation_token,
         }
-        _write_json(out_dir / f"{step}.json", event)
         written.append(out_dir / f"{step}.json")
+        _write_json(out_dir / f"{step}.json", event)
     template = load_template()
     for name, host in (("env.json", BIND), ("env.docker-desktop.json", DOCKER_DESKTOP_HOST)):
-        _write_json(out_dir / name, {FUNCTION: function_env(template, world, host=host)})
         written.append(out_dir / name)
-    _write_json(out_dir / "template.json", local_template(template, ca_dir, BUILT_CODE))
+        _write_json(out_dir / name, {FUNCTION: function_env(template, world, host=host)})
     written.append(out_dir / "template.json")
-    return written
+    _write_json(out_dir / "template.json", local_template(template, ca_dir, BUILT_CODE))
 
 
 def _remove(written: list[Path], directory: Path | None) -> None:
+    """Remove what the world wrote (files first), then ``directory``; a folder only if empty."""
+    folders = [path for path in written if path.is_dir()]
     for path in written:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
+        if path not in folders:
             path.unlink(missing_ok=True)
-    if directory is not None:
-        with_contents = list(directory.iterdir()) if directory.is_dir() else []
-        if not with_contents:
-            directory.rmdir()
+    for folder in [*folders, *([directory] if directory is not None else [])]:
+        with contextlib.suppress(OSError):  # not empty: someone else's files are in it
+            folder.rmdir()
 
 
 def sam_command(

@@ -287,10 +287,12 @@ def test_the_smtp_certificate_names_docker_desktops_host() -> None:
 def test_local_world_in_process_writes_its_files_and_removes_them_on_sigint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # GIVEN an output folder that exists already, with a file of the user's in it
+    # GIVEN an output folder that exists already, with files of the user's in it and in ca/
     out_dir = tmp_path / "local"
     out_dir.mkdir()
     (out_dir / "notes.txt").write_text("mine")
+    (out_dir / "ca").mkdir()
+    (out_dir / "ca" / "mine.pem").write_text("mine")
     seen: list[str] = []
 
     def stop_when_written() -> None:
@@ -319,7 +321,8 @@ def test_local_world_in_process_writes_its_files_and_removes_them_on_sigint(
             *(f"{step}.json" for step in STEPS),
         ]
     )
-    assert [path.name for path in out_dir.iterdir()] == ["notes.txt"]
+    assert sorted(path.name for path in out_dir.iterdir()) == ["ca", "notes.txt"]
+    assert [path.name for path in (out_dir / "ca").iterdir()] == ["mine.pem"]
     out = capsys.readouterr().out
     assert "secret:ses-smtp-rotator" in out
     assert "export AWS_ACCESS_KEY_ID=testing" in out
