@@ -72,6 +72,10 @@ audit: setup ## pip-audit of every locked group; fails when no vulnerability dat
 demo: dev ## See rotations happen end to end against a local AWS and SMTP server (no account needed)
 	$(RUN) python -m sandbox.demo $(DEMO_ARGS)
 
+.PHONY: local
+local: dev ## A local world for `sam local invoke` and the CLI: prints the commands to run next; Ctrl-C stops it
+	$(RUN) python -m sandbox.local $(LOCAL_ARGS)
+
 .PHONY: build
 build: ## sam build (python3.13, arm64, no Docker) into .aws-sam/; stops at once without a python3.13.
 ifeq ($(wildcard $(PY313_DIR)/python3.13),)

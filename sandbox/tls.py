@@ -14,11 +14,11 @@ from pathlib import Path
 
 import trustme
 
-SERVER_NAMES = ("localhost", "127.0.0.1")
+SERVER_NAMES = ("localhost", "127.0.0.1", "host.docker.internal")
 
 
 class TestCa:
-    """A local CA with one server certificate valid for ``localhost`` and ``127.0.0.1``.
+    """A local CA with one server certificate for ``localhost``, ``127.0.0.1`` and Docker's host.
 
     Attributes
     ----------

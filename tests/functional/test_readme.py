@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 import pytest
 
-from sandbox import demo, invariants
+from sandbox import demo, invariants, local
 from ses_smtp_rotator import client as smtp_client
 from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 from tests import leakscan
@@ -116,9 +116,18 @@ HOW: Final[dict[str, str]] = {
         "out of reach offline: needs a deployed stack; test_stack_output_is_the_templates checks "
         "the output it reads, and every command here runs with the variable set"
     ),
-    "sam local invoke RotationFunction -e events/createSecret.json": (
-        "out of reach offline: needs Docker; the same events/ files drive the handler in "
-        "tests/functional/test_rotation.py::test_event_files_drive_the_handler"
+    "make local": (
+        "Makefile runs `python -m sandbox.local`: tests/functional/test_local_world.py starts it, "
+        "runs the steps and the commands it prints, and stops it with Ctrl-C"
+    ),
+    (
+        "sam local invoke RotationFunction -t .local/template.json -e .local/createSecret.json "
+        "--env-vars .local/env.json --docker-network host"
+    ): (
+        "out of reach offline: needs Docker; test_local_world.py checks each printed sam line "
+        "names the files the world wrote (env.json against template.yaml) and runs the same "
+        "event files in-process with env.json applied; test_the_makefile_local_target_... "
+        "checks the line is the one `make local` prints"
     ),
     'ses-smtp-rotator export --secret-id "$SES_SMTP_SECRET_ID" --format env': RUN,
     (
@@ -227,6 +236,17 @@ def test_the_makefile_demo_target_is_what_test_demo_runs() -> None:
     for command in _commands("make demo DEMO_ARGS="):
         args = demo.build_parser().parse_args(shlex.split(command.split("=", 1)[1])[0].split())
         assert args.rotations >= 1
+
+
+def test_the_makefile_local_target_is_what_test_local_world_runs() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^local:.*\n\t(.*)$", makefile, flags=re.MULTILINE)
+    assert recipe is not None
+    assert "python -m sandbox.local $(LOCAL_ARGS)" in recipe.group(1)
+    assert '"sandbox.local"' in (ROOT / "tests/functional/test_local_world.py").read_text()
+    # AND the docs' sam line is what the world prints for createSecret with the default folder
+    (documented,) = _commands("sam local invoke")
+    assert documented == local.sam_command(ROOT / ".local", "createSecret", root=ROOT)
 
 
 # --- running the commands ---------------------------------------------------------------------

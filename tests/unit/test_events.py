@@ -12,7 +12,7 @@ from sandbox.events import BAD_EVENTS, EVENTS_DIR, STEPS, EventFileError, load_e
 if TYPE_CHECKING:
     from pathlib import Path
 
-REQUIRED_KEYS = {"SecretId", "ClientRequestToken", "Step"}
+REQUIRED_KEYS = {"SecretId", "ClientRequestToken", "Step", "RotationToken"}
 
 
 def test_events_folder_holds_exactly_the_documented_events() -> None:
@@ -28,10 +28,12 @@ def test_step_event_is_a_valid_rotation_event(step: str) -> None:
     # GIVEN the event file named after a rotation step
     # WHEN it is loaded
     event = load_event(step)
-    # THEN it has the keys Secrets Manager sends, its own Step, a UUID token and a secret ARN
+    # THEN it has the keys Secrets Manager sends (RotationToken too), its own Step, UUID tokens
+    # and a secret ARN
     assert set(event) == REQUIRED_KEYS
     assert event["Step"] == step
     assert str(uuid.UUID(event["ClientRequestToken"])) == event["ClientRequestToken"]
+    assert str(uuid.UUID(event["RotationToken"])) == event["RotationToken"]
     assert event["SecretId"].startswith("arn:aws:secretsmanager:")
 
 
@@ -39,8 +41,9 @@ def test_step_events_share_one_rotation() -> None:
     # GIVEN the four step events
     # WHEN they are loaded
     loaded = [load_event(step) for step in STEPS]
-    # THEN they are one rotation: same secret, same token, as Secrets Manager sends them
-    assert len({(event["SecretId"], event["ClientRequestToken"]) for event in loaded}) == 1
+    # THEN they are one rotation: same secret, same tokens, as Secrets Manager sends them
+    keys = ("SecretId", "ClientRequestToken", "RotationToken")
+    assert len({tuple(event[key] for key in keys) for event in loaded}) == 1
 
 
 @pytest.mark.parametrize(

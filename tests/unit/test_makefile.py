@@ -32,6 +32,14 @@ def test_make_demo_builds_only_the_demos_environment() -> None:
     assert ".venv-checkov" not in done.stdout
 
 
+def test_make_local_runs_the_local_world_in_the_dev_environment() -> None:
+    # WHEN `make local` is planned (dry run) / THEN it runs sandbox.local from .venv only
+    done = make("-n", "local", "LOCAL_ARGS=--dir /tmp/x")
+    assert done.returncode == 0, done.stderr
+    assert "python -m sandbox.local --dir /tmp/x" in done.stdout
+    assert ".venv-sam" not in done.stdout
+
+
 def test_make_build_without_python_3_13_stops_with_one_line() -> None:
     # GIVEN no python3.13 where PY313_DIR points / WHEN `make build` runs
     done = make("build", "PY313_DIR=/nonexistent")
