@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from rotation_handler.settings import MAX_GRACE_PERIOD, Settings
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
@@ -698,3 +700,23 @@ def test_the_sweep_runs_on_a_schedule_with_its_event(template: Template) -> None
         "Action": "RetireOldKeys",
         "SecretId": "arn:aws:secretsmanager:eu-west-1:1:secret:s",
     }
+
+
+@pytest.mark.parametrize(
+    "value", ["0", "90s", "999999s", "30m", "99999m", "24h", "999h", "7d", "99d", "365d"]
+)
+def test_every_grace_period_the_template_allows_the_function_accepts(
+    template: Template, value: str
+) -> None:
+    pattern = template["Parameters"]["OldKeyGracePeriod"]["AllowedPattern"]
+    assert re.fullmatch(pattern, value)
+    settings = Settings.from_env({"AWS_REGION": "us-east-1", "OLD_KEY_GRACE_PERIOD": value})
+    assert settings.old_key_grace_period <= MAX_GRACE_PERIOD
+
+
+@pytest.mark.parametrize("value", ["366d", "400d", "1000d", "1000h", "24", "1w", "-1h", ""])
+def test_the_template_refuses_a_grace_period_the_function_would_refuse(
+    template: Template, value: str
+) -> None:
+    pattern = template["Parameters"]["OldKeyGracePeriod"]["AllowedPattern"]
+    assert not re.fullmatch(pattern, value)
