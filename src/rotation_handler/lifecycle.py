@@ -167,14 +167,10 @@ def _read_current(ctx: StepContext) -> SmtpSecret:
 
 
 def _read_previous(ctx: StepContext) -> SmtpSecret | None:
-    if ctx.state.version_with(PREVIOUS) in (None, ctx.token):
+    # A damaged old version cannot vouch for any key; its key counts as unreferenced.
+    if ctx.state.version_with(PREVIOUS) == ctx.token:
         return None
-    try:
-        return ctx.read(PREVIOUS)
-    except SecretValueError:
-        # A damaged old version cannot vouch for any key; its key counts as unreferenced.
-        logger.warning("AWSPREVIOUS version is unusable; ignoring it")
-        return None
+    return ctx.read_labelled(PREVIOUS)
 
 
 def _base(ctx: StepContext, seen: Versions) -> SmtpSecret:
@@ -449,17 +445,20 @@ def retire(ctx: StepContext, *, new: SmtpSecret | None, old: SmtpSecret | None) 
     apply_action(ctx.iam, old.iam_user_name, old.access_key_id, action)
 
 
-def start_grace(iam: IAMClient, user: str, access_key_id: str, *, now: datetime) -> None:
-    """Record when the old key's grace period started, unless it is already recorded.
+def start_grace(iam: IAMClient, user: str, access_key_id: str, *, now: datetime) -> datetime:
+    """Return when the old key's grace period started, recording ``now`` if nothing did.
 
     A finishSecret run again (its promotion's answer was lost) keeps the first record, so the
-    period is never restarted.
+    period is never restarted. Without a record (a promotion by hand, a finishSecret that died
+    before recording, an upgrade), the sweep that first sees the key starts it: a key is never
+    retired earlier than the period after its promotion.
     """
     recorded = intents.UserRecords.from_tags(keys.read_tags(iam, user)).retirement
     if recorded is not None and recorded.access_key_id == access_key_id:
-        return
+        return recorded.since
     keys.write_tags(iam, user, intents.retiring(access_key_id, since=now))
     logger.info("old key stays Active for its grace period", extra={"access_key_id": access_key_id})
+    return now
 
 
 def apply_action(iam: IAMClient, user: str, access_key_id: str, action: OldKeyAction) -> bool:

@@ -15,7 +15,6 @@ from rotation_handler import keys, lifecycle, smtp_check, versions
 from rotation_handler.exceptions import (
     AccessKeyError,
     NotBoundError,
-    SecretValueError,
     SmtpTestError,
     StagingError,
 )
@@ -53,6 +52,12 @@ class StepContext:
             version_id=version_id,
             known_version=self.state.version_with(stage),
             default_region=self.settings.region,
+        )
+
+    def read_labelled(self, stage: str) -> SmtpSecret | None:
+        """Read a version whose damage must not stop the step (it only names a key)."""
+        return versions.read_labelled(
+            self.sm, self.state, stage, default_region=self.settings.region
         )
 
     def read_pending(self) -> SmtpSecret:
@@ -166,27 +171,16 @@ def finish_secret(ctx: StepContext) -> None:
     nothing unless an earlier run stopped between the two halves.
     """
     if ctx.verdict is Verdict.ALREADY_CURRENT:
-        new, old = ctx.read(CURRENT), _quiet_read(ctx, PREVIOUS)
+        new, old = ctx.read(CURRENT), ctx.read_labelled(PREVIOUS)
     else:
-        new, old = ctx.read_pending(), _quiet_read(ctx, CURRENT)
+        new, old = ctx.read_pending(), ctx.read_labelled(CURRENT)
         if old is not None and not old.has_credentials:
-            old = _quiet_read(ctx, PREVIOUS)
+            old = ctx.read_labelled(PREVIOUS)
         versions.promote(
             ctx.sm, ctx.state.arn, token=ctx.token, current_version=ctx.state.version_with(CURRENT)
         )
         logger.info("promoted pending version to AWSCURRENT")
     lifecycle.retire(ctx, new=new, old=old)
-
-
-def _quiet_read(ctx: StepContext, stage: str) -> SmtpSecret | None:
-    """Read a version whose damage must not stop the step (it only names a key to retire)."""
-    if ctx.state.version_with(stage) is None:
-        return None
-    try:
-        return ctx.read(stage)
-    except SecretValueError:
-        logger.warning("version is unusable; its key is left alone", extra={"stage": stage})
-        return None
 
 
 STEPS: Final[dict[str, Callable[[StepContext], None]]] = {

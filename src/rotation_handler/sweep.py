@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rotation_handler import guard, intents, keys, lifecycle, versions
-from rotation_handler.exceptions import BadEventError, NotBoundError, SecretValueError
+from rotation_handler import guard, keys, lifecycle, versions
+from rotation_handler.exceptions import BadEventError, NotBoundError
 from rotation_handler.guard import CURRENT, PREVIOUS
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import OldKeyAction
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from rotation_handler.settings import Settings
-    from ses_smtp_rotator.secret import SmtpSecret
 
 ACTION: Final = "RetireOldKeys"
 
@@ -98,7 +97,10 @@ def retire_old_keys(
         raise NotBoundError(msg)
     versions.forget(state.arn)
     _report_rotation_age(state, now=now)
-    current, previous = _read(sm, state, CURRENT, settings), _read(sm, state, PREVIOUS, settings)
+    current, previous = (
+        versions.read_labelled(sm, state, stage, default_region=settings.region)
+        for stage in (CURRENT, PREVIOUS)
+    )
     if current is None or not current.has_credentials:
         return Outcome(secret_arn=state.arn, result="nothing-to-retire: AWSCURRENT holds no key")
     if previous is None or not previous.access_key_id:
@@ -112,7 +114,7 @@ def retire_old_keys(
     if done or action is OldKeyAction.KEEP:
         result = "kept: OLD_KEY_ACTION=keep" if not done else "already-retired"
         return Outcome(secret_arn=state.arn, result=result, access_key_id=key_id)
-    since = _grace_started(iam, user, key_id, now=now)
+    since = lifecycle.start_grace(iam, user, key_id, now=now)
     due = since + timedelta(seconds=settings.old_key_grace_period)
     if now < due:
         metrics.add_metric(name="OldKeysInGracePeriod", unit=MetricUnit.Count, value=1)
@@ -136,38 +138,6 @@ def _report_rotation_age(state: guard.SecretState, *, now: datetime) -> None:
         return
     age = max(0.0, (now - since).total_seconds())
     metrics.add_metric(name="SecondsSinceLastRotation", unit=MetricUnit.Seconds, value=age)
-
-
-def _read(
-    sm: SecretsManagerClient, state: guard.SecretState, stage: str, settings: Settings
-) -> SmtpSecret | None:
-    if state.version_with(stage) is None:
-        return None
-    try:
-        return versions.read(
-            sm,
-            state.arn,
-            stage=stage,
-            known_version=state.version_with(stage),
-            default_region=settings.region,
-        )
-    except SecretValueError:
-        logger.warning("version is unusable; its key is left alone", extra={"stage": stage})
-        return None
-
-
-def _grace_started(iam: IAMClient, user: str, key_id: str, *, now: datetime) -> datetime:
-    """Return when the key's grace period started; start it now if nothing recorded it.
-
-    No record (a promotion by hand, a finishSecret that died before recording, an upgrade from a
-    version without grace periods) starts the period at the first sweep that sees the key: it is
-    never retired earlier than the period after its promotion.
-    """
-    recorded = intents.UserRecords.from_tags(keys.read_tags(iam, user)).retirement
-    if recorded is not None and recorded.access_key_id == key_id:
-        return recorded.since
-    lifecycle.start_grace(iam, user, key_id, now=now)
-    return now
 
 
 def _report_late_use(iam: IAMClient, key_id: str, *, since: datetime) -> None:

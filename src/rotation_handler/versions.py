@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from rotation_handler.exceptions import SecretValueError, StagingError
 from rotation_handler.guard import CURRENT, PENDING
+from rotation_handler.observability import logger
 from ses_smtp_rotator.endpoints import region_of_host
 from ses_smtp_rotator.exceptions import InvalidSecretError
 from ses_smtp_rotator.secret import SmtpSecret, parse_secret
@@ -25,6 +26,8 @@ from ses_smtp_rotator.secret import SmtpSecret, parse_secret
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_secretsmanager.type_defs import GetSecretValueResponseTypeDef
+
+    from rotation_handler.guard import SecretState
 
 
 # (secret ARN, version id) -> SecretString, newest last; a rotation touches three versions.
@@ -93,6 +96,26 @@ def read(  # noqa: PLR0913 - keyword-only options after the client and the secre
         raise SecretValueError(msg) from None
     check_region(secret, where)
     return secret
+
+
+def read_labelled(
+    sm: SecretsManagerClient, state: SecretState, stage: str, *, default_region: str
+) -> SmtpSecret | None:
+    """Read the version carrying ``stage`` where damage must not stop the caller.
+
+    For a value that only names a key to retire or to keep: ``None`` when no version carries
+    ``stage``, or when its value is unusable (logged; its key is then left alone).
+    """
+    version_id = state.version_with(stage)
+    if version_id is None:
+        return None
+    try:
+        return read(
+            sm, state.arn, stage=stage, known_version=version_id, default_region=default_region
+        )
+    except SecretValueError:
+        logger.warning("version is unusable; its key is left alone", extra={"stage": stage})
+        return None
 
 
 def check_region(secret: SmtpSecret, where: str) -> None:
