@@ -136,7 +136,9 @@ class SecretsManagerDriver:
         secret.rotation_requested = True
         secret.rotation_enabled = True
         secret.auto_rotate_after_days = secret.auto_rotate_after_days or 30
-        secret.rotation_lambda_arn = lambda_arn or LocalLambdaContext().invoked_function_arn
+        function = LocalLambdaContext().function_name
+        own = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function}"
+        secret.rotation_lambda_arn = lambda_arn or own
 
     def stages(self) -> dict[str, list[str]]:
         """Return version id -> staging labels, straight from the service's state."""

@@ -20,7 +20,7 @@ from moto.core.base_backend import BackendDict
 from moto.iam.models import iam_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from sandbox import moto_fidelity
+from sandbox import moto_fidelity, rotation_service
 from sandbox.secrets_manager import LocalLambdaContext, SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_rotator import smtp
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from sandbox.rotation_service import Service
     from sandbox.secrets_manager import Handler, Rotation
 
 FAKE_CREDENTIALS = {
@@ -66,6 +67,8 @@ class World:
     sm: SecretsManagerClient
     endpoint_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # What RotateSecret on the secret runs (asynchronously, through the driver) and its logs.
+    service: Service | None = None
 
     def rotate(self, **kwargs: Any) -> Rotation:  # noqa: ANN401 - forwarded to the driver
         """Run a rotation through the driver (see :meth:`SecretsManagerDriver.rotate`)."""
@@ -194,6 +197,7 @@ def _patched_env(
 def _aws(*, moto_server: bool, environ: MutableMapping[str, str]) -> Iterator[str | None]:
     """Start moto in-process (mock_aws) or as a server on 127.0.0.1; yield its endpoint URL."""
     moto_fidelity.install()
+    rotation_service.install()
     if not moto_server:
         with _patched_env(environ, {"AWS_ENDPOINT_URL": None}), mock_aws():
             yield None
@@ -281,14 +285,20 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
                 secret_id=arn, handler=handler or _default_handler, region=region
             )
             driver.enable_rotation()
-            yield World(
-                region=region,
-                user_name=user_name,
-                secret_arn=arn,
-                ses=ses,
-                driver=driver,
-                iam=iam,
-                sm=sm,
-                endpoint_url=endpoint_url,
-                env={k: v for k, v in fn_env.items() if v is not None},
-            )
+            service = rotation_service.serve(driver)
+            try:
+                yield World(
+                    region=region,
+                    user_name=user_name,
+                    secret_arn=arn,
+                    ses=ses,
+                    driver=driver,
+                    iam=iam,
+                    sm=sm,
+                    endpoint_url=endpoint_url,
+                    env={k: v for k, v in fn_env.items() if v is not None},
+                    service=service,
+                )
+            finally:
+                # RotateSecret's runs end before the servers they talk to stop (bounded).
+                rotation_service.withdraw(service)

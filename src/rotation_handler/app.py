@@ -90,10 +90,28 @@ def _handle(event: SecretsManagerEvent, context: LambdaContext) -> None:
                 seconds_left=lambda: _seconds_left(context),
             )
         )
-    except Exception:
+    except Exception as err:
         metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
+        # One line that names the step, the token and why (step and version_id are appended keys
+        # once the event parsed): what `ses-smtp-rotator rotate --wait` and people read.
+        logger.error("step failed", extra={"error": first_line(err)})
         raise
+    logger.info("step succeeded")
     metrics.add_metric(name="RotationStepSucceeded", unit=MetricUnit.Count, value=1)
+
+
+def first_line(err: BaseException) -> str:
+    """Return the first line of ``err``'s message, or its type's name when it has none.
+
+    Examples
+    --------
+    >>> first_line(ValueError("  no key: rotate again  "))
+    'no key: rotate again'
+    >>> first_line(TimeoutError())
+    'TimeoutError'
+    """
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

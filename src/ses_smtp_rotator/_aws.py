@@ -36,14 +36,21 @@ def config(**overrides: Any) -> Config:  # noqa: ANN401 - botocore's Config take
 
 
 @overload
-def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+def client(
+    service: Literal["secretsmanager"], *, region: str | None = None
+) -> SecretsManagerClient: ...
 @overload
-def client(service: Literal["iam"]) -> IAMClient: ...
-def client(service: Literal["secretsmanager", "iam"]) -> SecretsManagerClient | IAMClient:
-    """Return a client for ``service`` from the default AWS chain, with :func:`config`."""
+def client(service: Literal["iam"], *, region: str | None = None) -> IAMClient: ...
+def client(
+    service: Literal["secretsmanager", "iam"], *, region: str | None = None
+) -> SecretsManagerClient | IAMClient:
+    """Return a client for ``service`` from the default AWS chain, with :func:`config`.
+
+    ``region`` overrides the chain's region (``AWS_REGION``, the profile's).
+    """
     import boto3  # noqa: PLC0415 - boto3 is an optional dependency
 
-    return boto3.client(service, config=config())
+    return boto3.client(service, region_name=region, config=config())
 
 
 def error_code(err: BaseException | None) -> str:

@@ -1,4 +1,4 @@
-"""Command line: ``ses-smtp-rotator derive``, ``check``, ``export``, ``sync`` and ``status``.
+"""The command line: ``ses-smtp-rotator`` and its subcommands (:data:`COMMANDS`).
 
 Secrets (secret access keys, SMTP passwords) are read from stdin, the environment or a prompt
 (:mod:`ses_smtp_rotator._console`), never from the command line: argv is visible in shell history
@@ -7,10 +7,11 @@ and in ``ps``. A secret-looking argument is refused.
 Exit codes (mapped in :func:`main`, and only there):
 
 * ``0``: done (passwords printed; the SMTP login succeeded; credentials exported; ``sync``'s pass
-  done, or its loop stopped by SIGTERM/SIGINT);
+  done, or its loop stopped by SIGTERM/SIGINT; a rotation started, or with ``--wait`` finished);
 * ``1``: the command ran and failed: the login was refused (the output says why and the likely
   cause), or the secret could not be read or holds no credentials yet (never rotated), or
-  ``sync --once``'s ``--on-change`` command failed, or ``status`` found a problem;
+  ``sync --once``'s ``--on-change`` command failed, or ``status`` found a problem, or the
+  rotation ``rotate --wait`` followed failed, was cancelled or timed out;
 * ``2``: bad input or usage (unknown region, no key given, an argument where a secret must not be,
   a malformed secret, a missing extra).
 
@@ -25,7 +26,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn
 
-from ses_smtp_rotator import __version__, _check, _console, _export, _status, _sync
+from ses_smtp_rotator import __version__, _check, _console, _export, _rotate, _status, _sync
 from ses_smtp_rotator._console import (
     EXIT_FAILED,
     EXIT_OK,
@@ -141,6 +142,13 @@ COMMANDS: tuple[Command, ...] = (
         "problem found (exit 1 when one is found)",
         _status.configure,
         _status.run,
+    ),
+    Command(
+        "rotate",
+        "start a rotation now; with --wait follow it step by step to its end (exit 1 when a "
+        "step fails or --timeout passes)",
+        _rotate.configure,
+        _rotate.run,
     ),
 )
 
