@@ -278,7 +278,7 @@ class Follower:
         if PENDING in own and not self._pending_seen:
             self._pending_seen = True
             self.last_seen = "AWSPENDING staged"
-            news.append((f"AWSPENDING is on version {self.token}: the rotation started", None))
+            self.say(f"AWSPENDING is on version {self.token}: the rotation started")
         if CURRENT in own and not self._current:
             self._current = True
             self._mark_done("createSecret", "setSecret", "testSecret")

@@ -20,7 +20,8 @@ def make_world(
     """Start local worlds on demand; after the test, scan everything for leaked secrets.
 
     The scan covers what the test printed or logged (stdout/stderr at the file-descriptor level,
-    where Powertools writes its JSON logs, and the logging records) and the text of every
+    where Powertools writes its JSON logs, the lines ``RotateSecret``'s runs sent to the function's
+    log group, and the logging records) and the text of every
     exception the function raised, against every secret key, SMTP password, secret string and
     RotationToken the world created, plus a canary planted in the secret's unknown keys.
     """
@@ -41,8 +42,11 @@ def make_world(
         errors = [
             record.error for world in worlds for record in world.driver.history if record.error
         ]
+        # The function's lines of RotateSecret's runs went to the log group, not to stdout.
+        logged = [line for world in worlds if world.service for line in world.service.log_lines]
     out, err = capfd.readouterr()
     texts = [out, err, caplog.text, *(leakscan.exception_text(error) for error in errors)]
+    texts += logged
     leaked = leakscan.find_leaks(texts, material)
     assert not leaked, f"secret material leaked into logs or errors (prefixes): {leaked}"
 
