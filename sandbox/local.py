@@ -19,7 +19,10 @@ environment), turns rotation on and starts one: ``AWSPENDING`` on a new, empty v
 * ``ca/ca.pem``: the same certificate for the CLI and the examples on this machine.
 
 It prints the commands to run next and serves until Ctrl-C or SIGTERM; then it stops both servers,
-removes what it wrote and exits 0.
+removes what it wrote and exits 0. Once the printed rotation has finished, a ``RotateSecret`` (the
+CLI's ``rotate --wait``) is run as the service runs it (:mod:`sandbox.rotation_service`): the
+function runs in this process, with ``env.json``'s variables as this machine sees them, and its log
+lines go to moto's ``/aws/lambda/ses-smtp-rotation`` group.
 """
 
 from __future__ import annotations
@@ -187,15 +190,14 @@ def _write_json(path: Path, data: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the world until Ctrl-C or SIGTERM (see the module docstring); return 0."""
     args = _parse_args(argv)
-    import boto3  # noqa: PLC0415 - imported after the arguments parse, as moto below
     from moto.core.base_backend import BackendDict  # noqa: PLC0415 - as moto's server below
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only this entry point needs it
 
-    from sandbox import moto_fidelity  # noqa: PLC0415 - imports moto, as the line above
+    from sandbox import moto_fidelity, rotation_service  # noqa: PLC0415 - imports moto, as above
     from sandbox.secrets_manager import SecretsManagerDriver  # noqa: PLC0415
-    from sandbox.world import SES_SEND_POLICY  # noqa: PLC0415
 
     moto_fidelity.install()
+    rotation_service.install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per AWS request
     stopped = threading.Event()
 
@@ -206,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir: Path = args.dir.resolve()
     created_dir = not out_dir.exists()
     written: list[Path] = []
+    saved_env = dict(os.environ)
+    service = None
     # moto keeps its state in this process's backends: start from an empty AWS and leave one.
     BackendDict.reset()
     moto_server = ThreadedMotoServer(ip_address=BIND, port=0, verbose=False)
@@ -217,60 +221,84 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stderr.write("a server got port 8080, which sam local needs: run it again\n")
                 return 1
             endpoint = f"http://{host}:{port}"
-            session = boto3.session.Session(
-                region_name=args.region,
-                aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-            )
-            iam = session.client("iam", endpoint_url=endpoint)
-            sm = session.client("secretsmanager", endpoint_url=endpoint)
-            iam.create_user(UserName=args.user_name)
-            iam.put_user_policy(
-                UserName=args.user_name,
-                PolicyName="ses-send",
-                PolicyDocument=json.dumps(SES_SEND_POLICY),
-            )
-            bootstrap = json.dumps({"iam_user_name": args.user_name})
-            arn = sm.create_secret(Name="ses-smtp-rotator", SecretString=bootstrap)["ARN"]
-            driver = SecretsManagerDriver(secret_id=arn, handler=_not_invoked, region=args.region)
+            arn = _create_user_and_secret(endpoint, region=args.region, user_name=args.user_name)
+            world = {
+                "SECRET_ARN": arn,
+                "SMTP_IAM_USER_NAME": args.user_name,
+                "SES_REGION": args.region,
+                "SMTP_HOST": smtp.host,
+                "SMTP_PORT": str(smtp.port),
+                "AWS_ENDPOINT_URL": endpoint,
+                "SSL_CERT_FILE": CONTAINER_CA_FILE,
+            }
+            os.environ.update(in_process_env(world, region=args.region, ca_file=smtp.ca_file))
+            driver = SecretsManagerDriver(secret_id=arn, handler=_in_process, region=args.region)
             driver.enable_rotation()
+            service = rotation_service.serve(driver)
             token = driver.start()
             out_dir.mkdir(parents=True, exist_ok=True)
-            _write_files(
-                out_dir,
-                written,
-                arn=arn,
-                token=token,
-                world={
-                    "SECRET_ARN": arn,
-                    "SMTP_IAM_USER_NAME": args.user_name,
-                    "SES_REGION": args.region,
-                    "SMTP_HOST": smtp.host,
-                    "SMTP_PORT": str(smtp.port),
-                    "AWS_ENDPOINT_URL": endpoint,
-                    "SSL_CERT_FILE": CONTAINER_CA_FILE,
-                },
-                ca_file=smtp.ca_file,
-            )
+            _write_files(out_dir, written, arn=arn, token=token, world=world, ca_file=smtp.ca_file)
             _announce(
                 out_dir, arn=arn, endpoint=endpoint, smtp=smtp, token=token, region=args.region
             )
             while not stopped.wait(0.2):
                 pass
     finally:
+        if service is not None:
+            rotation_service.withdraw(service)  # a rotation still running ends first (bounded)
         moto_server.stop()
         BackendDict.reset()
         _remove(written, out_dir if created_dir else None)
+        os.environ.clear()
+        os.environ.update(saved_env)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     sys.stdout.write("local world stopped\n")
     return 0
 
 
-def _not_invoked(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401, ARG001 - Lambda contract
-    msg = "the local world only starts the rotation: sam local invoke runs the steps"
-    raise RuntimeError(msg)
+def _create_user_and_secret(endpoint: str, *, region: str, user_name: str) -> str:
+    """Create the IAM user and the secret with its bootstrap value, as the stack does; its ARN."""
+    import boto3  # noqa: PLC0415 - imported after the arguments parse, as moto
+
+    from sandbox.world import SES_SEND_POLICY  # noqa: PLC0415 - imports moto
+
+    session = boto3.session.Session(
+        region_name=region,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+    iam = session.client("iam", endpoint_url=endpoint)
+    sm = session.client("secretsmanager", endpoint_url=endpoint)
+    iam.create_user(UserName=user_name)
+    iam.put_user_policy(
+        UserName=user_name, PolicyName="ses-send", PolicyDocument=json.dumps(SES_SEND_POLICY)
+    )
+    bootstrap = json.dumps({"iam_user_name": user_name})
+    arn: str = sm.create_secret(Name="ses-smtp-rotator", SecretString=bootstrap)["ARN"]
+    return arn
+
+
+def in_process_env(world: dict[str, str], *, region: str, ca_file: Path) -> dict[str, str]:
+    """Return the variables the function runs with in this process (a later ``rotate-secret``).
+
+    They are ``env.json``'s as this machine sees them: the CA file at its path here, not the
+    container's.
+    """
+    return (
+        function_env(load_template(), world)
+        | FAKE_CREDENTIALS
+        | {"AWS_REGION": region, "SSL_CERT_FILE": str(ca_file)}
+    )
+
+
+def _in_process(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401 - Lambda contract
+    """Run the rotation function in this process (RotateSecret's later rotations)."""
+    # Imported late, once the function's variables are in place.
+    from rotation_handler.app import lambda_handler  # noqa: PLC0415
+
+    return lambda_handler(event, context)
 
 
 def _write_files(  # noqa: PLR0913 - keyword-only, what the files hold
@@ -354,8 +382,10 @@ CLI_COMMANDS: Final = (
     'ses-smtp-rotator check --secret-id "$SES_SMTP_SECRET_ID"',
     'ses-smtp-rotator export --secret-id "$SES_SMTP_SECRET_ID" --format env',
     "python examples/smtplib_example.py app@example.com user@example.com",
+    'ses-smtp-rotator rotate --secret-id "$SES_SMTP_SECRET_ID" --wait',
 )
-"""What to try once the rotation finished: the CLI and an example, against the same world."""
+"""What to try once the rotation finished: the CLI and an example against the same world, then a
+rotation that the world runs itself (RotateSecret hands it to the function, in its process)."""
 
 HEADINGS: Final = {
     "setup": "In another shell, from the repository:",
@@ -363,7 +393,10 @@ HEADINGS: Final = {
     "docker-desktop": (
         f"On Docker Desktop the container reaches this machine as {DOCKER_DESKTOP_HOST}:"
     ),
-    "cli": "Once finishSecret has run, the CLI and an example against the same world:",
+    "cli": (
+        "Once finishSecret has run, the CLI and an example against the same world, then a "
+        "rotation the world runs itself:"
+    ),
 }
 """The printed headings; the commands of each follow, indented by two spaces."""
 

@@ -159,6 +159,10 @@ def _stages(sm: Any, arn: str) -> dict[str, list[str]]:  # noqa: ANN401 - a boto
     return {v["VersionId"]: v["VersionStages"] for v in versions}
 
 
+def _version_of(sm: Any, arn: str, stage: str) -> str:  # noqa: ANN401 - a boto3 client
+    return next(v for v, stages in _stages(sm, arn).items() if stage in stages)
+
+
 def test_local_world_writes_env_files_events_and_a_started_rotation(
     local_world_process: LocalWorld,
 ) -> None:
@@ -249,12 +253,20 @@ def test_local_world_runs_the_steps_and_its_printed_commands_then_stops_cleanly(
         timeout=120,
         check=False,
     )
-    # THEN check logs in, export prints the current credentials, the example sends a mail
-    assert done.returncode == 0, done.stderr
+    # THEN check logs in, export prints the current credentials, the example sends a mail, and
+    # rotate --wait follows a rotation the world runs itself to its end
+    assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("OK: "), done.stderr
     assert f"SMTP_USERNAME={current['username']}" in done.stdout.replace("'", "")
-    assert done.stdout.rstrip().endswith("sent to user@example.com")
-    assert leakscan.find_leaks([done.stderr], {current["password"]}) == []
+    _, rotated = done.stdout.split("sent to user@example.com\n")
+    assert "✓ testSecret" in rotated
+    assert "rotation finished in" in rotated.splitlines()[-1]
+    newest = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
+    assert newest["username"] not in {current["username"], ""}
+    assert f"AWSCURRENT is now version {_version_of(sm, arn, 'AWSCURRENT')}" in rotated
+    leakscan.remember(newest["password"])
+    assert leakscan.find_leaks([done.stderr, rotated], {current["password"]}) == []
+    assert leakscan.find_leaks([done.stdout, done.stderr], {newest["password"]}) == []
 
     # WHEN the world gets Ctrl-C
     world.process.send_signal(signal.SIGINT)
@@ -264,7 +276,8 @@ def test_local_world_runs_the_steps_and_its_printed_commands_then_stops_cleanly(
     assert "local world stopped" in out
     assert not any(_is_listening(host, port) for host, port in addresses)
     assert not world.out_dir.exists()
-    assert leakscan.find_leaks(["\n".join(world.lines), out, err], {current["password"]}) == []
+    secrets = {current["password"], newest["password"]}
+    assert leakscan.find_leaks(["\n".join(world.lines), out, err], secrets) == []
 
 
 def test_the_smtp_certificate_names_docker_desktops_host() -> None:
