@@ -186,6 +186,8 @@ HOW: Final[dict[str, str]] = {
     "journalctl -u ses-smtp-sync.service": SYSTEMD,
     'ses-smtp-rotator status --secret-id "$SES_SMTP_SECRET_ID"': RUN,
     'ses-smtp-rotator status --secret-id "$SES_SMTP_SECRET_ID" --json --show-key-ids': RUN,
+    'ses-smtp-rotator rotate --secret-id "$SES_SMTP_SECRET_ID" --wait': RUN,
+    'ses-smtp-rotator rotate --secret-id "$SES_SMTP_SECRET_ID"': RUN,
 }
 
 
@@ -477,6 +479,29 @@ def test_status_commands(served_world: World) -> None:
     # AND nothing secret was printed
     texts = [cli(plain)[1], out, err]
     assert leakscan.find_leaks(texts, served_world.secret_material()) == []
+
+
+def test_rotate_commands(served_world: World) -> None:
+    waits, starts = sorted(_commands("ses-smtp-rotator rotate"), key=len, reverse=True)
+    before = served_world.value()["access_key_id"]
+    # WHEN rotate --wait runs in its own process against moto's server, which hands the rotation
+    # to the function here (sandbox.rotation_service)
+    code, out, err = cli(waits)
+    printed = [out, err]
+    # THEN it followed each step to the new AWSCURRENT version
+    assert code == 0, out + err
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        assert f"✓ {step}" in out
+    assert "rotation finished in" in out.splitlines()[-1]
+    after = served_world.value()["access_key_id"]
+    assert after != before
+    # WHEN rotate runs without --wait / THEN it returns 0, and the rotation it started finishes
+    code, out, err = cli(starts)
+    assert code == 0, out + err
+    assert served_world.service is not None
+    assert served_world.service.join(60)
+    assert served_world.value()["access_key_id"] not in {before, after}
+    assert leakscan.find_leaks([*printed, out, err], served_world.secret_material()) == []
 
 
 def cli_process(args: str) -> subprocess.Popen[str]:
