@@ -236,7 +236,14 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
 
 def test_subcommands_come_from_one_table() -> None:
     parser = cli.build_parser()
-    assert [c.name for c in cli.COMMANDS] == ["derive", "check", "export", "sync", "status"]
+    assert [c.name for c in cli.COMMANDS] == [
+        "derive",
+        "check",
+        "export",
+        "sync",
+        "status",
+        "rotate",
+    ]
     assert parser.parse_args(["check", "--secret-id", "s"]).run is cli.COMMANDS[1].run
 
 
