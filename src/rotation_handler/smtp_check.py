@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Final
 
 from rotation_handler.exceptions import SmtpTestError
+from rotation_handler.observability import logger
 from ses_smtp_rotator import smtp
 
 if TYPE_CHECKING:
@@ -60,6 +61,10 @@ def log_in(pending: SmtpSecret, *, budget: float, attempt_timeout: float) -> Out
             password=str(pending.password),
             tls=pending.tls,
             timeout=max(0.1, min(attempt_timeout, deadline - time.monotonic())),
+        )
+        # One line per attempt (no server text, no credential): `rotate --wait` shows them live.
+        logger.info(
+            "smtp login attempt", extra={"attempt": attempts, "outcome": str(result.outcome)}
         )
         if result.ok or not result.retryable or time.monotonic() + wait > deadline:
             return Outcome(result, attempts, time.monotonic() - started)

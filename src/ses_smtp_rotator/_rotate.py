@@ -361,7 +361,8 @@ class Follower:
                 )
             return
         self.logs_state = "read"
-        for event in sorted(found, key=lambda e: (e.get("timestamp", 0), e.get("eventId", ""))):
+        # By time; lines of the same millisecond keep the order the service answered them in.
+        for event in sorted(found, key=lambda e: int(e.get("timestamp", 0))):
             event_id = str(event.get("eventId", ""))
             if event_id in self._event_ids:
                 continue
@@ -395,6 +396,10 @@ class Follower:
         key = masked(str(line.get("access_key_id", "")))
         if text == "created pending key":
             return f"new key {key} created, stored as the AWSPENDING version"
+        if text == "smtp login attempt":
+            return (
+                f"SMTP login attempt {line.get('attempt')} with the new key: {line.get('outcome')}"
+            )
         if text == "smtp test":
             attempts = line.get("attempts")
             return f"SMTP login with the new key: {line.get('outcome')} after {attempts} attempt(s)"

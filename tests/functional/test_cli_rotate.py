@@ -122,10 +122,15 @@ def test_rotate_wait_follows_each_step_to_awscurrent(
     assert -1 not in positions, out
     assert positions == sorted(positions), out
     # AND the SMTP test's attempts: the first were refused while the key propagated
-    (smtp_line,) = [line for line in out.splitlines() if "SMTP login" in line]
+    (smtp_line,) = [line for line in out.splitlines() if "SMTP login with the new key" in line]
     attempts = int(smtp_line.split("after ")[1].split()[0])
     assert attempts == len([a for a in world.ses.auth_attempts if a.access_key_id != old_key])
     assert attempts > 1
+    # each one shown as it came, the last one accepted
+    shown = [line for line in out.splitlines() if "SMTP login attempt" in line]
+    assert len(shown) == attempts
+    assert "attempt 1 with the new key: auth-rejected" in shown[0]
+    assert shown[-1].endswith(f"attempt {attempts} with the new key: success")
     # AND the old key's fate, its id masked (no key id in full anywhere)
     assert world.access_keys()[old_key] == "Inactive"
     assert f"old key {_rotate.masked(old_key)} deactivated" in out.splitlines()[-1]
