@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
     region = validate_region(args.region) if args.region else None
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
 
-    sm = _aws.client("secretsmanager", region=region)
     quiet_sdk_loggers()  # botocore at DEBUG would log GetSecretValue's answer
     try:
+        sm = _aws.client("secretsmanager", region=region)  # NoRegionError without a region
         described = sm.describe_secret(SecretId=args.secret_id)
     except (ClientError, BotoCoreError) as err:
         msg = (
@@ -171,8 +171,15 @@ def _log_group(lambda_arn: str) -> str:
 
 
 def _region_of(lambda_arn: str) -> str | None:
+    """Return the region of a function ARN, or ``None`` when it names none.
+
+    Examples
+    --------
+    >>> _region_of("arn:aws:lambda:eu-west-1:123456789012:function:f")
+    'eu-west-1'
+    """
     parts = lambda_arn.split(":")
-    return parts[3] or None if len(parts) > 3 else None  # noqa: PLR2004 - arn:partition:lambda:region
+    return (parts[3] or None) if len(parts) > 3 else None  # noqa: PLR2004 - arn:partition:lambda:region
 
 
 def _logs_client(region: str | None) -> LogsClient:

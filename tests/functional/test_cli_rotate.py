@@ -405,3 +405,29 @@ def test_the_function_logs_its_step_failure_with_the_token(world: World) -> None
     assert error["message"] == "step failed"
     assert (error["step"], error["version_id"]) == ("createSecret", token)
     assert error["error"] == str(failure).splitlines()[0]
+
+
+def test_rotate_secret_again_with_the_same_token_starts_nothing_new(world: World) -> None:
+    # GIVEN a rotation held before createSecret
+    token = str(uuid.uuid4())
+    with held_at(world, "createSecret"):
+        first = world.sm.rotate_secret(SecretId=world.secret_arn, ClientRequestToken=token)
+        # WHEN the same call comes again (botocore's retry after a lost answer)
+        again = world.sm.rotate_secret(SecretId=world.secret_arn, ClientRequestToken=token)
+        # THEN it names the same version, and no second version or run was started
+        assert first["VersionId"] == again["VersionId"] == token
+        assert [v for v, s in world.driver.stages().items() if "AWSPENDING" in s] == [token]
+        assert world.service is not None
+        assert len(world.service.threads) == 1
+    # AND the one rotation finishes
+    assert current_version(world) == token
+
+
+def test_rotate_without_a_region_exits_1(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    assert main(["rotate", "--secret-id", "s"]) == EXIT_FAILED
+    assert "cannot read secret s (NoRegionError)" in capfd.readouterr().err
