@@ -155,7 +155,10 @@ def _refused(secret_id: str, err: BaseException, lambda_arn: str) -> str:
     elif code == "InvalidRequestException":
         msg += ": the secret has no rotation function (deploy the stack, which sets it)"
     else:
-        msg += ": check that you may call secretsmanager:RotateSecret on it"
+        msg += (
+            ": check that you may call secretsmanager:RotateSecret on it and "
+            "lambda:InvokeFunction on its rotation function"
+        )
     return msg
 
 

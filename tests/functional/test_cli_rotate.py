@@ -97,7 +97,7 @@ def test_rotate_wait_follows_each_step_to_awscurrent(
 ) -> None:
     # GIVEN a rotated secret whose old key is deactivated at once, and SES that refuses a new
     # key for a moment (it propagates)
-    world = make_world(function_env={"OLD_KEY_ACTION": "deactivate"}, propagation_delay=0.6)
+    world = make_world(function_env={"OLD_KEY_ACTION": "deactivate"}, propagation_delay=1.5)
     assert world.rotate().ok
     old_key = world.value()["access_key_id"]
     # WHEN rotate --wait runs
@@ -243,29 +243,33 @@ def test_finish_secret_failure_names_the_step(world: World, rotate: Rotate) -> N
 
 
 def test_a_rotation_that_never_ends_times_out(world: World, rotate: Rotate) -> None:
-    # GIVEN a driver that stops before testSecret / WHEN rotate --wait runs with a 2 s time-out
+    # GIVEN a driver that stops before testSecret / WHEN rotate --wait runs with a 3 s time-out
     with held_at(world, "testSecret"):
-        code, out = rotate(world, "--wait", "--timeout", "2")
+        code, out = rotate(world, "--wait", "--timeout", "3")
         # THEN it exits 1, naming the last step seen and where to look next
         assert code == EXIT_FAILED, out
-        assert "✗ timed out: no end after 2 s; last step seen: setSecret done" in out
+        assert "✗ timed out: no end after 3 s; last step seen: setSecret done" in out
         assert "ses-smtp-rotator status --secret-id" in out
         assert "runbook" in out
 
 
 def test_a_cancelled_rotation_exits_1(world: World, rotate: Rotate) -> None:
-    # GIVEN a rotation held before setSecret, which someone cancels as the runbook says
-    with held_at(world, "setSecret"):
-        cancel = threading.Timer(
-            1.5, lambda: world.cancel_rotation(world.driver.pending_version() or "")
-        )
-        cancel.start()
-        try:
-            code, out = rotate(world, *WAIT)
-        finally:
-            cancel.cancel()
-            cancel.join(JOIN_SECONDS)
-    # THEN rotate --wait sees the version lose AWSPENDING and exits 1
+    # GIVEN a rotation that someone cancels as the runbook says, before setSecret runs
+    release = threading.Event()
+
+    def cancel(step: str, token: str, record: object) -> None:
+        if step == "setSecret" and record is None:
+            world.cancel_rotation(token)
+            release.wait(HOLD_SECONDS)  # the run goes on only once the test is done
+
+    world.driver.on_step = cancel
+    try:
+        # WHEN rotate --wait follows it
+        code, out = rotate(world, *WAIT)
+    finally:
+        release.set()
+        finished(world)
+    # THEN it sees the version lose AWSPENDING and exits 1
     assert code == EXIT_FAILED, out
     assert "lost AWSPENDING without becoming AWSCURRENT: the rotation was cancelled" in out
 
