@@ -28,7 +28,10 @@ FLEET_NAME: Final = "default"
 
 
 def fleet_env(
-    *, user_path: str = USER_PATH, name: str = FLEET_NAME, **more: str | None
+    *,
+    user_path: str = USER_PATH,
+    name: str = FLEET_NAME,
+    more: Mapping[str, str | None] | None = None,
 ) -> dict[str, str | None]:
     """Return a world's ``function_env`` for fleet mode (no SECRET_ARN, no SMTP_IAM_USER_NAME)."""
     return {
@@ -36,7 +39,7 @@ def fleet_env(
         "SMTP_IAM_USER_NAME": None,
         "FLEET_USER_PATH": user_path,
         "FLEET_TAG_VALUE": name,
-        **more,
+        **dict(more or {}),
     }
 
 
