@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from moto.secretsmanager.models import secretsmanager_backends
 
 from rotation_handler import app, intents
@@ -30,6 +32,7 @@ from rotation_handler.exceptions import (
     SmtpTestError,
 )
 from sandbox import invariants
+from sandbox.faults import RawBody
 from sandbox.fleet import FLEET_NAME, TAG_KEY, USER_PATH, add_app, fleet_env
 from sandbox.secrets_manager import LocalLambdaContext
 from tests import leakscan
@@ -236,6 +239,49 @@ def test_a_secret_or_user_outside_the_fleet_is_refused_and_nothing_changes(
     assert rule in str(error)
     assert outsider.secret_arn in str(error) or "IAM user outsider" in str(error)
     # AND nothing changed: no key, status, tag, stored version or label
+    assert snapshot(fleet.world) == before
+
+
+def denied_get_user(request: Any, **_: Any) -> AWSResponse:  # noqa: ANN401 - botocore hook
+    """IAM's answer to GetUser under a policy scoped to the fleet's path, for a user outside."""
+    body = (
+        b'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error>'
+        b"<Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform "
+        b"iam:GetUser</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+    )
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "text/xml"
+    return AWSResponse(str(request.url), 403, headers, RawBody(body))
+
+
+def test_a_user_the_policy_hides_is_refused_as_outside_the_fleet(fleet: Fleet) -> None:
+    # GIVEN an app whose user IAM will not show the function (the policy's path scope)
+    member = fleet.add("app-a")
+    before = snapshot(fleet.world)
+    hook: Any = (
+        denied_get_user  # botocore types its hooks as returning None; before-send may answer
+    )
+    events = app.runtime().iam.meta.events
+    events.register_first("before-send.iam.GetUser", hook, unique_id="deny-get-user")
+    try:
+        # WHEN it rotates
+        rotation = member.rotate(max_attempts=1)
+    finally:
+        events.unregister("before-send.iam.GetUser", unique_id="deny-get-user")
+    # THEN the refusal says why, and nothing changed
+    error = rotation.attempts[-1].error
+    assert isinstance(error, NotInFleetError)
+    assert "IAM refused to read user app-a (AccessDenied)" in str(error)
+    assert snapshot(fleet.world) == before
+
+
+def test_a_secret_naming_a_user_that_does_not_exist_fails_clearly(fleet: Fleet) -> None:
+    # GIVEN an app whose secret names a user nobody created
+    member = fleet.add("app-a", bootstrap={"iam_user_name": "app-nobody"})
+    before = snapshot(fleet.world)
+    # WHEN it rotates / THEN the error names the user, and nothing changed
+    rotation = member.rotate(max_attempts=1)
+    assert "IAM user app-nobody does not exist" in str(rotation.attempts[-1].error)
     assert snapshot(fleet.world) == before
 
 
@@ -496,6 +542,21 @@ def test_the_custom_resource_answers_a_bad_configuration_and_retries_its_answer(
     assert len(cloudformation.bodies) == 2
 
 
+def test_the_custom_resource_fails_when_cloudformation_never_takes_the_answer(
+    fleet: Fleet, cloudformation: CloudFormation
+) -> None:
+    # GIVEN CloudFormation's URL refusing every PUT
+    member = fleet.add("app-a")
+    cloudformation.fail_next = 3
+    event = cloudformation.event("Create", user="app-a", secret_id=member.secret_arn)
+    # WHEN the function answers / THEN it tries three times, then raises (Lambda retries the
+    # asynchronous invocation), naming neither the URL nor its signature
+    with pytest.raises(CustomResourceError, match=r"HTTP 500, 3 tries") as raised:
+        fleet.world.driver.handler(event, LocalLambdaContext())
+    assert "presigned" not in str(raised.value)
+    assert len(cloudformation.bodies) == 3
+
+
 @pytest.mark.parametrize(
     "url",
     ["http://example.com/answer", "file:///tmp/answer", "ftp://127.0.0.1/answer", ""],
@@ -541,6 +602,19 @@ def test_the_custom_resource_in_single_secret_mode(
     assert deleted["Status"] == "SUCCESS"
     assert world.access_keys() == {}
     assert user_tags(world) == {}
+    # AND one naming another secret is refused
+    other_secret = world.sm.create_secret(Name="another", SecretString="{}")["ARN"]
+    wrong = cloudformation.event("Create", user=world.user_name, secret_id=other_secret)
+    refused = cloudformation.send(world, wrong)
+    assert refused["Status"] == "FAILED"
+    assert f"(SECRET_ARN), not {other_secret}" in refused["Reason"]
+    # AND a Delete after the user is gone succeeds
+    world.iam.delete_user_policy(UserName=world.user_name, PolicyName="ses-send")
+    world.iam.delete_user(UserName=world.user_name)
+    gone = cloudformation.send(
+        world, cloudformation.event("Delete", physical_id=world.user_name, **ids)
+    )
+    assert (gone["Status"], gone["Reason"]) == ("SUCCESS", "the IAM user no longer exists")
 
 
 def test_a_finish_run_again_after_the_user_left_the_path_retires_nothing(fleet: Fleet) -> None:
