@@ -181,7 +181,7 @@ def handle(
     _check_user(iam, settings, user)
     state = guard.describe(sm, secret_id)
     if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
-        msg = f"this function is bound to secret {settings.secret_arn} (SECRET_ARN), not {state.arn}"
+        msg = f"this function is bound to {settings.secret_arn} (SECRET_ARN), not {state.arn}"
         raise NotBoundError(msg)
     fleet.check_secret(state, settings)
     _check_owner(iam, user, state.arn)
