@@ -32,7 +32,7 @@ from rotation_handler.exceptions import (
     SmtpTestError,
 )
 from sandbox import invariants
-from sandbox.faults import RawBody
+from sandbox.faults import Fault, FaultKind, RawBody, inject
 from sandbox.fleet import FLEET_NAME, TAG_KEY, USER_PATH, add_app, fleet_env
 from sandbox.secrets_manager import LocalLambdaContext
 from tests import leakscan
@@ -174,6 +174,17 @@ def test_each_step_reads_the_user_once(fleet: Fleet) -> None:
     # THEN every step checked the user's path exactly once
     assert len(counted) == 8
     assert all(calls == 1 for _, calls in counted), counted
+
+
+def test_a_throttled_get_user_is_retried_by_the_sdk(fleet: Fleet) -> None:
+    # GIVEN an app / WHEN IAM throttles the first GetUser of every step
+    member = fleet.add("app-a")
+    with inject(app.runtime().iam, Fault("GetUser", FaultKind.THROTTLE, times=4)) as fault:
+        rotation = member.rotate(max_attempts=1)
+    # THEN botocore's retry absorbs it and the rotation completes in one attempt
+    assert fault.fired == 4
+    assert rotation.ok, rotation.attempts[-1].error
+    assert invariants.violations(member) == []
 
 
 @pytest.mark.parametrize(
