@@ -178,7 +178,9 @@ def handle(
         user = _user_name(physical_id or request.properties.get("UserName"))
         return delete_keys(iam, settings, user=user, secret_id=_secret_id(request))
     user, secret_id = _user_name(request.properties.get("UserName")), _secret_id(request)
-    _check_user(iam, settings, user)
+    if not _check_user(iam, settings, user):
+        msg = f"IAM user {user} does not exist: create it before this resource (DependsOn)"
+        raise AccessKeyError(msg)
     state = guard.describe(sm, secret_id)
     if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
         msg = f"this function is bound to {settings.secret_arn} (SECRET_ARN), not {state.arn}"
@@ -196,17 +198,19 @@ def delete_keys(iam: IAMClient, settings: Settings, *, user: str, secret_id: str
     NotBoundError
         The user is outside the fleet, not ``SMTP_IAM_USER_NAME``, or managed by another secret.
     """
+    gone = Answer(status="SUCCESS", physical_id=user, reason="the IAM user no longer exists")
     try:
-        _check_user(iam, settings, user)
+        if not _check_user(iam, settings, user):
+            return gone
         tags = keys.read_tags(iam, user)
         _check_owner(iam, user, secret_id, tags=tags)
         found = keys.list_keys(iam, user)
-    except (_UserGoneError, AccessKeyError):
-        return Answer(status="SUCCESS", physical_id=user, reason="the IAM user no longer exists")
+    except AccessKeyError:  # ListAccessKeys: the user went meanwhile
+        return gone
     except ClientError as err:
         if keys.error_code(err) != "NoSuchEntity":
             raise
-        return Answer(status="SUCCESS", physical_id=user, reason="the IAM user no longer exists")
+        return gone
     for key in found:
         keys.delete(iam, user, key.access_key_id)
     ours = [tag for tag in OUR_TAGS if tag in tags]
@@ -219,16 +223,16 @@ def delete_keys(iam: IAMClient, settings: Settings, *, user: str, secret_id: str
     return Answer(status="SUCCESS", physical_id=user, reason=f"deleted {len(found)} access keys")
 
 
-class _UserGoneError(Exception):
-    """The IAM user does not exist (a Delete has nothing left to do)."""
+def _check_user(iam: IAMClient, settings: Settings, user: str) -> bool:
+    """Apply the rotation's user rules; return ``False`` when IAM says the user does not exist.
 
-
-def _check_user(iam: IAMClient, settings: Settings, user: str) -> None:
-    """Apply the rotation's user rules: under the fleet's path, or ``SMTP_IAM_USER_NAME``."""
+    Fleet mode: the user must be under ``FLEET_USER_PATH`` (one GetUser). One secret: the user
+    must be ``SMTP_IAM_USER_NAME`` when it is set (no call; the user is assumed to exist).
+    """
     if settings.fleet is not None:
         path = fleet.user_path(iam, user)
         if path is None:
-            raise _UserGoneError
+            return False
         fleet.check_path(settings, user, path)
     elif settings.iam_user_name and user != settings.iam_user_name:
         msg = (
@@ -236,6 +240,7 @@ def _check_user(iam: IAMClient, settings: Settings, user: str) -> None:
             f"(SMTP_IAM_USER_NAME) and refuses {user}"
         )
         raise NotBoundError(msg)
+    return True
 
 
 def _check_owner(

@@ -511,6 +511,7 @@ def test_the_custom_resource_refuses_a_user_outside_the_path(
         pytest.param({"tags": {}}, "has no such tag", id="untagged-secret"),
         pytest.param({"owned_by_other": True}, "is managed by secret", id="user-of-another-secret"),
         pytest.param({"no_user_name": True}, "needs UserName", id="no-user-name"),
+        pytest.param({"user": "app-nobody"}, "IAM user app-nobody does not exist", id="no-user"),
         pytest.param({"resource_type": "Custom::Other"}, "unsupported request", id="other-type"),
     ],
 )
@@ -521,7 +522,8 @@ def test_the_custom_resource_refuses_what_is_not_the_apps(
     member = fleet.add("app-a", tags=change.get("tags"))
     other = fleet.add("app-b")
     assert other.rotate().ok
-    event = cloudformation.event("Create", user="app-a", secret_id=member.secret_arn)
+    user = change.get("user", "app-a")
+    event = cloudformation.event("Create", user=user, secret_id=member.secret_arn)
     if change.get("owned_by_other"):
         # the request names app-b's user, whose keys app-b's secret manages
         event = cloudformation.event(
