@@ -69,7 +69,13 @@ def make_fleet(make_world: Callable[..., World]) -> Iterator[Callable[..., Fleet
         return fleet
 
     yield factory
-    leakscan.remember(*(t for f in fleets for a in f.apps for t in a.driver.rotation_tokens))
+    apps = [member for fleet in fleets for member in fleet.apps]
+    leakscan.remember(*(token for member in apps for token in member.driver.rotation_tokens))
+    # The apps' errors are not printed: scan their text here (make_world scans its own world's).
+    errors = [r.error for member in apps for r in member.driver.history if r.error is not None]
+    material = leakscan.harvest() | {t for m in apps for t in m.driver.rotation_tokens}
+    leaked = leakscan.find_leaks([leakscan.exception_text(e) for e in errors], material)
+    assert not leaked, f"secret material in an app's error (prefixes): {leaked}"
 
 
 @pytest.fixture
