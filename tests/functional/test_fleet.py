@@ -193,6 +193,26 @@ def test_a_throttled_get_user_is_retried_by_the_sdk(fleet: Fleet) -> None:
     assert invariants.violations(member) == []
 
 
+def test_single_secret_mode_never_reads_the_user(world: World) -> None:
+    # GIVEN the single-secret function (its template grants no iam:GetUser)
+    calls: list[str] = []
+
+    def count_get_user(**_: Any) -> None:  # noqa: ANN401 - botocore hook
+        calls.append("GetUser")
+
+    events = app.runtime().iam.meta.events
+    events.register("before-call.iam.GetUser", count_get_user, unique_id="count-get-user")
+    try:
+        # WHEN it rotates twice and sweeps
+        assert world.rotate().ok
+        assert world.rotate().ok
+        world.sweep()
+    finally:
+        events.unregister("before-call.iam.GetUser", unique_id="count-get-user")
+    # THEN it never called GetUser
+    assert calls == []
+
+
 @pytest.mark.parametrize(
     ("failure", "expected", "message"),
     [
