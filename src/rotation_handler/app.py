@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SecretsManagerEvent, event_source
 from botocore.config import Config
 
-from rotation_handler import guard, keys, steps, sweep
+from rotation_handler import custom_resource, guard, keys, steps, sweep
 from rotation_handler.exceptions import BadEventError, UnknownStepError
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import ENV_VARS, Settings
@@ -35,6 +35,8 @@ _BOTO_CONFIG = Config(
 )
 # Time kept back from the Lambda's remaining time for the calls after the SMTP test.
 _RESERVE_SECONDS = 5.0
+# Bound of one PUT of a custom resource's answer to CloudFormation.
+_ANSWER_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +137,34 @@ def _sweep(event: Mapping[str, object], context: LambdaContext) -> dict[str, str
     return outcome.summary()
 
 
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def _custom_resource(event: Mapping[str, object], context: LambdaContext) -> dict[str, str]:
+    """Serve ``Custom::SmtpUserKeys`` and answer CloudFormation at the ResponseURL."""
+    quiet_sdk_loggers()
+    metrics.add_dimension(name="Step", value=custom_resource.RESOURCE_TYPE)
+    try:
+        request = custom_resource.parse(event)
+        logger.append_keys(
+            step=custom_resource.RESOURCE_TYPE,
+            request_type=request.request_type,
+            logical_resource_id=request.logical_id,
+        )
+        answer = custom_resource.serve(request, runtime)
+        custom_resource.respond(
+            request, answer, timeout=max(1.0, min(_ANSWER_TIMEOUT, _seconds_left(context)))
+        )
+    except Exception:
+        metrics.add_metric(name="CustomResourceFailed", unit=MetricUnit.Count, value=1)
+        raise
+    ok = answer.status == "SUCCESS"
+    name = "CustomResourceSucceeded" if ok else "CustomResourceFailed"
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    log = logger.info if ok else logger.warning
+    log("custom resource answered", extra=answer.summary())
+    return answer.summary()
+
+
 def _parse(event: SecretsManagerEvent) -> tuple[Callable[[steps.StepContext], None], str, str]:
     """Return the step function, SecretId and token of an event; tag logs and metrics with them."""
     try:
@@ -164,7 +194,7 @@ def _seconds_left(context: LambdaContext) -> float:
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str] | None:
-    """Run one rotation step for a Secrets Manager rotation event, or the scheduled sweep.
+    """Run a rotation step, the scheduled sweep, or the key clean-up custom resource.
 
     Parameters
     ----------
@@ -172,7 +202,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         ``{"SecretId": ..., "ClientRequestToken": ..., "Step": "createSecret" | "setSecret" |
         "testSecret" | "finishSecret"}`` (``RotationToken`` may be present and is never logged),
         or the schedule's ``{"Action": "RetireOldKeys", "SecretId": ...}``, whose summary is
-        returned.
+        returned, or a CloudFormation request for ``Custom::SmtpUserKeys`` (``RequestType``
+        present), answered at its ResponseURL and summarised in the return value.
     context
         The Lambda context (harnesses pass ``sandbox.secrets_manager.LocalLambdaContext``).
 
@@ -181,6 +212,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     RotationError
         The step could not complete; the message says why and what to do.
     """
+    if isinstance(event, dict) and "RequestType" in event:
+        answer: dict[str, str] = _custom_resource(event, context)
+        return answer
     if isinstance(event, dict) and "Action" in event:
         summary: dict[str, str] = _sweep(event, context)
         return summary

@@ -27,6 +27,10 @@ class NotBoundError(RotationError):
     """The secret or the IAM user is not the one this function is configured for."""
 
 
+class NotInFleetError(NotBoundError):
+    """Fleet mode: the secret lacks the fleet tag, or its IAM user is outside the fleet's path."""
+
+
 class UserOwnedError(NotBoundError):
     """The IAM user's keys are managed by another secret; the message names it."""
 
@@ -53,3 +57,7 @@ class AccessKeyError(RotationError):
 
 class SmtpTestError(RotationError):
     """The pending credentials did not log in to the SMTP endpoint."""
+
+
+class CustomResourceError(RotationError):
+    """A CloudFormation custom resource request could not be answered (no usable ResponseURL)."""

@@ -9,12 +9,13 @@ AWSCURRENT means the rotation already finished.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
+from rotation_handler import fleet
 from rotation_handler.exceptions import (
     NotBoundError,
     RotationNotEnabledError,
@@ -56,6 +57,8 @@ class SecretState:
     # LastRotatedDate), and when it was created.
     last_rotated: datetime | None = None
     created: datetime | None = None
+    # The secret's tags (fleet mode rotates only secrets carrying the fleet's tag).
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def version_with(self, stage: str) -> str | None:
         """Return the id of the version that carries ``stage``, if any."""
@@ -85,6 +88,7 @@ def describe(sm: SecretsManagerClient, secret_id: str) -> SecretState:
         rotation_interval=_interval(meta.get("RotationRules", {})),
         last_rotated=meta.get("LastRotatedDate"),
         created=meta.get("CreatedDate"),
+        tags={tag["Key"]: tag.get("Value", "") for tag in meta.get("Tags", []) if "Key" in tag},
     )
 
 
@@ -107,7 +111,8 @@ def check(
     Raises
     ------
     NotBoundError
-        ``SECRET_ARN`` is set and the event names another secret.
+        ``SECRET_ARN`` is set and the event names another secret, or (fleet mode,
+        :class:`~rotation_handler.exceptions.NotInFleetError`) the secret lacks the fleet's tag.
     RotationNotEnabledError
         Rotation is not enabled on the secret.
     StagingError
@@ -121,6 +126,7 @@ def check(
             f"to rotate {state.arn}: deploy one rotation function per secret"
         )
         raise NotBoundError(msg)
+    fleet.check_secret(state, settings)
     if not state.rotation_enabled:
         msg = f"rotation is not enabled on secret {state.arn}: enable it with RotateSecret"
         raise RotationNotEnabledError(msg)

@@ -431,6 +431,7 @@ def retire(ctx: StepContext, *, new: SmtpSecret | None, old: SmtpSecret | None) 
     action = ctx.settings.old_key_action
     if action is OldKeyAction.KEEP:
         return
+    ctx.check_user(old.iam_user_name)
     grace = ctx.settings.old_key_grace_period
     if grace:
         interval = ctx.state.rotation_interval

@@ -43,6 +43,9 @@ ENV_VARS: Final = (
     "SMTP_HOST",
     "SMTP_PORT",
     "OLD_KEY_GRACE_PERIOD",
+    "FLEET_USER_PATH",
+    "FLEET_TAG_KEY",
+    "FLEET_TAG_VALUE",
 )
 MAILBOX_SIMULATOR: Final = "success@simulator.amazonses.com"
 _REGION_RE: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
@@ -54,6 +57,23 @@ MAX_GRACE_PERIOD: Final = 365 * 86400
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
 MAX_SMTP_TEST_TIMEOUT: Final = 840.0  # Lambda's 900 s limit less room for the other calls
+DEFAULT_FLEET_TAG_KEY: Final = "ses-smtp-rotation:fleet"
+# IAM's path syntax, below the root: "/" would put every user of the account in the fleet.
+_USER_PATH_RE: Final = re.compile(r"^/[\x21-\x7E]*[\x21-\x2E\x30-\x7E]/$")
+_MAX_USER_PATH: Final = 512
+# Tag keys and values as Secrets Manager accepts them (ASCII subset); "aws:" keys are AWS's own.
+_TAG_RE: Final = re.compile(r"^[A-Za-z0-9 _.:/=+@-]+$")
+_MAX_TAG_KEY: Final = 128
+_MAX_TAG_VALUE: Final = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fleet:
+    """Fleet mode: any secret carrying the tag whose IAM user sits under the path."""
+
+    user_path: str
+    tag_key: str = DEFAULT_FLEET_TAG_KEY
+    tag_value: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +97,8 @@ class Settings:
     smtp_port: int | None = None
     # Seconds the old key stays Active after the new one is promoted; 0 = OLD_KEY_ACTION at once.
     old_key_grace_period: int = 0
+    # Set (FLEET_USER_PATH): the function rotates any secret of the fleet instead of one.
+    fleet: Fleet | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -113,6 +135,7 @@ class Settings:
             smtp_host=_matching(environ, "SMTP_HOST", _HOST_RE, "a host name"),
             smtp_port=_port(environ, "SMTP_PORT"),
             old_key_grace_period=_duration(environ, "OLD_KEY_GRACE_PERIOD"),
+            fleet=_fleet(environ),
         )
 
 
@@ -198,3 +221,40 @@ def _duration(environ: Mapping[str, str], name: str) -> int:
         msg = f"{name} must be 0 or a duration such as 90s, 30m, 24h or 7d (at most 365d)"
         raise ConfigurationError(msg)
     return seconds
+
+
+def _fleet(environ: Mapping[str, str]) -> Fleet | None:
+    """Read fleet mode: FLEET_USER_PATH turns it on, FLEET_TAG_VALUE is then required."""
+    path = (environ.get("FLEET_USER_PATH") or "").strip()
+    key = (environ.get("FLEET_TAG_KEY") or "").strip()
+    value = (environ.get("FLEET_TAG_VALUE") or "").strip()
+    if not path:
+        stray = [name for name, raw in (("FLEET_TAG_KEY", key), ("FLEET_TAG_VALUE", value)) if raw]
+        if stray:
+            msg = f"{' and '.join(stray)} is set but FLEET_USER_PATH is not: fleet mode needs both"
+            raise ConfigurationError(msg)
+        return None
+    bound = [name for name in ("SECRET_ARN", "SMTP_IAM_USER_NAME") if environ.get(name)]
+    if bound:
+        msg = (
+            f"FLEET_USER_PATH (fleet mode) cannot be combined with {' and '.join(bound)} "
+            "(one secret): unset one or the other"
+        )
+        raise ConfigurationError(msg)
+    if len(path) > _MAX_USER_PATH or not _USER_PATH_RE.fullmatch(path):
+        msg = (
+            "FLEET_USER_PATH must be an IAM path below the root that starts and ends with /, "
+            "such as /ses-smtp/"
+        )
+        raise ConfigurationError(msg)
+    key = key or DEFAULT_FLEET_TAG_KEY
+    if len(key) > _MAX_TAG_KEY or not _TAG_RE.fullmatch(key) or key.lower().startswith("aws:"):
+        msg = f"FLEET_TAG_KEY must be a tag key such as {DEFAULT_FLEET_TAG_KEY} (not aws:...)"
+        raise ConfigurationError(msg)
+    if not value:
+        msg = "FLEET_TAG_VALUE is required in fleet mode (FLEET_USER_PATH): the fleet's name"
+        raise ConfigurationError(msg)
+    if len(value) > _MAX_TAG_VALUE or not _TAG_RE.fullmatch(value):
+        msg = "FLEET_TAG_VALUE must be a tag value such as default (letters, digits, _.:/=+@- )"
+        raise ConfigurationError(msg)
+    return Fleet(user_path=path, tag_key=key, tag_value=value)

@@ -6,12 +6,12 @@ whole rotation with the same token, from createSecret.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rotation_handler import keys, lifecycle, smtp_check, versions
+from rotation_handler import fleet, keys, lifecycle, smtp_check, versions
 from rotation_handler.exceptions import (
     AccessKeyError,
     NotBoundError,
@@ -42,6 +42,8 @@ class StepContext:
     token: str
     verdict: Verdict
     seconds_left: Callable[[], float]
+    # Fleet mode: the users this invocation found under the fleet's path (one GetUser each).
+    fleet_users: set[str] = field(default_factory=set)
 
     def read(self, stage: str, *, version_id: str | None = None) -> SmtpSecret | None:
         """Read a version of the secret (``None`` when it has no value yet)."""
@@ -69,7 +71,7 @@ class StepContext:
         return self.bound(pending)
 
     def bound(self, secret: SmtpSecret) -> SmtpSecret:
-        """Refuse a secret naming another IAM user than ``SMTP_IAM_USER_NAME``."""
+        """Refuse a secret naming a user other than ``SMTP_IAM_USER_NAME`` or outside the fleet."""
         expected = self.settings.iam_user_name
         if expected and secret.iam_user_name != expected:
             msg = (
@@ -77,7 +79,21 @@ class StepContext:
                 f"is bound to {expected} (SMTP_IAM_USER_NAME): fix iam_user_name in the secret"
             )
             raise NotBoundError(msg)
+        self.check_user(secret.iam_user_name)
         return secret
+
+    def check_user(self, user: str) -> None:
+        """Fleet mode: refuse a user outside ``FLEET_USER_PATH`` before touching it.
+
+        Raises
+        ------
+        NotInFleetError
+            The user's Path is outside the fleet's (see :func:`rotation_handler.fleet.check_user`).
+        """
+        if self.settings.fleet is None or user in self.fleet_users:
+            return
+        fleet.check_user(self.iam, self.settings, user)
+        self.fleet_users.add(user)
 
 
 def create_secret(ctx: StepContext) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rotation_handler import guard, keys, lifecycle, versions
+from rotation_handler import fleet, guard, keys, lifecycle, versions
 from rotation_handler.exceptions import BadEventError, NotBoundError
 from rotation_handler.guard import CURRENT, PREVIOUS
 from rotation_handler.observability import logger, metrics
@@ -87,7 +87,8 @@ def retire_old_keys(
     Raises
     ------
     NotBoundError
-        ``SECRET_ARN`` is set and the event names another secret.
+        ``SECRET_ARN`` is set and the event names another secret, or (fleet mode) the secret
+        lacks the fleet's tag or its IAM user is outside the fleet's path.
     StagingError
         The secret does not exist.
     """
@@ -95,6 +96,7 @@ def retire_old_keys(
     if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
         msg = f"this function is bound to secret {settings.secret_arn} and refuses {state.arn}"
         raise NotBoundError(msg)
+    fleet.check_secret(state, settings)
     versions.forget(state.arn)
     _report_rotation_age(state, now=now)
     current, previous = (
@@ -108,6 +110,7 @@ def retire_old_keys(
     key_id, user = previous.access_key_id, previous.iam_user_name
     if key_id == current.access_key_id or user != current.iam_user_name:
         return Outcome(secret_arn=state.arn, result="nothing-to-retire")
+    fleet.check_user(iam, settings, user)
     found = next((k for k in keys.list_keys(iam, user) if k.access_key_id == key_id), None)
     action = settings.old_key_action
     done = found is None or (action is OldKeyAction.DEACTIVATE and not found.active)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from rotation_handler.exceptions import ConfigurationError
-from rotation_handler.settings import OldKeyAction, Settings
+from rotation_handler.settings import DEFAULT_FLEET_TAG_KEY, Fleet, OldKeyAction, Settings
 
 
 def test_defaults() -> None:
@@ -92,3 +92,49 @@ def test_test_message_addresses() -> None:
 def test_grace_period_durations(raw: str, seconds: int) -> None:
     env = {"AWS_REGION": "us-east-1", "OLD_KEY_GRACE_PERIOD": raw}
     assert Settings.from_env(env).old_key_grace_period == seconds
+
+
+FLEET = {"AWS_REGION": "us-east-1", "FLEET_USER_PATH": "/ses-smtp/", "FLEET_TAG_VALUE": "default"}
+
+
+def test_fleet_mode_is_off_by_default_and_on_with_the_path() -> None:
+    assert Settings.from_env({"AWS_REGION": "us-east-1"}).fleet is None
+    settings = Settings.from_env(FLEET)
+    assert settings.fleet == Fleet(
+        user_path="/ses-smtp/", tag_key=DEFAULT_FLEET_TAG_KEY, tag_value="default"
+    )
+    assert DEFAULT_FLEET_TAG_KEY == "ses-smtp-rotation:fleet"
+    nested = Settings.from_env(FLEET | {"FLEET_USER_PATH": "/apps/mail/", "FLEET_TAG_KEY": "team"})
+    assert nested.fleet == Fleet(user_path="/apps/mail/", tag_key="team", tag_value="default")
+
+
+@pytest.mark.parametrize(
+    ("change", "variables"),
+    [
+        pytest.param(
+            {"SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:s"},
+            ["SECRET_ARN"],
+            id="with-secret",
+        ),
+        pytest.param({"SMTP_IAM_USER_NAME": "ses-smtp"}, ["SMTP_IAM_USER_NAME"], id="with-user"),
+        pytest.param({"FLEET_TAG_VALUE": ""}, ["FLEET_TAG_VALUE"], id="no-fleet-name"),
+        pytest.param({"FLEET_TAG_VALUE": "a,b"}, ["FLEET_TAG_VALUE"], id="bad-fleet-name"),
+        pytest.param({"FLEET_TAG_KEY": "aws:fleet"}, ["FLEET_TAG_KEY"], id="aws-tag-key"),
+        pytest.param({"FLEET_TAG_KEY": "k" * 129}, ["FLEET_TAG_KEY"], id="long-tag-key"),
+        *(
+            pytest.param({"FLEET_USER_PATH": bad}, ["FLEET_USER_PATH"], id=f"path-{bad!r}")
+            for bad in ("/", "//", "ses-smtp/", "/ses-smtp", "/ses smtp/", "/s\u00e9/", "/a//")
+        ),
+        pytest.param(
+            {"FLEET_USER_PATH": "", "FLEET_TAG_VALUE": "default"},
+            ["FLEET_TAG_VALUE", "FLEET_USER_PATH"],
+            id="name-without-path",
+        ),
+    ],
+)
+def test_bad_fleet_settings_name_the_variables(
+    change: dict[str, str], variables: list[str]
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env(FLEET | change)
+    assert all(variable in str(raised.value) for variable in variables)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from rotation_handler.settings import MAX_GRACE_PERIOD, Settings
+from rotation_handler.settings import DEFAULT_FLEET_TAG_KEY, MAX_GRACE_PERIOD, Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -428,6 +428,20 @@ def test_hardening_rules_hold(template: Template) -> None:
     assert [s["Sid"] for s in tagging] == ["TagTheSmtpUserWithRotationRecords"]
 
 
+def test_the_key_clean_up_may_untag_only_the_function_s_own_records(template: Template) -> None:
+    # GIVEN the role / WHEN the statements allowing iam:UntagUser are collected (the custom
+    # resource Custom::SmtpUserKeys removes the function's records when an app is deleted)
+    untagging = [
+        statement
+        for statement in _role_statements(template)
+        if isinstance(statement, dict)
+        and "iam:UntagUser" in _alternatives(statement.get("Action", []))
+    ]
+    # THEN exactly the tagging statement allows it, under its tag-key condition
+    assert [s["Sid"] for s in untagging] == ["TagTheSmtpUserWithRotationRecords"]
+    assert tag_problems(template) == []
+
+
 def test_the_function_writes_only_allowed_tag_keys() -> None:
     # GIVEN the rotation function's sources / WHEN the tag keys they name are collected
     written = {
@@ -435,9 +449,9 @@ def test_the_function_writes_only_allowed_tag_keys() -> None:
         for path in HANDLER_SOURCES.glob("*.py")
         for match in re.findall(r"ses-smtp-rotation:[\w-]+", path.read_text(encoding="utf-8"))
     }
-    # THEN the template's condition allows each of them
+    # THEN the template's condition allows each of them (the fleet's tag is only read, on secrets)
     assert written
-    assert written <= ALLOWED_TAG_KEYS
+    assert written - {DEFAULT_FLEET_TAG_KEY} <= ALLOWED_TAG_KEYS
 
 
 def test_bootstrap_secret_holds_only_what_a_stack_update_may_replace(template: Template) -> None:

@@ -1,0 +1,685 @@
+"""Fleet mode: one function rotates the secrets of several apps, each with its own IAM user.
+
+Every test runs one local world whose function is in fleet mode (``FLEET_USER_PATH=/ses-smtp/``,
+``FLEET_TAG_VALUE=default``) and adds apps to it (:mod:`sandbox.fleet`): a user under the path and
+a secret tagged for the fleet. The world's own user (path ``/``) and secret (untagged) are outside
+the fleet. "Nothing changed" is checked on every user's keys, statuses and tags and every secret's
+stored versions and labels, before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+from moto.secretsmanager.models import secretsmanager_backends
+
+from rotation_handler import app, intents
+from rotation_handler.custom_resource import NOT_CREATED, RESOURCE_TYPE
+from rotation_handler.exceptions import (
+    CustomResourceError,
+    ForeignKeyError,
+    NotInFleetError,
+    SmtpTestError,
+)
+from sandbox import invariants
+from sandbox.faults import Fault, FaultKind, RawBody, inject
+from sandbox.fleet import FLEET_NAME, TAG_KEY, USER_PATH, add_app, fleet_env
+from sandbox.secrets_manager import LocalLambdaContext
+from tests import leakscan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from sandbox.world import World
+
+PAST_A_ONE_SECOND_GRACE = 1.5
+ANSWER_WAIT = 5.0  # seconds: the answer is PUT before the handler returns
+
+
+class Fleet:
+    """A fleet-mode world and the apps added to it (their RotationTokens are leak-checked)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.apps: list[World] = []
+
+    def add(self, name: str, **kwargs: Any) -> World:  # noqa: ANN401 - forwarded to add_app
+        added = add_app(self.world, name, **kwargs)
+        self.apps.append(added)
+        return added
+
+
+@pytest.fixture
+def make_fleet(make_world: Callable[..., World]) -> Iterator[Callable[..., Fleet]]:
+    fleets: list[Fleet] = []
+
+    def factory(user_path: str = USER_PATH, **more: str | None) -> Fleet:
+        fleet = Fleet(make_world(function_env=fleet_env(user_path=user_path, more=more)))
+        fleets.append(fleet)
+        return fleet
+
+    yield factory
+    apps = [member for fleet in fleets for member in fleet.apps]
+    leakscan.remember(*(token for member in apps for token in member.driver.rotation_tokens))
+    # The apps' errors are not printed: scan their text here (make_world scans its own world's).
+    errors = [r.error for member in apps for r in member.driver.history if r.error is not None]
+    material = leakscan.harvest() | {t for m in apps for t in m.driver.rotation_tokens}
+    leaked = leakscan.find_leaks([leakscan.exception_text(e) for e in errors], material)
+    assert not leaked, f"secret material in an app's error (prefixes): {leaked}"
+
+
+@pytest.fixture
+def fleet(make_fleet: Callable[..., Fleet]) -> Fleet:
+    return make_fleet()
+
+
+def snapshot(world: World) -> dict[str, Any]:
+    """Every user's path, keys and tags; every secret's stored versions (digests) and labels."""
+    iam = world.iam
+    users = {
+        user["UserName"]: (
+            user["Path"],
+            sorted(
+                (k["AccessKeyId"], k["Status"])
+                for k in iam.list_access_keys(UserName=user["UserName"])["AccessKeyMetadata"]
+            ),
+            sorted(
+                (t["Key"], t["Value"])
+                for t in iam.list_user_tags(UserName=user["UserName"])["Tags"]
+            ),
+        )
+        for user in iam.list_users()["Users"]
+    }
+    backend = secretsmanager_backends[world.driver.account_id][world.region]
+    stored = {
+        arn: {
+            vid: (
+                sorted(v["version_stages"]),
+                hashlib.sha256(v["secret_string"].encode()).hexdigest(),
+            )
+            for vid, v in secret.versions.items()
+            if "secret_string" in v  # the version RotateSecret staged holds nothing yet
+        }
+        for arn, secret in backend.secrets.items()
+    }
+    return {"users": users, "secrets": stored}
+
+
+def user_tags(world: World) -> dict[str, str]:
+    tags = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
+    return {tag["Key"]: tag["Value"] for tag in tags}
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- rotation ------------------------------------------------------------------------------------
+
+
+def test_three_apps_rotate_and_each_keeps_its_own_keys(fleet: Fleet) -> None:
+    # GIVEN three apps in one fleet
+    apps = [fleet.add(f"app-{name}") for name in "abc"]
+    # WHEN each rotates twice, in turn
+    for _ in range(2):
+        for rotating in apps:
+            others = {o.user_name: o.access_keys() for o in apps if o is not rotating}
+            rotation = rotating.rotate()
+            # THEN it rotates and no other app's key is touched
+            assert rotation.ok, rotation.attempts[-1].error
+            assert {o.user_name: o.access_keys() for o in apps if o is not rotating} == others
+    # AND each app holds its own user's keys: the new one live, the old one deactivated
+    for rotated in apps:
+        assert invariants.violations(rotated) == []
+        keys = rotated.access_keys()
+        assert keys[rotated.value()["access_key_id"]] == "Active"
+        assert keys[rotated.value("AWSPREVIOUS")["access_key_id"]] == "Inactive"
+        assert rotated.value()["iam_user_name"] == rotated.user_name
+        assert user_tags(rotated)[intents.OWNER_TAG] == rotated.secret_arn
+    all_keys = [key for rotated in apps for key in rotated.access_keys()]
+    assert len(all_keys) == len(set(all_keys)) == 6
+
+
+def test_each_step_reads_the_user_once(fleet: Fleet) -> None:
+    # GIVEN an app, and a count of GetUser per invocation of the function
+    member = fleet.add("app-a")
+    counted: list[tuple[str, int]] = []
+    calls = [0]
+
+    def count_get_user(**_: Any) -> None:  # noqa: ANN401 - botocore hook
+        calls[0] += 1
+
+    def on_step(step: str, _token: str, record: object) -> None:
+        if record is None:
+            calls[0] = 0
+        else:
+            counted.append((step, calls[0]))
+
+    events = app.runtime().iam.meta.events
+    events.register("before-call.iam.GetUser", count_get_user, unique_id="count-get-user")
+    member.driver.on_step = on_step
+    try:
+        # WHEN it rotates twice (the second retires the first key)
+        assert member.rotate().ok
+        assert member.rotate().ok
+    finally:
+        events.unregister("before-call.iam.GetUser", unique_id="count-get-user")
+    # THEN every step checked the user's path exactly once
+    assert len(counted) == 8
+    assert all(calls == 1 for _, calls in counted), counted
+
+
+def test_a_throttled_get_user_is_retried_by_the_sdk(fleet: Fleet) -> None:
+    # GIVEN an app / WHEN IAM throttles the first GetUser of every step
+    member = fleet.add("app-a")
+    with inject(app.runtime().iam, Fault("GetUser", FaultKind.THROTTLE, times=4)) as fault:
+        rotation = member.rotate(max_attempts=1)
+    # THEN botocore's retry absorbs it and the rotation completes in one attempt
+    assert fault.fired == 4
+    assert rotation.ok, rotation.attempts[-1].error
+    assert invariants.violations(member) == []
+
+
+def test_single_secret_mode_never_reads_the_user(world: World) -> None:
+    # GIVEN the single-secret function (its template grants no iam:GetUser)
+    calls: list[str] = []
+
+    def count_get_user(**_: Any) -> None:  # noqa: ANN401 - botocore hook
+        calls.append("GetUser")
+
+    events = app.runtime().iam.meta.events
+    events.register("before-call.iam.GetUser", count_get_user, unique_id="count-get-user")
+    try:
+        # WHEN it rotates twice and sweeps
+        assert world.rotate().ok
+        assert world.rotate().ok
+        world.sweep()
+    finally:
+        events.unregister("before-call.iam.GetUser", unique_id="count-get-user")
+    # THEN it never called GetUser
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected", "message"),
+    [
+        pytest.param("foreign-keys", ForeignKeyError, "IAM user app-b already has 2", id="keys"),
+        pytest.param("smtp", SmtpTestError, "refused the connection", id="smtp-unreachable"),
+    ],
+)
+def test_a_failing_app_does_not_block_the_others(
+    fleet: Fleet, failure: str, expected: type[Exception], message: str
+) -> None:
+    # GIVEN three apps, the middle one doomed: two keys made by hand fill its user's slots, or
+    # its secret points at an SMTP port where nothing listens
+    first = fleet.add("app-a")
+    failing = fleet.add("app-b", bootstrap={"port": closed_port()} if failure == "smtp" else None)
+    if failure == "foreign-keys":
+        for _ in range(2):
+            failing.iam.create_access_key(UserName=failing.user_name)
+    last = fleet.add("app-c")
+    failing_keys = failing.access_keys()
+    # WHEN all three rotate, the failing one in the middle
+    rotations = [member.rotate(max_attempts=1) for member in (first, failing, last)]
+    # THEN the failing app fails with its own error, and the others rotate
+    error = rotations[1].attempts[-1].error
+    assert isinstance(error, expected)
+    assert message in str(error)
+    for member, rotation in ((first, rotations[0]), (last, rotations[2])):
+        assert rotation.ok, rotation.attempts[-1].error
+        assert invariants.violations(member) == []
+    # AND the failing app's live value is still the bootstrap (no key promoted); the keys made
+    # by hand are kept
+    assert "access_key_id" not in failing.value()
+    if failure == "foreign-keys":
+        assert failing.access_keys() == failing_keys
+
+
+@pytest.mark.parametrize(
+    ("user_path", "tags", "rule"),
+    [
+        pytest.param("/ses-smtp/", {}, "has no such tag", id="untagged-secret"),
+        pytest.param("/ses-smtp/", {TAG_KEY: "other"}, f"has {TAG_KEY}=other", id="another-fleet"),
+        pytest.param("/", {TAG_KEY: FLEET_NAME}, "has path /,", id="user-at-the-root"),
+        pytest.param(
+            "/ses-smtp-other/",
+            {TAG_KEY: FLEET_NAME},
+            "has path /ses-smtp-other/",
+            id="user-beside-the-path",
+        ),
+    ],
+)
+def test_a_secret_or_user_outside_the_fleet_is_refused_and_nothing_changes(
+    fleet: Fleet, user_path: str, tags: dict[str, str], rule: str
+) -> None:
+    # GIVEN an app of the fleet, rotated, and an outsider with a key made by hand
+    member = fleet.add("app-a")
+    assert member.rotate().ok
+    outsider = fleet.add("outsider", user_path=user_path, tags=tags)
+    outsider.iam.create_access_key(UserName="outsider")
+    before = snapshot(fleet.world)
+    # WHEN the outsider's secret is rotated by the fleet's function
+    rotation = outsider.rotate(max_attempts=1)
+    # THEN it is refused, naming the secret or user and the rule
+    error = rotation.attempts[-1].error
+    assert isinstance(error, NotInFleetError)
+    assert rule in str(error)
+    assert outsider.secret_arn in str(error) or "IAM user outsider" in str(error)
+    # AND nothing changed: no key, status, tag, stored version or label
+    assert snapshot(fleet.world) == before
+
+
+def denied_get_user(request: Any, **_: Any) -> AWSResponse:  # noqa: ANN401 - botocore hook
+    """IAM's answer to GetUser under a policy scoped to the fleet's path, for a user outside."""
+    body = (
+        b'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error>'
+        b"<Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform "
+        b"iam:GetUser</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+    )
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "text/xml"
+    return AWSResponse(str(request.url), 403, headers, RawBody(body))
+
+
+def test_a_user_the_policy_hides_is_refused_as_outside_the_fleet(fleet: Fleet) -> None:
+    # GIVEN an app whose user IAM will not show the function (the policy's path scope)
+    member = fleet.add("app-a")
+    before = snapshot(fleet.world)
+    hook: Any = (
+        denied_get_user  # botocore types its hooks as returning None; before-send may answer
+    )
+    events = app.runtime().iam.meta.events
+    events.register_first("before-send.iam.GetUser", hook, unique_id="deny-get-user")
+    try:
+        # WHEN it rotates
+        rotation = member.rotate(max_attempts=1)
+    finally:
+        events.unregister("before-send.iam.GetUser", unique_id="deny-get-user")
+    # THEN the refusal says why, and nothing changed
+    error = rotation.attempts[-1].error
+    assert isinstance(error, NotInFleetError)
+    assert "IAM refused to read user app-a (AccessDenied)" in str(error)
+    assert snapshot(fleet.world) == before
+
+
+def test_a_secret_naming_a_user_that_does_not_exist_fails_clearly(fleet: Fleet) -> None:
+    # GIVEN an app whose secret names a user nobody created
+    member = fleet.add("app-a", bootstrap={"iam_user_name": "app-nobody"})
+    before = snapshot(fleet.world)
+    # WHEN it rotates / THEN the error names the user, and nothing changed
+    rotation = member.rotate(max_attempts=1)
+    assert "IAM user app-nobody does not exist" in str(rotation.attempts[-1].error)
+    assert snapshot(fleet.world) == before
+
+
+def test_a_user_moved_out_of_the_path_mid_rotation_is_not_promoted(fleet: Fleet) -> None:
+    # GIVEN a rotation whose createSecret and setSecret ran
+    member = fleet.add("app-a")
+    assert member.rotate().ok
+    token = member.driver.start()
+    assert member.driver.invoke("createSecret", token).ok
+    assert member.driver.invoke("setSecret", token).ok
+    # WHEN the user leaves the fleet's path before finishSecret
+    member.iam.update_user(UserName="app-a", NewPath="/elsewhere/")
+    before = snapshot(fleet.world)
+    record = member.driver.invoke("finishSecret", token)
+    # THEN finishSecret refuses before promoting or retiring anything
+    assert isinstance(record.error, NotInFleetError)
+    assert snapshot(fleet.world) == before
+
+
+def test_the_single_secret_settings_are_refused_in_fleet_mode(
+    make_world: Callable[..., World],
+) -> None:
+    # GIVEN a fleet function still bound to one secret (both modes at once)
+    world = make_world(function_env={"FLEET_USER_PATH": "/ses-smtp/", "FLEET_TAG_VALUE": "x"})
+    before = snapshot(world)
+    # WHEN it is invoked / THEN the configuration error names the variables, nothing changed
+    rotation = world.rotate(max_attempts=1)
+    assert "SECRET_ARN and SMTP_IAM_USER_NAME" in str(rotation.attempts[-1].error)
+    assert snapshot(world) == before
+
+
+# -- the sweep -----------------------------------------------------------------------------------
+
+
+def test_the_sweep_retires_each_apps_old_key_and_refuses_outsiders(
+    make_fleet: Callable[..., Fleet],
+) -> None:
+    # GIVEN two apps rotated twice under a one-second grace period
+    fleet = make_fleet(OLD_KEY_GRACE_PERIOD="1s")
+    first, second = fleet.add("app-a"), fleet.add("app-b")
+    for member in (first, second, first, second):
+        assert member.rotate().ok
+    time.sleep(PAST_A_ONE_SECOND_GRACE)
+    second_keys = second.access_keys()
+    # WHEN the first app's sweep runs
+    summary = first.sweep()
+    # THEN it retires that app's old key and touches no other app's
+    assert summary["Result"] == "retired: deactivate"
+    assert first.access_keys()[summary["AccessKeyId"]] == "Inactive"
+    assert second.access_keys() == second_keys
+    # AND the sweep of a secret outside the fleet (the world's own, untagged) is refused
+    with pytest.raises(NotInFleetError, match="has no such tag"):
+        fleet.world.sweep()
+    # AND the sweep of an app whose user left the path changes nothing
+    second.iam.update_user(UserName="app-b", NewPath="/elsewhere/")
+    before = snapshot(fleet.world)
+    with pytest.raises(NotInFleetError, match="has path /elsewhere/"):
+        second.sweep()
+    assert snapshot(fleet.world) == before
+
+
+# -- the key clean-up custom resource ------------------------------------------------------------
+
+
+class CloudFormation:
+    """CloudFormation's side of a custom resource: requests out, answers in (127.0.0.1)."""
+
+    def __init__(self) -> None:
+        self.answers: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.bodies: list[str] = []
+        self.fail_next = 0
+        answers, bodies, owner = self.answers, self.bodies, self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                bodies.append(body)
+                if owner.fail_next:
+                    owner.fail_next -= 1
+                    self.send_response(500)
+                else:
+                    answers.put((self.command, json.loads(body)))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:  # noqa: ANN401 - http.server's signature
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.requests = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/answer?signature=presigned"
+
+    def event(
+        self, request_type: str, *, user: str, secret_id: str, physical_id: str | None = None
+    ) -> dict[str, Any]:
+        self.requests += 1
+        event: dict[str, Any] = {
+            "RequestType": request_type,
+            "ResponseURL": self.url,
+            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/app-a/1",
+            "RequestId": f"request-{self.requests}",
+            "LogicalResourceId": "SmtpUserKeys",
+            "ResourceType": RESOURCE_TYPE,
+            "ResourceProperties": {
+                "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:fleet",
+                "UserName": user,
+                "SecretId": secret_id,
+            },
+        }
+        if physical_id is not None:
+            event["PhysicalResourceId"] = physical_id
+        return event
+
+    def send(self, world: World, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the function with ``event``; return the answer it PUT (waits are bounded)."""
+        world.driver.handler(event, LocalLambdaContext())
+        method, answer = self.answers.get(timeout=ANSWER_WAIT)
+        assert method == "PUT"
+        assert answer["RequestId"] == event["RequestId"]
+        assert answer["StackId"] == event["StackId"]
+        assert answer["LogicalResourceId"] == event["LogicalResourceId"]
+        return answer
+
+
+@pytest.fixture
+def cloudformation() -> Iterator[CloudFormation]:
+    cfn = CloudFormation()
+    cfn.thread.start()
+    yield cfn
+    cfn.server.shutdown()
+    cfn.server.server_close()
+    cfn.thread.join(timeout=ANSWER_WAIT)
+    leaked = leakscan.find_leaks(cfn.bodies, leakscan.harvest())
+    assert not leaked, f"secret material in an answer to CloudFormation: {leaked}"
+
+
+def test_the_custom_resource_validates_then_deletes_the_apps_keys_and_records(
+    fleet: Fleet, cloudformation: CloudFormation
+) -> None:
+    # GIVEN two rotated apps; the first app's user also carries a tag of its own
+    member, other = fleet.add("app-a"), fleet.add("app-b")
+    for rotating in (member, member, other):
+        assert rotating.rotate().ok
+    member.iam.tag_user(UserName="app-a", Tags=[{"Key": "team", "Value": "mail"}])
+    before = snapshot(fleet.world)
+    ids = {"user": "app-a", "secret_id": member.secret_arn}
+    # WHEN the app's stack creates, then updates the resource
+    for request_type in ("Create", "Update"):
+        physical = None if request_type == "Create" else "app-a"
+        event = cloudformation.event(request_type, physical_id=physical, **ids)
+        answer = cloudformation.send(fleet.world, event)
+        # THEN each is answered SUCCESS with the user as the physical id, and nothing changed
+        assert (answer["Status"], answer["PhysicalResourceId"]) == ("SUCCESS", "app-a")
+    assert snapshot(fleet.world) == before
+    other_before = (other.access_keys(), user_tags(other))
+    # WHEN the app's stack is deleted
+    answer = cloudformation.send(
+        fleet.world, cloudformation.event("Delete", physical_id="app-a", **ids)
+    )
+    # THEN every key of its user is gone, with the function's records; its own tag stays
+    assert answer["Status"] == "SUCCESS"
+    assert member.access_keys() == {}
+    assert user_tags(member) == {"team": "mail"}
+    # AND the other app is untouched and still rotates
+    assert (other.access_keys(), user_tags(other)) == other_before
+    assert other.rotate().ok
+    # AND a repeated Delete, and one after the user is gone, succeed
+    again = cloudformation.send(
+        fleet.world, cloudformation.event("Delete", physical_id="app-a", **ids)
+    )
+    assert again["Status"] == "SUCCESS"
+    member.iam.delete_user_policy(UserName="app-a", PolicyName="ses-send")
+    member.iam.delete_user(UserName="app-a")
+    gone = cloudformation.send(
+        fleet.world, cloudformation.event("Delete", physical_id="app-a", **ids)
+    )
+    assert (gone["Status"], gone["Reason"]) == ("SUCCESS", "the IAM user no longer exists")
+
+
+def test_the_custom_resource_refuses_a_user_outside_the_path(
+    fleet: Fleet, cloudformation: CloudFormation
+) -> None:
+    # GIVEN a user at the root with a key, and its secret tagged for the fleet
+    outsider = fleet.add("outsider", user_path="/")
+    outsider.iam.create_access_key(UserName="outsider")
+    before = snapshot(fleet.world)
+    ids = {"user": "outsider", "secret_id": outsider.secret_arn}
+    # WHEN a stack creates the resource for it
+    created = cloudformation.send(fleet.world, cloudformation.event("Create", **ids))
+    # THEN it is FAILED, naming the rule, with a physical id that is no user name
+    assert created["Status"] == "FAILED"
+    assert "has path /, outside this fleet's /ses-smtp/" in created["Reason"]
+    assert created["PhysicalResourceId"].startswith(NOT_CREATED)
+    # AND the roll-back's Delete of that resource succeeds without touching anything
+    rollback = cloudformation.event("Delete", physical_id=created["PhysicalResourceId"], **ids)
+    assert cloudformation.send(fleet.world, rollback)["Status"] == "SUCCESS"
+    # AND a Delete naming the user itself is FAILED: its keys are not the fleet's
+    deleted = cloudformation.send(
+        fleet.world, cloudformation.event("Delete", physical_id="outsider", **ids)
+    )
+    assert deleted["Status"] == "FAILED"
+    assert "outside this fleet's" in deleted["Reason"]
+    assert snapshot(fleet.world) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        pytest.param({"tags": {}}, "has no such tag", id="untagged-secret"),
+        pytest.param({"owned_by_other": True}, "is managed by secret", id="user-of-another-secret"),
+        pytest.param({"no_user_name": True}, "needs UserName", id="no-user-name"),
+        pytest.param({"user": "app-nobody"}, "IAM user app-nobody does not exist", id="no-user"),
+        pytest.param({"resource_type": "Custom::Other"}, "unsupported request", id="other-type"),
+    ],
+)
+def test_the_custom_resource_refuses_what_is_not_the_apps(
+    fleet: Fleet, cloudformation: CloudFormation, change: dict[str, Any], reason: str
+) -> None:
+    # GIVEN an app (its secret untagged in one case) and another app that rotated
+    member = fleet.add("app-a", tags=change.get("tags"))
+    other = fleet.add("app-b")
+    assert other.rotate().ok
+    user = change.get("user", "app-a")
+    event = cloudformation.event("Create", user=user, secret_id=member.secret_arn)
+    if change.get("owned_by_other"):
+        # the request names app-b's user, whose keys app-b's secret manages
+        event = cloudformation.event(
+            "Delete", user="app-b", secret_id=member.secret_arn, physical_id="app-b"
+        )
+    if change.get("no_user_name"):
+        del event["ResourceProperties"]["UserName"]
+    if "resource_type" in change:
+        event["ResourceType"] = change["resource_type"]
+    before = snapshot(fleet.world)
+    # WHEN the function serves it / THEN it answers FAILED with the reason, changing nothing
+    answer = cloudformation.send(fleet.world, event)
+    assert answer["Status"] == "FAILED"
+    assert reason in answer["Reason"]
+    assert snapshot(fleet.world) == before
+
+
+def test_the_custom_resource_answers_a_bad_configuration_and_retries_its_answer(
+    make_fleet: Callable[..., Fleet], cloudformation: CloudFormation
+) -> None:
+    # GIVEN a function whose FLEET_USER_PATH is invalid, and CloudFormation answering 500 once
+    fleet = make_fleet(user_path="ses-smtp")
+    member = fleet.add("app-a", user_path="/ses-smtp/")
+    cloudformation.fail_next = 1
+    # WHEN a Create arrives
+    answer = cloudformation.send(
+        fleet.world, cloudformation.event("Create", user="app-a", secret_id=member.secret_arn)
+    )
+    # THEN the configuration error is the FAILED answer's reason, delivered on the second PUT
+    assert answer["Status"] == "FAILED"
+    assert "FLEET_USER_PATH must be" in answer["Reason"]
+    assert len(cloudformation.bodies) == 2
+
+
+def test_the_custom_resource_fails_when_cloudformation_never_takes_the_answer(
+    fleet: Fleet, cloudformation: CloudFormation
+) -> None:
+    # GIVEN CloudFormation's URL refusing every PUT
+    member = fleet.add("app-a")
+    cloudformation.fail_next = 3
+    event = cloudformation.event("Create", user="app-a", secret_id=member.secret_arn)
+    # WHEN the function answers / THEN it tries three times, then raises (Lambda retries the
+    # asynchronous invocation), naming neither the URL nor its signature
+    with pytest.raises(CustomResourceError, match=r"HTTP 500, 3 tries") as raised:
+        fleet.world.driver.handler(event, LocalLambdaContext())
+    assert "presigned" not in str(raised.value)
+    assert len(cloudformation.bodies) == 3
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com/answer", "file:///tmp/answer", "ftp://127.0.0.1/answer", ""],
+)
+def test_the_custom_resource_without_an_allowed_response_url_does_nothing(
+    fleet: Fleet, cloudformation: CloudFormation, url: str
+) -> None:
+    # GIVEN a rotated app
+    member = fleet.add("app-a")
+    assert member.rotate().ok
+    event = cloudformation.event(
+        "Delete", user="app-a", secret_id=member.secret_arn, physical_id="app-a"
+    )
+    event["ResponseURL"] = url
+    before = snapshot(fleet.world)
+    # WHEN the Delete names a ResponseURL that is neither https nor http to 127.0.0.1
+    with pytest.raises(CustomResourceError, match="https ResponseURL"):
+        fleet.world.driver.handler(event, LocalLambdaContext())
+    # THEN nothing was deleted and nothing was sent
+    assert snapshot(fleet.world) == before
+    assert cloudformation.bodies == []
+
+
+def test_the_custom_resource_in_single_secret_mode(
+    world: World, cloudformation: CloudFormation
+) -> None:
+    # GIVEN the single-secret function, rotated
+    assert world.rotate().ok
+    ids = {"user": world.user_name, "secret_id": world.secret_arn}
+    # WHEN a resource names its user / THEN it is created
+    created = cloudformation.send(world, cloudformation.event("Create", **ids))
+    assert (created["Status"], created["PhysicalResourceId"]) == ("SUCCESS", world.user_name)
+    # AND one naming another user is refused
+    world.iam.create_user(UserName="someone-else")
+    other = cloudformation.event("Create", user="someone-else", secret_id=world.secret_arn)
+    refused = cloudformation.send(world, other)
+    assert refused["Status"] == "FAILED"
+    assert "SMTP_IAM_USER_NAME" in refused["Reason"]
+    # AND the Delete removes the bound user's keys and records
+    deleted = cloudformation.send(
+        world, cloudformation.event("Delete", physical_id=world.user_name, **ids)
+    )
+    assert deleted["Status"] == "SUCCESS"
+    assert world.access_keys() == {}
+    assert user_tags(world) == {}
+    # AND one naming another secret is refused
+    other_secret = world.sm.create_secret(Name="another", SecretString="{}")["ARN"]
+    wrong = cloudformation.event("Create", user=world.user_name, secret_id=other_secret)
+    refused = cloudformation.send(world, wrong)
+    assert refused["Status"] == "FAILED"
+    assert f"(SECRET_ARN), not {other_secret}" in refused["Reason"]
+    # AND a Delete after the user is gone succeeds
+    world.iam.delete_user_policy(UserName=world.user_name, PolicyName="ses-send")
+    world.iam.delete_user(UserName=world.user_name)
+    gone = cloudformation.send(
+        world, cloudformation.event("Delete", physical_id=world.user_name, **ids)
+    )
+    assert (gone["Status"], gone["Reason"]) == ("SUCCESS", "the IAM user no longer exists")
+
+
+def test_a_finish_run_again_after_the_user_left_the_path_retires_nothing(fleet: Fleet) -> None:
+    # GIVEN a rotation promoted by a finishSecret whose answer was lost before it retired the
+    # old key (the promotion is done here as that run did it)
+    member = fleet.add("app-a")
+    assert member.rotate().ok
+    old = member.value()["access_key_id"]
+    token = member.driver.start()
+    for step in ("createSecret", "setSecret", "testSecret"):
+        assert member.driver.invoke(step, token).ok
+    current = next(v for v, s in member.driver.stages().items() if "AWSCURRENT" in s)
+    member.sm.update_secret_version_stage(
+        SecretId=member.secret_arn,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=token,
+        RemoveFromVersionId=current,
+    )
+    # WHEN the user leaves the path and Secrets Manager runs finishSecret again
+    member.iam.update_user(UserName="app-a", NewPath="/elsewhere/")
+    before = snapshot(fleet.world)
+    record = member.driver.invoke("finishSecret", token)
+    # THEN the old key is not retired: the user is no longer the fleet's
+    assert isinstance(record.error, NotInFleetError)
+    assert member.access_keys()[old] == "Active"
+    assert snapshot(fleet.world) == before
