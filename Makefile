@@ -86,6 +86,15 @@ endif
 	$(MAKE) --no-print-directory sam-env
 	SAM_CLI_TELEMETRY=0 PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build
 
+.PHONY: build-fleet
+build-fleet: ## sam build of fleet/template.yaml (the fleet's function) into .aws-sam/fleet (docs/fleet.md).
+ifeq ($(wildcard $(PY313_DIR)/python3.13),)
+	$(error $(NO_PY313))
+endif
+	$(MAKE) --no-print-directory sam-env
+	SAM_CLI_TELEMETRY=0 PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build \
+	  --template-file fleet/template.yaml --build-dir .aws-sam/fleet
+
 .PHONY: bench
 bench: setup ## Benchmarks: rotation overshoot, AWS calls, cold start, package size, RSS (writes bench/results.json)
 	PY313_DIR="$(PY313_DIR)" $(RUN) python -m bench
