@@ -384,7 +384,14 @@ def test_an_app_is_tagged_for_the_fleet_and_cleans_up_its_keys(app: Template) ->
     assert json.loads(body.replace(f"${{{user_name}}}", "u")) == {"iam_user_name": "u"}
     # AND the fleet function rotates it, at once on creation
     (schedule,) = _of_type(app, "AWS::SecretsManager::RotationSchedule").values()
-    assert schedule["Properties"]["RotationLambdaARN"] == {"Ref": "FleetFunctionArn"}
+    fleet_function = {"Ref": "FleetFunctionArn"}
+    assert schedule["Properties"]["RotationLambdaARN"] == {
+        "Fn::If": [
+            "InFleetAccount",
+            {"Fn::Select": [0, [fleet_function, {"Ref": "SmtpUserKeys"}]]},
+            fleet_function,
+        ]
+    }
     assert schedule["Properties"]["RotateImmediatelyOnUpdate"] is True
     # AND deleting the stack deletes the user's keys before the user
     (keys,) = _of_type(app, "Custom::SmtpUserKeys").values()
