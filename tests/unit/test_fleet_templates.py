@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from rotation_handler.settings import Settings
 from tests.unit.test_template_policy import (
     ALLOWED_TAG_KEYS,
     MIN_CONCURRENCY,
@@ -611,3 +612,27 @@ def test_checker_flags_a_broken_fleet_template(
     problems = check(broken, lines)
     assert any(expected in problem for problem in problems), problems
     assert check(template, lines) == []
+
+
+def _default_value(template: Template, value: object) -> str:
+    """What a variable holds on a deployment with every parameter at its default."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return str(template["Parameters"][value["Ref"]].get("Default", ""))
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        return _default_value(template, value["Fn::If"][2])  # every option is off by default
+    assert isinstance(value, str | int), value
+    return str(value)
+
+
+def test_the_function_accepts_the_fleets_default_environment(
+    fleet: tuple[Template, list[str]],
+) -> None:
+    # GIVEN the environment a fleet deployed with the defaults gives its function
+    template, _ = fleet
+    variables = _function(template)["Environment"]["Variables"]
+    environ = {name: _default_value(template, value) for name, value in variables.items()}
+    assert environ["FLEET_USER_PATH"] == "/ses-smtp/"
+    assert environ["FLEET_TAG_VALUE"] == "default"
+    assert environ["CROSS_ACCOUNT_ROLE_NAME"] == ""
+    # WHEN the function reads it / THEN it starts (a bad value would fail every cold start)
+    Settings.from_env({**environ, "AWS_REGION": "eu-west-1"})
