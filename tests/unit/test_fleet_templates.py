@@ -26,6 +26,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import boto3
 import pytest
 
 from rotation_handler.settings import Settings
@@ -636,3 +637,31 @@ def test_the_function_accepts_the_fleets_default_environment(
     assert environ["CROSS_ACCOUNT_ROLE_NAME"] == ""
     # WHEN the function reads it / THEN it starts (a bad value would fail every cold start)
     Settings.from_env({**environ, "AWS_REGION": "eu-west-1"})
+
+
+def _actions_called(service: str) -> set[str]:
+    """``service:Operation`` of every call of ``service``'s client in the function's sources."""
+    client: Any = boto3.client(service, region_name="us-east-1")  # type: ignore[call-overload]
+    mapping: dict[str, str] = client.meta.method_to_api_mapping
+    sources = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in (ROOT / "src" / "rotation_handler").glob("*.py")
+    )
+    return {f"{service}:{mapping[m]}" for m in re.findall(r"\.(\w+)\(", sources) if m in mapping}
+
+
+@pytest.mark.parametrize("name", ["template.yaml", "member-role.yaml"])
+def test_every_iam_and_secrets_manager_call_of_the_function_is_allowed(name: str) -> None:
+    # GIVEN the IAM and Secrets Manager calls the function's code makes
+    called = _actions_called("iam") | _actions_called("secretsmanager")
+    assert {"iam:CreateAccessKey", "secretsmanager:PutSecretValue"} <= called
+    # WHEN the role that makes them is read / THEN it allows each one
+    template, _ = load(name)
+    allowed = {
+        str(action)
+        for owner, statement in _statements(template)
+        if template["Resources"][owner]["Type"] == "AWS::IAM::Role"
+        and statement.get("Effect") == "Allow"
+        for action in _alternatives(statement.get("Action", []))
+    }
+    assert called - allowed == set()
