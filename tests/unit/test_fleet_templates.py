@@ -665,3 +665,19 @@ def test_every_iam_and_secrets_manager_call_of_the_function_is_allowed(name: str
         for action in _alternatives(statement.get("Action", []))
     }
     assert called - allowed == set()
+
+
+def test_the_fleets_overdue_alarm_watches_the_metric_the_sweeps_emit(
+    fleet: tuple[Template, list[str]], single: Template
+) -> None:
+    # GIVEN the fleet's overdue alarm and the single template's (which test_overdue_metric.py
+    # ties to what the sweep emits)
+    alarm = fleet[0]["Resources"]["FleetRotationOverdueAlarm"]["Properties"]
+    reference = single["Resources"]["RotationOverdueAlarm"]["Properties"]
+
+    # THEN both read the same metric, in hours, against their RotationOverdueHours
+    def unlabelled(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in m.items() if k != "Label"} for m in metrics]
+
+    assert unlabelled(alarm["Metrics"]) == unlabelled(reference["Metrics"])
+    assert alarm["Threshold"] == {"Ref": "RotationOverdueHours"}
