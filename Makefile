@@ -21,6 +21,8 @@ NO_PY313 := make build needs python3.13 (the Lambda runtime) and found none: ins
   (pyenv install 3.13, or your system's python3.13 package) or set PY313_DIR to its bin directory
 VENV := .venv
 RUN := $(UV) run --locked --no-sync
+# The fleet's templates (docs/fleet.md): checked like template.yaml by `make template`.
+FLEET_TEMPLATES := fleet/template.yaml fleet/app.yaml fleet/member-role.yaml
 
 .PHONY: help
 help: ## Show this help.
@@ -84,14 +86,24 @@ endif
 	$(MAKE) --no-print-directory sam-env
 	SAM_CLI_TELEMETRY=0 PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build
 
+.PHONY: build-fleet
+build-fleet: ## sam build of fleet/template.yaml (the fleet's function) into .aws-sam/fleet (docs/fleet.md).
+ifeq ($(wildcard $(PY313_DIR)/python3.13),)
+	$(error $(NO_PY313))
+endif
+	$(MAKE) --no-print-directory sam-env
+	SAM_CLI_TELEMETRY=0 PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build \
+	  --template-file fleet/template.yaml --build-dir .aws-sam/fleet
+
 .PHONY: bench
 bench: setup ## Benchmarks: rotation overshoot, AWS calls, cold start, package size, RSS (writes bench/results.json)
 	PY313_DIR="$(PY313_DIR)" $(RUN) python -m bench
 
 .PHONY: template
-template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm64).
+template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm64): template.yaml and fleet/*.yaml.
 	@# Each check runs quietly: one line with its duration; its full output only when it fails.
 	@# No network but the package index: telemetry and checkov's update check off, --skip-download.
+	@# fleet/template.yaml holds the fleet's function: it is built too, into .aws-sam/fleet.
 	@export SAM_CLI_TELEMETRY=0 CKV_SKIP_PACKAGE_UPDATE_CHECK=true; \
 	check() { \
 	  local name=$$1 start=$$EPOCHREALTIME out; shift; \
@@ -99,12 +111,18 @@ template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm6
 	  printf '  %-13s ok %6.1fs\n' "$$name" "$$(awk "BEGIN { print $$EPOCHREALTIME - $$start }")"; \
 	}; \
 	test -x "$(PY313_DIR)/python3.13" || { echo "template: $(NO_PY313)" >&2; exit 1; }; \
-	check "sam validate" .venv-sam/bin/sam validate --lint --region us-east-1; \
-	check cfn-lint .venv-sam/bin/cfn-lint template.yaml; \
-	check checkov .venv-checkov/bin/checkov --quiet --compact --skip-download \
-	  --framework cloudformation --file template.yaml; \
+	for file in template.yaml $(FLEET_TEMPLATES); do \
+	  echo "$$file"; \
+	  check "sam validate" .venv-sam/bin/sam validate --lint --region us-east-1 --template-file "$$file"; \
+	  check cfn-lint .venv-sam/bin/cfn-lint "$$file"; \
+	  check checkov .venv-checkov/bin/checkov --quiet --compact --skip-download \
+	    --framework cloudformation --file "$$file"; \
+	done; \
 	check "sam build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build; \
-	check "handler" test -f .aws-sam/build/RotationFunction/rotation_handler/app.py
+	check "handler" test -f .aws-sam/build/RotationFunction/rotation_handler/app.py; \
+	check "fleet build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build \
+	  --template-file fleet/template.yaml --build-dir .aws-sam/fleet; \
+	check "fleet handler" test -f .aws-sam/fleet/FleetFunction/rotation_handler/app.py
 
 .PHONY: package
 package: $(UV) ## Build wheel + sdist into dist/; install the wheel alone in an empty venv; run --version, derive.

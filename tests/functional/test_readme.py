@@ -39,6 +39,7 @@ from sandbox import demo, invariants, local
 from ses_smtp_rotator import client as smtp_client
 from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 from tests import leakscan
+from tests.unit.test_template_policy import load_template
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -57,6 +58,12 @@ SYSTEMD: Final = (
     "(each ExecStart with the CLI's parser), and test_sync_commands runs the same sync lines"
 )
 
+FLEET_OFFLINE: Final = (
+    "out of reach offline: needs an AWS account; `make template` validates, lints and scans the "
+    "fleet templates, tests/unit/test_fleet_templates.py checks their policies and wiring, and "
+    "test_fleet_commands_name_real_templates_and_parameters checks the command's files, "
+    "parameters and capabilities"
+)
 # How each documented command is exercised. Keys are the command as the page writes it.
 HOW: Final[dict[str, str]] = {
     "make demo": "Makefile runs `python -m sandbox.demo`: tests/functional/test_demo.py",
@@ -159,6 +166,47 @@ HOW: Final[dict[str, str]] = {
     'aws secretsmanager rotate-secret --secret-id "$SES_SMTP_SECRET_ID"': (
         "Secrets Manager then invokes the function, which moto cannot do without Docker; the "
         "local driver plays that part: tests/functional/test_rotation.py"
+    ),
+    "make build-fleet": (
+        "`make template` (part of `make test`) runs the same sam build of fleet/template.yaml; "
+        "tests/unit/test_makefile.py checks the target"
+    ),
+    (
+        "make build-fleet && .venv-sam/bin/sam deploy --guided --template-file "
+        ".aws-sam/fleet/template.yaml --stack-name ses-smtp-fleet"
+    ): FLEET_OFFLINE,
+    (
+        ".venv-sam/bin/sam deploy --guided --template-file .aws-sam/fleet/template.yaml "
+        "--stack-name ses-smtp-fleet"
+    ): FLEET_OFFLINE,
+    (
+        "aws cloudformation deploy --template-file fleet/app.yaml --stack-name billing-mail "
+        "--capabilities CAPABILITY_NAMED_IAM --parameter-overrides "
+        "FleetFunctionArn=<FleetFunctionArn> SweepRoleArn=<SweepRoleArn>"
+    ): FLEET_OFFLINE,
+    "aws cloudformation delete-stack --stack-name billing-mail": FLEET_OFFLINE,
+    (
+        "aws cloudformation create-stack-set --stack-set-name ses-smtp-member-role "
+        "--template-body file://fleet/member-role.yaml --capabilities CAPABILITY_NAMED_IAM "
+        "--permission-model SERVICE_MANAGED --auto-deployment "
+        "Enabled=true,RetainStacksOnAccountRemoval=false --parameters "
+        "ParameterKey=FleetRoleArn,ParameterValue=<FleetRoleArn>"
+    ): FLEET_OFFLINE,
+    (
+        "aws cloudformation create-stack-instances --stack-set-name ses-smtp-member-role "
+        "--deployment-targets OrganizationalUnitIds=<ou id> --regions us-east-1 "
+        "--operation-preferences MaxConcurrentPercentage=25,FailureTolerancePercentage=0"
+    ): FLEET_OFFLINE,
+    (
+        ".venv-sam/bin/sam package --output-template-file .aws-sam/packaged.yaml "
+        "--s3-bucket <bucket>"
+    ): (
+        "out of reach offline: uploads to S3; test_fleet_templates.py checks the SAR metadata "
+        "and the files it names"
+    ),
+    ".venv-sam/bin/sam publish --template .aws-sam/packaged.yaml --region us-east-1": (
+        "out of reach offline: needs an AWS account; test_fleet_templates.py checks the SAR "
+        "metadata (version = pyproject's, license, README and LICENSE files)"
     ),
     "python: client": RUN,
     "python: django settings": RUN,
@@ -774,3 +822,63 @@ def test_stack_output_is_the_templates() -> None:
     template = (ROOT / "template.yaml").read_text(encoding="utf-8")
     outputs = template[template.index("\nOutputs:") :]
     assert re.search(rf"^  {output}:$", outputs, flags=re.MULTILINE)
+
+
+# --- the fleet's commands (they need an AWS account: their files and parameters are checked) ----
+
+
+def _options(command: str) -> dict[str, list[str]]:
+    """``--name value...`` of a command line: each option with the words up to the next one."""
+    options: dict[str, list[str]] = {}
+    current: list[str] = []
+    for word in shlex.split(command):
+        if word.startswith("--"):
+            current = options.setdefault(word[2:], [])
+        else:
+            current.append(word)
+    return options
+
+
+def _required_capability(template: dict[str, Any]) -> str:
+    named = any(
+        key in resource.get("Properties", {})
+        for resource in template["Resources"].values()
+        if resource["Type"].startswith("AWS::IAM::")
+        for key in ("UserName", "RoleName", "GroupName")
+    )
+    return "CAPABILITY_NAMED_IAM" if named else "CAPABILITY_IAM"
+
+
+def _check_stack_command(path: str, capabilities: list[str], given: set[str]) -> None:
+    template = load_template((ROOT / path).read_text(encoding="utf-8"))
+    parameters = template["Parameters"]
+    assert given <= set(parameters), (path, given - set(parameters))
+    required = {name for name, spec in parameters.items() if "Default" not in spec}
+    assert required <= given, (path, required - given)
+    assert _required_capability(template) in capabilities, path
+
+
+def test_fleet_commands_name_real_templates_and_parameters() -> None:
+    # GIVEN the fleet's deploy commands of the README and docs/fleet.md
+    (deploy,) = _commands("aws cloudformation deploy")
+    (stack_set,) = _commands("aws cloudformation create-stack-set")
+    (instances,) = _commands("aws cloudformation create-stack-instances")
+    (delete,) = _commands("aws cloudformation delete-stack")
+    # THEN the app's deploy names the app template, every parameter it must, and the capability
+    options = _options(deploy)
+    overrides = {item.split("=", 1)[0] for item in options["parameter-overrides"]}
+    _check_stack_command(options["template-file"][0], options["capabilities"], overrides)
+    # AND the delete removes the stack that deploy created
+    assert _options(delete)["stack-name"] == options["stack-name"]
+    # AND the StackSet rolls out the member role with its required parameter
+    options = _options(stack_set)
+    body = options["template-body"][0].removeprefix("file://")
+    keys = {item.split(",")[0].removeprefix("ParameterKey=") for item in options["parameters"]}
+    _check_stack_command(body, options["capabilities"], keys)
+    assert _options(instances)["stack-set-name"] == options["stack-set-name"]
+    # AND the fleet's sam deploy uses what `make build-fleet` builds
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    for command in _commands(".venv-sam/bin/sam deploy --guided --template-file"):
+        built = _options(command)["template-file"][0]
+        build_dir = str(Path(built).parent)
+        assert f"--template-file fleet/template.yaml --build-dir {build_dir}" in makefile

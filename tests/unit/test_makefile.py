@@ -60,3 +60,19 @@ def test_make_build_uses_a_real_python_not_a_shim() -> None:
     assert "shims" not in line
     directory = line.split('PATH="', 1)[1].split(":", 1)[0]
     assert (Path(directory) / "python3.13").is_file()
+
+
+def test_make_template_checks_every_fleet_template_and_builds_the_fleet() -> None:
+    # WHEN `make template` is planned / THEN every fleet/*.yaml is validated, linted and scanned
+    done = make("-n", "template")
+    assert done.returncode == 0, done.stderr
+    (loop,) = [line for line in done.stdout.splitlines() if "for file in" in line]
+    listed = set(loop.split("for file in", 1)[1].split(";", 1)[0].split())
+    assert listed == {"template.yaml"} | {
+        f"fleet/{path.name}" for path in (ROOT / "fleet").glob("*.yaml")
+    }
+    # AND the fleet's function is built, as `make build-fleet` builds it
+    assert "--template-file fleet/template.yaml --build-dir .aws-sam/fleet" in done.stdout
+    fleet = make("-n", "build-fleet")
+    if fleet.returncode == 0:  # without a python3.13 it stops like `make build` (tested above)
+        assert "--template-file fleet/template.yaml --build-dir .aws-sam/fleet" in fleet.stdout

@@ -40,6 +40,7 @@ CONTRACT_VARIABLES = {
     "SMTP_HOST",
     "SMTP_PORT",
     "OLD_KEY_GRACE_PERIOD",
+    "EXTRA_SES_REGIONS",
 }
 
 Template = dict[str, Any]
