@@ -43,9 +43,13 @@ ENV_VARS: Final = (
     "SMTP_HOST",
     "SMTP_PORT",
     "OLD_KEY_GRACE_PERIOD",
+    "CROSS_ACCOUNT_ROLE_NAME",
+    "EXTRA_SES_REGIONS",
 )
 MAILBOX_SIMULATOR: Final = "success@simulator.amazonses.com"
 _REGION_RE: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+# IAM role names: 1-64 of letters, digits and +=,.@_- (the role's path is not part of the name).
+_ROLE_NAME_RE: Final = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _MAX_PORT: Final = 65535
 _DURATION_RE: Final = re.compile(r"^(?:0|([0-9]{1,6})([smhd]))$")
@@ -77,6 +81,10 @@ class Settings:
     smtp_port: int | None = None
     # Seconds the old key stays Active after the new one is promoted; 0 = OLD_KEY_ACTION at once.
     old_key_grace_period: int = 0
+    # The role assumed in a secret's account when it is not the function's own (None = refuse).
+    cross_account_role_name: str | None = None
+    # Regions whose passwords createSecret also derives into the secret's ``passwords`` map.
+    extra_ses_regions: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -113,6 +121,10 @@ class Settings:
             smtp_host=_matching(environ, "SMTP_HOST", _HOST_RE, "a host name"),
             smtp_port=_port(environ, "SMTP_PORT"),
             old_key_grace_period=_duration(environ, "OLD_KEY_GRACE_PERIOD"),
+            cross_account_role_name=_matching(
+                environ, "CROSS_ACCOUNT_ROLE_NAME", _ROLE_NAME_RE, "an IAM role name (no path)"
+            ),
+            extra_ses_regions=_regions(environ, "EXTRA_SES_REGIONS"),
         )
 
 
@@ -175,6 +187,16 @@ def _matching(
         msg = f"{name} must be {what}"
         raise ConfigurationError(msg)
     return raw
+
+
+def _regions(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Parse a comma-separated list of regions (blanks ignored, duplicates once, order kept)."""
+    items = [item.strip() for item in (environ.get(name) or "").split(",")]
+    regions = tuple(dict.fromkeys(item for item in items if item))
+    if not all(_REGION_RE.fullmatch(region) for region in regions):
+        msg = f"{name} must be comma-separated AWS regions such as us-east-1,eu-central-1"
+        raise ConfigurationError(msg)
+    return regions
 
 
 def _port(environ: Mapping[str, str], name: str) -> int | None:

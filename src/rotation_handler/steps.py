@@ -6,7 +6,7 @@ whole rotation with the same token, from createSecret.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -42,6 +42,8 @@ class StepContext:
     token: str
     verdict: Verdict
     seconds_left: Callable[[], float]
+    # The event's RotationToken: PutSecretValue carries it (never logged, never in a repr).
+    rotation_token: str | None = field(default=None, repr=False)
 
     def read(self, stage: str, *, version_id: str | None = None) -> SmtpSecret | None:
         """Read a version of the secret (``None`` when it has no value yet)."""
