@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +213,17 @@ def _patched_env(
 
 
 @contextlib.contextmanager
+def _new_container_after() -> Iterator[None]:
+    """After the world, the function starts cold: no clients or credentials of this moto."""
+    try:
+        yield
+    finally:
+        app = sys.modules.get("rotation_handler.app")
+        if app is not None:
+            app.reset_runtime()
+
+
+@contextlib.contextmanager
 def _aws(*, moto_server: bool, environ: MutableMapping[str, str]) -> Iterator[str | None]:
     """Start moto in-process (mock_aws) or as a server on 127.0.0.1; yield its endpoint URL."""
     moto_fidelity.install()
@@ -297,7 +309,10 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
         arn = sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
         fn_env: dict[str, str | None] = {"SECRET_ARN": arn, "SMTP_IAM_USER_NAME": user_name}
         fn_env |= dict(function_env or {})
-        with _patched_env(env, {"SSL_CERT_FILE": str(ses.ca_file), **fn_env}):
+        with (
+            _patched_env(env, {"SSL_CERT_FILE": str(ses.ca_file), **fn_env}),
+            _new_container_after(),
+        ):
             driver = SecretsManagerDriver(
                 secret_id=arn, handler=handler or _default_handler, region=region
             )

@@ -197,3 +197,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         return summary
     _handle(event, context)
     return None
+
+
+def reset_runtime() -> None:
+    """Forget the cold-start runtime, as a new container would (harnesses, between worlds).
+
+    The runtime keeps member accounts' assumed-role credentials; a harness that starts a new AWS
+    (moto) with the same environment must not reuse them.
+    """
+    global _runtime  # noqa: PLW0603 - the per-container cache of a Lambda function
+    _runtime = None
