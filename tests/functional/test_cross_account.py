@@ -249,6 +249,26 @@ def test_assumed_credentials_are_renewed_shortly_before_they_expire(world: World
     assert own_secret is own
 
 
+def test_without_the_lambdas_arn_the_functions_account_comes_from_sts(world: World) -> None:
+    # GIVEN account clients asked by a harness that passes no function ARN
+    member = accounts.add_member_account(world)
+    session = boto3.session.Session(region_name=world.region)
+    own = account_clients.Clients(sm=session.client("secretsmanager"), iam=session.client("iam"))
+    clients = account_clients.AccountClients(
+        own=own,
+        settings=Settings(region=world.region, cross_account_role_name=ROLE),
+        session=session,
+        config=session.client("sts").meta.config,
+    )
+    # WHEN a secret of the function's account is named by ARN, or by name / THEN own clients
+    for secret_id in (world.secret_arn, "ses-smtp-rotator"):
+        assert clients.for_secret(secret_id, function_arn=None, function_name=None) is own
+    # AND a member's secret still goes through the member role
+    via_role = clients.for_secret(member.secret_arn, function_arn=None, function_name=None)
+    assert via_role.account == member.account_id
+    assert member.sessions() == [(member.role_arn, account_clients.DEFAULT_SESSION_NAME)]
+
+
 def test_extra_ses_regions_fill_the_passwords_map_of_a_member_secret(
     make_world: Callable[..., World],
 ) -> None:
