@@ -38,9 +38,10 @@ _ARN_RE: Final = re.compile(r"^arn:(aws[a-z-]*):[a-z0-9-]+:[a-z0-9-]*:(\d{12}):"
 _SESSION_NAME_BAD: Final = re.compile(r"[^A-Za-z0-9+=,.@_-]")
 _MAX_SESSION_NAME: Final = 64
 DEFAULT_SESSION_NAME: Final = "ses-smtp-rotation"
-# An hour is what every role allows (MaxSessionDuration is at least 3600 s). Credentials are
-# renewed once less than 15 minutes are left: an invocation lasts 900 s at most, so credentials
-# taken from the cache never expire in the middle of a step.
+# An hour is what every role allows (MaxSessionDuration is at least 3600 s) and the most a
+# Lambda's own role may ask for (assuming a role from a role session is role chaining, capped at
+# one hour by STS). Credentials are renewed once less than 15 minutes are left: an invocation
+# lasts 900 s at most, so credentials taken from the cache never expire in the middle of a step.
 SESSION_SECONDS: Final = 3600
 RENEW_BEFORE: Final = timedelta(minutes=15)
 
