@@ -53,11 +53,14 @@ def snapshot(member: MemberAccount) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize(
+    "moto_server", [pytest.param(False, id="in-process"), pytest.param(True, id="moto-server")]
+)
 def test_a_member_accounts_secret_rotates_through_the_member_role(
-    make_world: Callable[..., World],
+    make_world: Callable[..., World], *, moto_server: bool
 ) -> None:
     # GIVEN a central function with CROSS_ACCOUNT_ROLE_NAME and an app in a member account
-    world = central(make_world)
+    world = make_world(function_env=CROSS_ACCOUNT, moto_server=moto_server)
     member = accounts.add_member_account(world)
     # WHEN Secrets Manager rotates the member's secret
     rotation = member.driver.rotate()
