@@ -22,6 +22,7 @@ from rotation_handler.settings import Settings
 from sandbox import accounts, invariants, moto_fidelity
 from sandbox.calls import count_calls
 from sandbox.secrets_manager import LocalLambdaContext
+from sandbox.world import local_world
 from ses_smtp_rotator.password import derive_smtp_password
 
 if TYPE_CHECKING:
@@ -333,3 +334,18 @@ def test_extra_ses_regions_are_derived_anew_at_every_rotation_next_to_listed_one
         regions = ("ap-south-1", "eu-central-1", "us-west-2")
         assert value["passwords"] == {r: derive_smtp_password(key, r) for r in regions}
         assert world.login().ok
+
+
+def test_a_new_world_starts_the_function_cold_without_the_last_worlds_credentials() -> None:
+    # GIVEN a world whose function assumed a member's role (its warm runtime keeps the credentials)
+    with local_world(function_env=CROSS_ACCOUNT) as first:
+        assert accounts.add_member_account(first).driver.rotate().ok
+    # WHEN a new world (a new moto, the same environment) has the member without the role
+    with local_world(function_env=CROSS_ACCOUNT) as second:
+        member = accounts.add_member_account(second, role_name=None)
+        rotation = member.driver.rotate(max_attempts=1)
+    # THEN the function assumed the role afresh and was refused; it did not use the old
+    # world's credentials (which no longer exist, so moto would answer in its default account)
+    error = rotation.attempts[-1].error
+    assert isinstance(error, CrossAccountError)
+    assert member.role_arn in str(error)
