@@ -99,15 +99,37 @@ def access_keys(account_id: str) -> list[Any]:
     return [key for user in list(backend.users.values()) for key in list(user.access_keys)]
 
 
+def owner_of(account_id: str, access_key_id: str) -> str | None:
+    """Return the account whose IAM user holds the key: ``account_id`` first, then any other.
+
+    SES's SMTP endpoint of a region serves every account; the access key says whose it is.
+    """
+    from moto.iam.models import iam_backends  # noqa: PLC0415 - moto is heavy; import on use
+
+    others = [account for account in list(iam_backends) if account != account_id]
+    return next(
+        (
+            account
+            for account in (account_id, *others)
+            if any(k.access_key_id == access_key_id for k in access_keys(account))
+        ),
+        None,
+    )
+
+
 def find_access_key(account_id: str, access_key_id: str) -> Any | None:  # noqa: ANN401 - moto's AccessKey is untyped
-    return next((k for k in access_keys(account_id) if k.access_key_id == access_key_id), None)
+    """Return the key, looked up in ``account_id`` first, then in the other accounts."""
+    owner = owner_of(account_id, access_key_id)
+    found = access_keys(owner) if owner is not None else []
+    return next((k for k in found if k.access_key_id == access_key_id), None)
 
 
 def mark_used(account_id: str, access_key_id: str, region: str) -> None:
     """Record a successful login as the key's last use by SES (IAM's GetAccessKeyLastUsed)."""
     from moto.iam.models import mark_account_as_visited  # noqa: PLC0415 - import on use
 
-    mark_account_as_visited(account_id, access_key_id, "ses", region)
+    owner = owner_of(account_id, access_key_id) or account_id
+    mark_account_as_visited(owner, access_key_id, "ses", region)
 
 
 def verdict(server: Server, access_key_id: str, password: bytes) -> str:

@@ -11,23 +11,43 @@ follow it. moto's server runs in this process (``ThreadedMotoServer``), so the f
 moto's ``ListSecretVersionIds`` also answers each version's ``CreatedDate`` with the time of the
 call; the service answers when the version was made (``status`` shows how long a rotation has been
 pending from it): :func:`install` makes moto answer the version's own date.
+
+moto's STS ``AssumeRole`` hands out credentials for any role ARN, even a role that does not exist
+(its ARN's account is how moto switches accounts). STS refuses with ``AccessDenied`` a role that
+does not exist or whose trust policy does not let the caller's account in: :func:`install` makes
+moto do the same (the trust policy's conditions are not evaluated).
+
+``PutSecretValue`` accepts a ``RotationToken`` that moto ignores; :func:`install` records it, so a
+test can prove the rotation function passed it (:func:`rotation_token_received`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any, Final
 
-from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+from moto.core.exceptions import AccessDeniedError
+from moto.iam.exceptions import NotFoundException
+from moto.iam.models import iam_backends
+from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend, secretsmanager_backends
+from moto.secretsmanager.responses import SecretsManagerResponse
+from moto.sts.models import STSBackend
 
 CURRENT: Final = "AWSCURRENT"
 _MARK: Final = "_default_follows_awscurrent"
+_ROLE_ARN: Final = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)$")
+_ASSUME: Final = frozenset({"sts:AssumeRole", "sts:*", "*"})
+# FakeSecret attribute: version id -> the RotationToken its PutSecretValue carried.
+_TOKENS: Final = "rotation_tokens_received"
 
 
 def install() -> None:
-    """Make moto's default version follow ``AWSCURRENT``, and its versions keep their dates."""
+    """Put right where moto parts from the services (see the module's docstring); idempotent."""
     _install_created_dates()
+    _install_assume_role_check()
+    _install_rotation_token_record()
     original = SecretsManagerBackend.update_secret_version_stage
     if getattr(original, _MARK, False):
         return
@@ -70,3 +90,96 @@ def _install_created_dates() -> None:
 
     setattr(list_secret_version_ids, _MARK, True)
     SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids  # type: ignore[method-assign]
+
+
+def _install_assume_role_check() -> None:
+    """Make ``AssumeRole`` refuse a missing role, or one that does not trust the caller."""
+    original = STSBackend.assume_role
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def assume_role(self: STSBackend, **kwargs: Any) -> Any:  # noqa: ANN401 - moto's own value
+        role_arn = str(kwargs.get("role_arn"))
+        if not _may_assume(role_arn, caller_account=self.account_id):
+            caller = f"arn:{self.partition}:iam::{self.account_id}:root"
+            raise AccessDeniedError(caller, f"sts:AssumeRole on resource: {role_arn}")
+        return original(self, **kwargs)
+
+    setattr(assume_role, _MARK, True)
+    STSBackend.assume_role = assume_role  # type: ignore[method-assign, assignment]
+
+
+def _may_assume(role_arn: str, *, caller_account: str) -> bool:
+    match = _ROLE_ARN.match(role_arn)
+    if match is None:
+        return False
+    partition, account, name = match.groups()
+    try:
+        role = iam_backends[account][partition].get_role(name)
+    except (KeyError, NotFoundException):
+        return False
+    if role.arn != role_arn:  # same name under another path
+        return False
+    return _trusts(role.assume_role_policy_document, caller_account)
+
+
+def _trusts(policy: object, account: str) -> bool:
+    """Whether a trust policy allows ``sts:AssumeRole`` to a principal of ``account``."""
+    try:
+        document = json.loads(policy) if isinstance(policy, str) else policy
+    except ValueError:
+        return False
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        if not _ASSUME & set(_listed(statement.get("Action"))):
+            continue
+        principal = statement.get("Principal")
+        principals = _listed(principal.get("AWS")) if isinstance(principal, dict) else []
+        if principal == "*" or any(_names(p, account) for p in principals):
+            return True
+    return False
+
+
+def _listed(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _names(principal: str, account: str) -> bool:
+    """Whether a principal names ``account`` (its id, its root or an ARN in it) or anyone."""
+    return principal in ("*", account) or principal.split(":")[4:5] == [account]
+
+
+def _install_rotation_token_record() -> None:
+    """Make ``PutSecretValue`` remember the ``RotationToken`` it received (idempotent)."""
+    original = SecretsManagerResponse.put_secret_value
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def put_secret_value(self: SecretsManagerResponse) -> str:
+        answer = original(self)
+        token = self._get_param("RotationToken")
+        if token:
+            stored = json.loads(answer)
+            secret = self.backend.secrets[stored["ARN"]]
+            received = getattr(secret, _TOKENS, None) or {}
+            received[stored["VersionId"]] = token
+            setattr(secret, _TOKENS, received)
+        return answer
+
+    setattr(put_secret_value, _MARK, True)
+    SecretsManagerResponse.put_secret_value = put_secret_value  # type: ignore[method-assign]
+
+
+def rotation_token_received(
+    secret_arn: str, version_id: str, *, account_id: str, region: str
+) -> str | None:
+    """Return the RotationToken the PutSecretValue of a version carried, if it carried one."""
+    secret = secretsmanager_backends[account_id][region].secrets[secret_arn]
+    received: dict[str, str] = getattr(secret, _TOKENS, None) or {}
+    return received.get(version_id)

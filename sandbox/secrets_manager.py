@@ -65,6 +65,8 @@ class StepRecord:
     step: str
     seconds: float
     error: BaseException | None = None
+    # The RotationToken the invocation's event carried (a secret: kept out of the repr).
+    rotation_token: str = field(default="", repr=False)
 
     @property
     def ok(self) -> bool:
@@ -187,7 +189,7 @@ class SecretsManagerDriver:
         if self.on_step is not None:
             self.on_step(step, token, None)
         started = time.monotonic()
-        record = StepRecord(step=step, seconds=0.0)
+        record = StepRecord(step=step, seconds=0.0, rotation_token=event["RotationToken"])
         try:
             self.handler(event, LocalLambdaContext(timeout_seconds=self.lambda_timeout))
         except Exception as err:  # noqa: BLE001 - the service records any failure of the function

@@ -79,7 +79,8 @@ class SesSmtpServer:
     region
         The SES region it plays: passwords must be derived for it.
     account_id
-        moto account whose IAM users are looked up (moto's default account by default).
+        moto account whose IAM users are looked up first (moto's default account by default);
+        a key of another account is found too, as SES's endpoint serves every account.
     propagation_delay
         Seconds after a key's creation during which the right password still gets 535.
         Mutable while running (attribute of the same name); keys that propagated under the old

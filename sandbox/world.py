@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from sandbox.accounts import MemberAccount
     from sandbox.rotation_service import Service
     from sandbox.secrets_manager import Handler, Rotation
 
@@ -69,6 +71,8 @@ class World:
     env: dict[str, str] = field(default_factory=dict)
     # What RotateSecret on the secret runs (asynchronously, through the driver) and its logs.
     service: Service | None = None
+    # Apps set up in other accounts (sandbox.accounts.add_member_account).
+    members: list[MemberAccount] = field(default_factory=list)
 
     def rotate(self, **kwargs: Any) -> Rotation:  # noqa: ANN401 - forwarded to the driver
         """Run a rotation through the driver (see :meth:`SecretsManagerDriver.rotate`)."""
@@ -162,15 +166,33 @@ class World:
         )
 
     def secret_material(self) -> set[str]:
-        """Every secret the world holds now: secret keys, their passwords, secret strings."""
-        found: set[str] = set()
-        for user in iam_backends[self.driver.account_id]["global"].users.values():
-            for key in user.access_keys:
-                found.add(key.secret_access_key)
-                found.add(derive_smtp_password(key.secret_access_key, self.region))
-        secret = self.driver._secret()  # noqa: SLF001 - the world owns the driver
-        found.update(v["secret_string"] for v in secret.versions.values() if "secret_string" in v)
+        """Every secret the world holds now: secret keys, their passwords, secret strings.
+
+        Every account's users and secrets count (member accounts too), and the password of every
+        region a secret's ``passwords`` map names.
+        """
+        drivers = [self.driver, *(member.driver for member in self.members)]
+        secrets = [d._secret() for d in drivers]  # noqa: SLF001 - the world owns the drivers
+        values = [
+            v["secret_string"] for s in secrets for v in s.versions.values() if "secret_string" in v
+        ]
+        regions = {self.region} | {region for text in values for region in _regions_of(text)}
+        found: set[str] = set(values)
+        for account in {self.driver.account_id, *(m.account_id for m in self.members)}:
+            for user in iam_backends[account]["global"].users.values():
+                for key in user.access_keys:
+                    found.add(key.secret_access_key)
+                    found.update(derive_smtp_password(key.secret_access_key, r) for r in regions)
         return {item for item in found if item}
+
+
+def _regions_of(text: str) -> list[str]:
+    """Return the regions of a secret value's ``passwords`` map (none for anything else)."""
+    try:
+        passwords = json.loads(text).get("passwords")
+    except (ValueError, AttributeError):
+        return []
+    return [str(region) for region in passwords] if isinstance(passwords, dict) else []
 
 
 @contextlib.contextmanager
@@ -191,6 +213,17 @@ def _patched_env(
                 environ.pop(name, None)
             else:
                 environ[name] = value
+
+
+@contextlib.contextmanager
+def _new_container_after() -> Iterator[None]:
+    """After the world, the function starts cold: no clients or credentials of this moto."""
+    try:
+        yield
+    finally:
+        app = sys.modules.get("rotation_handler.app")
+        if app is not None:
+            app.reset_runtime()
 
 
 @contextlib.contextmanager
@@ -280,7 +313,10 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
         arn = sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
         fn_env: dict[str, str | None] = {"SECRET_ARN": arn, "SMTP_IAM_USER_NAME": user_name}
         fn_env |= dict(function_env or {})
-        with _patched_env(env, {"SSL_CERT_FILE": str(ses.ca_file), **fn_env}):
+        with (
+            _patched_env(env, {"SSL_CERT_FILE": str(ses.ca_file), **fn_env}),
+            _new_container_after(),
+        ):
             driver = SecretsManagerDriver(
                 secret_id=arn, handler=handler or _default_handler, region=region
             )

@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SecretsManagerEvent, event_source
 from botocore.config import Config
 
-from rotation_handler import custom_resource, guard, keys, steps, sweep
+from rotation_handler import accounts, custom_resource, guard, keys, steps, sweep
 from rotation_handler.exceptions import BadEventError, UnknownStepError
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import ENV_VARS, Settings
@@ -47,6 +47,16 @@ class Runtime:
     sm: SecretsManagerClient
     iam: IAMClient
     fingerprint: tuple[str | None, ...]
+    # The clients for a secret's account: the ones above, or a member account's assumed role.
+    account_clients: accounts.AccountClients
+
+    def clients_for(self, secret_id: str, context: LambdaContext) -> accounts.Clients:
+        """Return the clients that act on ``secret_id`` (see :mod:`rotation_handler.accounts`)."""
+        return self.account_clients.for_secret(
+            secret_id,
+            function_arn=getattr(context, "invoked_function_arn", None),
+            function_name=getattr(context, "function_name", None),
+        )
 
 
 _runtime: Runtime | None = None
@@ -60,11 +70,21 @@ def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     if _runtime is None or _runtime.fingerprint != fingerprint:
         settings = Settings.from_env(env)
         session = boto3.session.Session(region_name=settings.region)
-        _runtime = Runtime(
-            settings=settings,
+        own = accounts.Clients(
             sm=session.client("secretsmanager", config=_BOTO_CONFIG),
             iam=session.client("iam", config=_BOTO_CONFIG),
+        )
+        _runtime = Runtime(
+            settings=settings,
+            sm=own.sm,
+            iam=own.iam,
             fingerprint=fingerprint,
+            account_clients=accounts.AccountClients(
+                own=own,
+                settings=settings,
+                session=session,
+                config=_BOTO_CONFIG,
+            ),
         )
         metrics.namespace = settings.metrics_namespace
     return _runtime
@@ -78,18 +98,20 @@ def _handle(event: SecretsManagerEvent, context: LambdaContext) -> None:
     try:
         step, secret_id, token = _parse(event)
         rt = runtime()
-        state, verdict = guard.check(rt.sm, secret_id=secret_id, token=token, settings=rt.settings)
+        aws = rt.clients_for(secret_id, context)
+        state, verdict = guard.check(aws.sm, secret_id=secret_id, token=token, settings=rt.settings)
         if verdict is guard.Verdict.ALREADY_CURRENT:
             logger.info("version is already AWSCURRENT")
         step(
             steps.StepContext(
-                sm=rt.sm,
-                iam=rt.iam,
+                sm=aws.sm,
+                iam=aws.iam,
                 settings=rt.settings,
                 state=state,
                 token=token,
                 verdict=verdict,
                 seconds_left=lambda: _seconds_left(context),
+                rotation_token=_rotation_token(event),
             )
         )
     except Exception as err:
@@ -118,7 +140,7 @@ def first_line(err: BaseException) -> str:
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
-def _sweep(event: Mapping[str, object], context: LambdaContext) -> dict[str, str]:  # noqa: ARG001 - read by the decorators
+def _sweep(event: Mapping[str, object], context: LambdaContext) -> dict[str, str]:
     """Run the scheduled sweep (``{"Action": "RetireOldKeys", "SecretId": ...}``)."""
     quiet_sdk_loggers()
     metrics.add_dimension(name="Step", value=sweep.ACTION)
@@ -126,8 +148,9 @@ def _sweep(event: Mapping[str, object], context: LambdaContext) -> dict[str, str
         secret_id = sweep.secret_id_of(event)
         logger.append_keys(step=sweep.ACTION, secret_id=secret_id)
         rt = runtime()
+        aws = rt.clients_for(secret_id, context)
         outcome = sweep.retire_old_keys(
-            sm=rt.sm, iam=rt.iam, settings=rt.settings, secret_id=secret_id, now=keys.now_utc()
+            sm=aws.sm, iam=aws.iam, settings=rt.settings, secret_id=secret_id, now=keys.now_utc()
         )
     except Exception:
         metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
@@ -189,6 +212,12 @@ def _parse(event: SecretsManagerEvent) -> tuple[Callable[[steps.StepContext], No
     return step, str(secret_id), str(token)
 
 
+def _rotation_token(event: SecretsManagerEvent) -> str | None:
+    """Return the event's RotationToken, which PutSecretValue must carry (never logged)."""
+    token = event.get("RotationToken")
+    return token if isinstance(token, str) and token else None
+
+
 def _seconds_left(context: LambdaContext) -> float:
     return max(0.0, context.get_remaining_time_in_millis() / 1000 - _RESERVE_SECONDS)
 
@@ -220,3 +249,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         return summary
     _handle(event, context)
     return None
+
+
+def reset_runtime() -> None:
+    """Forget the cold-start runtime, as a new container would (harnesses, between worlds).
+
+    The runtime keeps member accounts' assumed-role credentials; a harness that starts a new AWS
+    (moto) with the same environment must not reuse them.
+    """
+    global _runtime  # noqa: PLW0603 - the per-container cache of a Lambda function
+    _runtime = None

@@ -35,6 +35,13 @@ class UserOwnedError(NotBoundError):
     """The IAM user's keys are managed by another secret; the message names it."""
 
 
+class CrossAccountError(NotBoundError):
+    """The secret is in another account and the function cannot act there.
+
+    ``CROSS_ACCOUNT_ROLE_NAME`` is unset, or the member account's role cannot be assumed.
+    """
+
+
 class RotationNotEnabledError(RotationError):
     """Rotation is not enabled on the secret."""
 

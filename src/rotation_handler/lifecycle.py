@@ -179,7 +179,7 @@ def _base(ctx: StepContext, seen: Versions) -> SmtpSecret:
     Normally AWSCURRENT's. When a bootstrap value was written over AWSCURRENT (a stack update of
     an older template, or by hand), the live version's unknown fields and extra regions are kept
     and the bootstrap's own fields win. The function's SES_REGION, SMTP_HOST and SMTP_PORT, when
-    set, win over both.
+    set, win over both; EXTRA_SES_REGIONS adds regions to the ``passwords`` map.
     """
     arn = ctx.state.arn
     value = versions.raw(arn, ctx.state.version_with(CURRENT))
@@ -200,6 +200,8 @@ def _base(ctx: StepContext, seen: Versions) -> SmtpSecret:
         value["host"] = settings.smtp_host
     if settings.smtp_port:
         value["port"] = settings.smtp_port
+    if settings.extra_ses_regions:
+        value["passwords"] = _passwords_for(value.get("passwords"), settings.extra_ses_regions)
     try:
         base = parse_secret(json.dumps(value), default_region=settings.region, secret_id=arn)
     except InvalidSecretError as err:
@@ -207,6 +209,16 @@ def _base(ctx: StepContext, seen: Versions) -> SmtpSecret:
         raise SecretValueError(msg) from None
     versions.check_region(base, f"new version of secret {arn}")
     return base
+
+
+def _passwords_for(listed: object, extra: tuple[str, ...]) -> dict[str, None]:
+    """Return the regions of the new ``passwords`` map: those already listed, then ``extra``.
+
+    The values are filled in by :meth:`SmtpSecret.with_access_key`, which derives each region's
+    password from the new key. A region dropped from EXTRA_SES_REGIONS stays until it is taken
+    out of the secret by hand: a reader may still use it.
+    """
+    return dict.fromkeys([*(listed if isinstance(listed, dict) else {}), *extra])
 
 
 def _check_owner(ctx: StepContext, user: str, records: intents.UserRecords) -> None:
@@ -377,7 +389,13 @@ def _store(ctx: StepContext, user: str, key_id: str, pending: SmtpSecret) -> Non
     next attempt, which sees what was stored, keeps the key (stored) or deletes it (an orphan).
     """
     try:
-        versions.put_pending(ctx.sm, ctx.state.arn, token=ctx.token, secret=pending)
+        versions.put_pending(
+            ctx.sm,
+            ctx.state.arn,
+            token=ctx.token,
+            secret=pending,
+            rotation_token=ctx.rotation_token,
+        )
     except ClientError as err:
         if keys.answered_without_effect(err):
             with contextlib.suppress(ClientError, BotoCoreError):

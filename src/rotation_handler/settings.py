@@ -46,9 +46,13 @@ ENV_VARS: Final = (
     "FLEET_USER_PATH",
     "FLEET_TAG_KEY",
     "FLEET_TAG_VALUE",
+    "CROSS_ACCOUNT_ROLE_NAME",
+    "EXTRA_SES_REGIONS",
 )
 MAILBOX_SIMULATOR: Final = "success@simulator.amazonses.com"
 _REGION_RE: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+# IAM role names: 1-64 of letters, digits and +=,.@_- (the role's path is not part of the name).
+_ROLE_NAME_RE: Final = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _MAX_PORT: Final = 65535
 _DURATION_RE: Final = re.compile(r"^(?:0|([0-9]{1,6})([smhd]))$")
@@ -99,6 +103,10 @@ class Settings:
     old_key_grace_period: int = 0
     # Set (FLEET_USER_PATH): the function rotates any secret of the fleet instead of one.
     fleet: Fleet | None = None
+    # The role assumed in a secret's account when it is not the function's own (None = refuse).
+    cross_account_role_name: str | None = None
+    # Regions whose passwords createSecret also derives into the secret's ``passwords`` map.
+    extra_ses_regions: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -136,6 +144,10 @@ class Settings:
             smtp_port=_port(environ, "SMTP_PORT"),
             old_key_grace_period=_duration(environ, "OLD_KEY_GRACE_PERIOD"),
             fleet=_fleet(environ),
+            cross_account_role_name=_matching(
+                environ, "CROSS_ACCOUNT_ROLE_NAME", _ROLE_NAME_RE, "an IAM role name (no path)"
+            ),
+            extra_ses_regions=_regions(environ, "EXTRA_SES_REGIONS"),
         )
 
 
@@ -198,6 +210,16 @@ def _matching(
         msg = f"{name} must be {what}"
         raise ConfigurationError(msg)
     return raw
+
+
+def _regions(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Parse a comma-separated list of regions (blanks ignored, duplicates once, order kept)."""
+    items = [item.strip() for item in (environ.get(name) or "").split(",")]
+    regions = tuple(dict.fromkeys(item for item in items if item))
+    if not all(_REGION_RE.fullmatch(region) for region in regions):
+        msg = f"{name} must be comma-separated AWS regions such as us-east-1,eu-central-1"
+        raise ConfigurationError(msg)
+    return regions
 
 
 def _port(environ: Mapping[str, str], name: str) -> int | None:

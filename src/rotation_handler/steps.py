@@ -44,6 +44,8 @@ class StepContext:
     seconds_left: Callable[[], float]
     # Fleet mode: the users this invocation found under the fleet's path (one GetUser each).
     fleet_users: set[str] = field(default_factory=set)
+    # The event's RotationToken: PutSecretValue carries it (never logged, never in a repr).
+    rotation_token: str | None = field(default=None, repr=False)
 
     def read(self, stage: str, *, version_id: str | None = None) -> SmtpSecret | None:
         """Read a version of the secret (``None`` when it has no value yet)."""

@@ -183,13 +183,35 @@ def key_holders(sm: SecretsManagerClient, secret_arn: str, *, skip: set[str]) ->
 
 
 def put_pending(
-    sm: SecretsManagerClient, secret_arn: str, *, token: str, secret: SmtpSecret
+    sm: SecretsManagerClient,
+    secret_arn: str,
+    *,
+    token: str,
+    secret: SmtpSecret,
+    rotation_token: str | None = None,
 ) -> None:
-    """Store ``secret`` as the value of the token's version, staged AWSPENDING."""
+    """Store ``secret`` as the value of the token's version, staged AWSPENDING.
+
+    ``rotation_token`` is the rotation event's RotationToken: Secrets Manager requires it when
+    the function acts through an assumed role or from another account, so it is passed whenever
+    the event has one.
+    """
     text = secret.to_json()
-    sm.put_secret_value(
-        SecretId=secret_arn, ClientRequestToken=token, SecretString=text, VersionStages=[PENDING]
-    )
+    if rotation_token:
+        sm.put_secret_value(
+            SecretId=secret_arn,
+            ClientRequestToken=token,
+            SecretString=text,
+            VersionStages=[PENDING],
+            RotationToken=rotation_token,
+        )
+    else:
+        sm.put_secret_value(
+            SecretId=secret_arn,
+            ClientRequestToken=token,
+            SecretString=text,
+            VersionStages=[PENDING],
+        )
     _remember(secret_arn, token, text)
 
 

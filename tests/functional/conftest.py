@@ -23,7 +23,8 @@ def make_world(
     where Powertools writes its JSON logs, the lines ``RotateSecret``'s runs sent to the function's
     log group, and the logging records) and the text of every
     exception the function raised, against every secret key, SMTP password, secret string and
-    RotationToken the world created, plus a canary planted in the secret's unknown keys.
+    RotationToken the world created (its member accounts' too), plus a canary planted in the
+    secret's unknown keys.
     """
     canary = f"canary-{secrets.token_hex(8)}"
     worlds: list[World] = []
@@ -37,11 +38,12 @@ def make_world(
             return world
 
         yield factory
+        drivers = [d for w in worlds for d in (w.driver, *(m.driver for m in w.members))]
         for world in worlds:
-            material |= world.secret_material() | set(world.driver.rotation_tokens)
-        errors = [
-            record.error for world in worlds for record in world.driver.history if record.error
-        ]
+            material |= world.secret_material()
+        for driver in drivers:
+            material |= set(driver.rotation_tokens)
+        errors = [record.error for driver in drivers for record in driver.history if record.error]
         # The function's lines of RotateSecret's runs went to the log group, not to stdout.
         logged = [line for world in worlds if world.service for line in world.service.log_lines]
     out, err = capfd.readouterr()

@@ -54,10 +54,26 @@ def rotate(capfd: pytest.CaptureFixture[str]) -> Rotate:
         out, err = capfd.readouterr()
         texts = [before.out, before.err, out, err]
         assert leakscan.find_leaks(texts, world.secret_material()) == []
-        shown = [line for line in out.splitlines() if not line.startswith('{"_aws"')]
+        shown = [line for line in _without_metrics(out).splitlines() if line]
         return code, "\n".join([*shown, err])
 
     return run
+
+
+def _without_metrics(text: str) -> str:
+    """Cut the function's metric objects (EMF JSON) out of ``text``, wherever they start.
+
+    The background run prints them from another thread, so one can land in the middle of a line
+    the command printed (seen: a metric object and "started: version ..." on one line).
+    """
+    decoder = json.JSONDecoder()
+    kept: list[str] = []
+    rest = text
+    while (start := rest.find('{"_aws"')) >= 0:
+        kept.append(rest[:start])
+        _, length = decoder.raw_decode(rest[start:])
+        rest = rest[start + length :]
+    return "".join([*kept, rest])
 
 
 def finished(world: World) -> None:

@@ -67,6 +67,16 @@ def test_every_variable_is_read() -> None:
             pytest.param({"OLD_KEY_GRACE_PERIOD": bad}, "OLD_KEY_GRACE_PERIOD", id=f"grace-{bad}")
             for bad in ("24", "1w", "-1h", "1.5h", "\u0662h", "366d", "h", "0s0")
         ),
+        *(
+            pytest.param(
+                {"CROSS_ACCOUNT_ROLE_NAME": bad}, "CROSS_ACCOUNT_ROLE_NAME", id=f"role-{i}"
+            )
+            for i, bad in enumerate(("team/member", "arn:aws:iam::1:role/x", "a b", "r" * 65))
+        ),
+        *(
+            pytest.param({"EXTRA_SES_REGIONS": bad}, "EXTRA_SES_REGIONS", id=f"regions-{i}")
+            for i, bad in enumerate(("Europe", "us-east-1;eu-west-1", "us-east-1,eu west 1"))
+        ),
     ],
 )
 def test_bad_value_names_the_variable(env: dict[str, str], variable: str) -> None:
@@ -138,3 +148,18 @@ def test_bad_fleet_settings_name_the_variables(
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_env(FLEET | change)
     assert all(variable in str(raised.value) for variable in variables)
+def test_cross_account_role_name_and_extra_regions() -> None:
+    # GIVEN neither variable / THEN a secret of another account is refused and no region is extra
+    base = {"AWS_REGION": "eu-west-1"}
+    assert Settings.from_env(base).cross_account_role_name is None
+    assert Settings.from_env(base).extra_ses_regions == ()
+    # GIVEN both / THEN the role name is kept and the regions listed once each, in their order
+    settings = Settings.from_env(
+        base
+        | {
+            "CROSS_ACCOUNT_ROLE_NAME": " ses-smtp-rotation-member ",
+            "EXTRA_SES_REGIONS": " us-east-1, eu-central-1,,us-east-1 ",
+        }
+    )
+    assert settings.cross_account_role_name == "ses-smtp-rotation-member"
+    assert settings.extra_ses_regions == ("us-east-1", "eu-central-1")
