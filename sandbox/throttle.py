@@ -7,7 +7,8 @@ its bucket empty gets the service's real throttling answer
 (:func:`sandbox.faults.throttling_response`) and never reaches moto, so the client's retry mode
 (the function's botocore standard mode, with its real jittered back-off) sees a genuine throttling
 error, sleeps and sends the request again. Every client attached to one throttle shares its
-buckets, as every caller in an account and region shares AWS's. No monkeypatching: each hook is unregistered on :meth:`Throttle.detach`.
+buckets, as every caller in an account and region shares AWS's. No monkeypatching: each hook is
+unregistered on :meth:`Throttle.detach`.
 
 The rates the fleet benchmark uses are :data:`AWS_LIMITS` (see docs/testing.md for their sources).
 """
@@ -54,7 +55,7 @@ class Limit:
 
 
 def _label(event_name: str) -> tuple[str, str]:
-    """Name an event's operation as sandbox.calls does: ``(SecretsManager.PutSecretValue, service)``."""
+    """Return the event's operation as sandbox.calls names it, and the event's service."""
     service, operation = event_name.split(".", 2)[1:]
     return f"{_SERVICE_NAMES.get(service, service)}.{operation}", service
 
