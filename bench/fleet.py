@@ -63,6 +63,19 @@ FLEET_ENV: Final[dict[str, str | None]] = {
 }
 
 
+# IAM calls that act on the caller's own user when they name none.
+_USER_SCOPED: Final = frozenset(
+    {
+        "CreateAccessKey",
+        "UpdateAccessKey",
+        "DeleteAccessKey",
+        "ListAccessKeys",
+        "TagUser",
+        "UntagUser",
+    }
+)
+
+
 class _CfnLoader(yaml.SafeLoader):
     """A safe YAML loader that reads CloudFormation's short tags (``!Ref``...) as plain values."""
 
@@ -149,6 +162,7 @@ class Trespass:
     """Watches the function's calls: each must name the app being rotated by that thread."""
 
     problems: list[str] = field(default_factory=list)
+    checked: int = 0
     _current: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -161,17 +175,19 @@ class Trespass:
         finally:
             self._current.app = None
 
-    def before_call(
+    def before_parameter_build(
         self,
         model: Any = None,  # noqa: ANN401 - botocore's OperationModel
         params: Any = None,  # noqa: ANN401 - the call's parameters
         **_: Any,  # noqa: ANN401 - botocore hook
     ) -> None:
-        """Record a call that names another app's user or secret (or no user at all)."""
+        """Record a call that names another app's user or secret, or acts on no named user."""
         app: App | None = getattr(self._current, "app", None)
         if app is None or not isinstance(params, dict):
             return
         operation = getattr(model, "name", "?")
+        with self._lock:
+            self.checked += 1
         problem = None
         secret = params.get("SecretId")
         if secret is not None and secret not in (app.secret_arn, f"ses-smtp/{app.name}"):
@@ -179,8 +195,8 @@ class Trespass:
         user = params.get("UserName")
         if user is not None and user != app.user_name:
             problem = f"{app.name}'s rotation called {operation} on user {user}"
-        if user is None and "AccessKeyId" in params:
-            problem = f"{app.name}'s rotation called {operation} on a key without naming a user"
+        if user is None and operation in _USER_SCOPED:
+            problem = f"{app.name}'s rotation called {operation} without naming a user"
         if problem:
             with self._lock:
                 self.problems.append(problem)
@@ -188,12 +204,12 @@ class Trespass:
     def attach(self, client: Any) -> None:  # noqa: ANN401 - a boto3 client
         """Check ``client``'s calls from now on."""
         client.meta.events.register(
-            "before-call", self.before_call, unique_id=f"trespass-{id(self)}"
+            "before-parameter-build", self.before_parameter_build, unique_id=f"trespass-{id(self)}"
         )
 
     def detach(self, client: Any) -> None:  # noqa: ANN401 - a boto3 client
         """Stop checking ``client``'s calls."""
-        client.meta.events.unregister("before-call", unique_id=f"trespass-{id(self)}")
+        client.meta.events.unregister("before-parameter-build", unique_id=f"trespass-{id(self)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +239,7 @@ class FleetRun:
     concurrency: int
     environments: int
     rounds: list[Round]
+    watched_calls: int
     throttled: dict[str, int]
     absorbed: dict[str, int]
     exhausted: dict[str, int]
@@ -261,9 +278,9 @@ def _quiet_warnings() -> Iterator[None]:
 
 
 def rotate_round(
-    apps: Sequence[App], *, concurrency: int, number: int, trespass: Trespass
+    apps: Sequence[App], *, pool: ThreadPoolExecutor, number: int, trespass: Trespass
 ) -> Round:
-    """Rotate every app once from ``concurrency`` threads; check every invariant afterwards."""
+    """Rotate every app once from the ``pool``'s threads; check every invariant afterwards."""
 
     def rotate(app: App) -> Rotation:
         with trespass.rotating(app):
@@ -274,8 +291,7 @@ def rotate_round(
     world = apps[0].world
     with count_calls(account_id=world.driver.account_id, region=world.region) as calls:
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fleet") as pool:
-            rotations = list(pool.map(rotate, apps))
+        rotations = list(pool.map(rotate, apps))
         seconds = time.perf_counter() - started
     failed: dict[str, int] = {}
     for rotation in rotations:
@@ -327,9 +343,13 @@ def run_fleet(
     with local_world(function_env=FLEET_ENV) as world, quiet(), _quiet_warnings():
         fleet = add_apps(world, apps)
         try:
-            with execution_environments(on_runtime=hook) as environments:
+            # One pool for every round: its threads are the warm execution environments.
+            with (
+                execution_environments(on_runtime=hook) as environments,
+                ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fleet") as pool,
+            ):
                 results.extend(
-                    rotate_round(fleet, concurrency=concurrency, number=number, trespass=trespass)
+                    rotate_round(fleet, pool=pool, number=number, trespass=trespass)
                     for number in range(1, rounds + 1)
                 )
         finally:
@@ -343,6 +363,7 @@ def run_fleet(
         concurrency=concurrency,
         environments=len(environments),
         rounds=results,
+        watched_calls=trespass.checked,
         throttled=dict(throttle.throttled),
         absorbed=dict(throttle.absorbed),
         exhausted=dict(throttle.exhausted),
