@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from bench import fleet
 from bench.fleet_report import fleet_rows, growth, per_rotation
 from bench.report import markdown_table
 from rotation_handler import app, versions
+from rotation_handler.observability import metrics
 from sandbox.environments import execution_environments
 
 if TYPE_CHECKING:
@@ -120,11 +123,20 @@ def test_each_thread_is_its_own_execution_environment(iam: IAMClient) -> None:  
     seen: list[Any] = []
     results: dict[str, tuple[Any, Any, list[Any]]] = {}
     shared = versions._VALUES
+    stores = metrics.provider.metric_set
+
+    both_added, both_read = threading.Barrier(2), threading.Barrier(2)
 
     def invoke(name: str) -> None:
         first, again = app.runtime(), app.runtime()
         versions._VALUES[name, "v"] = name
-        results[name] = (first, again, list(versions._VALUES))
+        metrics.add_dimension(name="Step", value=name)
+        metrics.add_metric(name=f"Metric-{name}", unit=MetricUnit.Count, value=1)
+        both_added.wait(timeout=10)  # the two invocations overlap, as concurrent ones do
+        mine = (list(metrics.provider.metric_set), dict(metrics.provider.dimension_set))
+        results[name] = (first, again, [*versions._VALUES, *mine])
+        both_read.wait(timeout=10)
+        metrics.provider.clear_metrics()
 
     with execution_environments(on_runtime=seen.append) as built:
         threads = [threading.Thread(target=invoke, args=(n,)) for n in ("a", "b")]
@@ -138,10 +150,13 @@ def test_each_thread_is_its_own_execution_environment(iam: IAMClient) -> None:  
     assert b_first is b_again
     assert a_first is not b_first
     assert a_first.iam is not b_first.iam
-    assert (a_keys, b_keys) == ([("a", "v")], [("b", "v")])
+    assert a_keys == [("a", "v"), ["Metric-a"], {"Step": "a"}]
+    assert b_keys == [("b", "v"), ["Metric-b"], {"Step": "b"}]
     assert built == seen
     assert len(built) == 2
     # AND the function's own state is back afterwards
     assert versions._VALUES is shared
     assert app.runtime.__module__ == "rotation_handler.app"
     assert ("a", "v") not in shared
+    assert metrics.provider.metric_set is stores
+    assert "Metric-a" not in metrics.provider.metric_set
