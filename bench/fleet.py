@@ -240,6 +240,7 @@ class FleetRun:
     environments: int
     rounds: list[Round]
     watched_calls: int
+    limits: tuple[Limit, ...] = ()
     throttled: dict[str, int]
     absorbed: dict[str, int]
     exhausted: dict[str, int]
@@ -364,6 +365,7 @@ def run_fleet(
         environments=len(environments),
         rounds=results,
         watched_calls=trespass.checked,
+        limits=throttle.limits,
         throttled=dict(throttle.throttled),
         absorbed=dict(throttle.absorbed),
         exhausted=dict(throttle.exhausted),

@@ -35,6 +35,23 @@ def _counts(counter: Mapping[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in ordered) or "none"
 
 
+def ceiling(run: FleetRun) -> tuple[float, str]:
+    """Return the rotations per second the rate limits allow at most, and the limit that sets it.
+
+    For each limit, its rate divided by the steady state's calls per rotation of its operations;
+    the smallest is the fleet's ceiling, whatever the concurrency.
+    """
+    steady = run.steady
+    best: tuple[float, str] = (float("inf"), "no limit applies")
+    for limit in run.limits:
+        per_rotation = sum(steady.calls.get(op, 0) for op in limit.operations) / steady.rotations
+        if per_rotation:
+            allowed = limit.rate / per_rotation
+            if allowed < best[0]:
+                best = (allowed, f"{limit.name}: {limit.rate:g}/s ÷ {per_rotation:g} per rotation")
+    return best
+
+
 def growth(runs: Sequence[FleetRun]) -> tuple[str, bool]:
     """Say how wall time and calls per rotation grow with N, and whether that is linear.
 
@@ -76,12 +93,14 @@ def fleet_rows(
                 failed[cause] = failed.get(cause, 0) + count
         throttled, absorbed = sum(run.throttled.values()), sum(run.absorbed.values())
         label = f"Fleet N = {run.apps}, C = {run.concurrency}"
+        most, limit = ceiling(run)
         rows.append(
             Row(
                 measure=f"{label}: wall time per round, AWS calls per rotation (steady state)",
                 figure=(
                     f"first rotation {first.seconds:.1f} s, steady state {steady.seconds:.1f} s "
-                    f"({steady.rotations / steady.seconds:.1f} rotations/s); "
+                    f"({steady.rotations / steady.seconds:.1f} rotations/s; the rates allow "
+                    f"{most:.1f}: {limit}); "
                     f"{steady.calls_per_rotation:.1f} calls "
                     f"({_by_api(per_rotation(steady.calls, steady.rotations))})"
                 ),
@@ -120,6 +139,8 @@ def fleet_rows(
                 "throttled": run.throttled,
                 "absorbed": run.absorbed,
                 "exhausted": run.exhausted,
+                "ceiling_rotations_per_second": most,
+                "ceiling_limit": limit,
                 "rotations_retried": retried,
                 "violations": violations,
             }

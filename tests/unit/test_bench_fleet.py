@@ -13,6 +13,7 @@ from bench.report import markdown_table
 from rotation_handler import app, versions
 from rotation_handler.observability import metrics
 from sandbox.environments import execution_environments
+from sandbox.throttle import Limit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -79,6 +80,12 @@ def _run(apps: int, *, seconds: float, calls: int, violations: int = 0) -> fleet
         environments=10,
         rounds=[_round(1, apps=apps, seconds=seconds / 2, calls=calls), steady],
         watched_calls=2 * calls,
+        limits=(
+            Limit(
+                name="IAM CreateAccessKey", rate=10, operations=frozenset({"IAM.CreateAccessKey"})
+            ),
+            Limit(name="unused", rate=1, operations=frozenset({"IAM.GetUser"})),
+        ),
         throttled={"IAM.ListAccessKeys": 4},
         absorbed={"IAM.ListAccessKeys": 4},
         exhausted={},
@@ -113,6 +120,7 @@ def test_rows_judge_violations_against_zero_and_show_calls_by_api() -> None:
     assert "invariant violations (2 rounds, all apps) | 4: app-0: broken;" in table
     assert "❌ missed" in table
     assert "16.0 calls (DescribeSecret 15, CreateAccessKey 1)" in table
+    assert "the rates allow 10.0: IAM CreateAccessKey: 10/s ÷ 1 per rotation)" in table
     assert "4 of 4 throttled answers absorbed (IAM.ListAccessKeys 4)" in table
     assert data["runs"][1]["violations"][0] == "app-0: broken"
     assert per_rotation({"IAM.A": 2, "IAM.B": 6}, 2) == {"IAM.B": 3.0, "IAM.A": 1.0}
