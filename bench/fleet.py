@@ -21,7 +21,6 @@ import dataclasses
 import json
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +62,7 @@ FLEET_ENV: Final[dict[str, str | None]] = {
 }
 
 
+_MAX_CHAIN: Final = 10  # exceptions followed along __cause__ / __context__
 # IAM calls that act on the caller's own user when they name none.
 _USER_SCOPED: Final = frozenset(
     {
@@ -240,10 +240,10 @@ class FleetRun:
     environments: int
     rounds: list[Round]
     watched_calls: int
-    limits: tuple[Limit, ...] = ()
     throttled: dict[str, int]
     absorbed: dict[str, int]
     exhausted: dict[str, int]
+    limits: tuple[Limit, ...] = ()
 
     @property
     def violations(self) -> list[str]:
@@ -258,8 +258,9 @@ class FleetRun:
 
 def _cause(error: BaseException | None) -> str:
     """Name why an attempt failed: the throttled call, or the exception type (never its text)."""
-    seen = error
-    while seen is not None:
+    seen, depth = error, 0
+    while seen is not None and depth < _MAX_CHAIN:
+        depth += 1
         response = getattr(seen, "response", None)
         if isinstance(response, dict):
             code = response.get("Error", {}).get("Code")
@@ -268,14 +269,6 @@ def _cause(error: BaseException | None) -> str:
                 return f"{operation} throttled (botocore's retries exhausted)"
         seen = seen.__cause__ or seen.__context__
     return type(error).__name__
-
-
-@contextlib.contextmanager
-def _quiet_warnings() -> Iterator[None]:
-    # Powertools warns when concurrent invocations set the shared Step dimension again.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Dimension .* has already been added")
-        yield
 
 
 def rotate_round(
@@ -341,7 +334,7 @@ def run_fleet(
             trespass.attach(client)
             hooked.append(client)
 
-    with local_world(function_env=FLEET_ENV) as world, quiet(), _quiet_warnings():
+    with local_world(function_env=FLEET_ENV) as world, quiet():
         fleet = add_apps(world, apps)
         try:
             # One pool for every round: its threads are the warm execution environments.
