@@ -48,7 +48,8 @@ def ceiling(run: FleetRun) -> tuple[float, str]:
         if per_rotation:
             allowed = limit.rate / per_rotation
             if allowed < best[0]:
-                best = (allowed, f"{limit.name}: {limit.rate:g}/s ÷ {per_rotation:.3g} per rotation")
+                share = f"{limit.rate:g}/s ÷ {per_rotation:.3g} per rotation"
+                best = (allowed, f"{limit.name}: {share}")
     return best
 
 
