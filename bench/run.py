@@ -44,7 +44,7 @@ class Plan:
 
 
 FULL = Plan(rotations={0.0: 10, 3.0: 3, 10.0: 2}, cold_starts=30)
-QUICK = Plan(rotations={0.0: 2, 3.0: 1}, cold_starts=3, fleet_sizes=(5, 10))
+QUICK = Plan(rotations={0.0: 2, 3.0: 1}, cold_starts=3, fleet_sizes=(5, 10), fleet_rounds=2)
 
 
 def build_parser() -> argparse.ArgumentParser:

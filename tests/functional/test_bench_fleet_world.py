@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from bench import fleet
+from bench import fleet, run
 from bench.fleet_report import fleet_rows
 from bench.report import markdown_table
 from sandbox import invariants
@@ -13,6 +13,8 @@ from sandbox.throttle import Limit
 from sandbox.world import local_world
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pytest
 
 # Rates low enough that five apps rotated by three threads must be throttled: with one token of
@@ -106,3 +108,17 @@ def test_trespass_records_a_call_on_another_apps_user(capsys: pytest.CaptureFixt
         f"{first.name}'s rotation called ListAccessKeys on user {second.user_name}"
     ]
     assert capsys.readouterr().out == ""
+
+
+def test_fleet_only_writes_its_own_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the quick plan's small fleets WHEN the bench runs the fleet alone
+    assert run.main(["--fleet-only", "--quick", "--output", str(tmp_path)]) == 0
+    # THEN its figures go to fleet_results.json, leaving a full run's results.json alone
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fleet_results.json"]
+    data = json.loads((tmp_path / "fleet_results.json").read_text(encoding="utf-8"))
+    assert [r["apps"] for r in data["fleet"]["runs"]] == list(run.QUICK.fleet_sizes)
+    assert data["missed"] == []
+    assert all(r["violations"] == [] for r in data["fleet"]["runs"])
+    out = capsys.readouterr().out
+    assert "| Fleet: function concurrency C |" in out
+    assert "| Fleet: cost growth with N |" in out
