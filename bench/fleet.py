@@ -16,13 +16,11 @@ state); after each round every invariant is checked for every app.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,15 +30,15 @@ from bench.rotation import quiet
 from sandbox import invariants
 from sandbox.calls import count_calls
 from sandbox.environments import execution_environments
-from sandbox.secrets_manager import SecretsManagerDriver
+from sandbox.secrets_manager import Rotation, RotationInProgressError, SecretsManagerDriver
 from sandbox.throttle import AWS_LIMITS, THROTTLING_CODES, Limit, Throttle
+from sandbox.trespass import Trespass
 from sandbox.world import SES_SEND_POLICY, World, local_world
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterable, Sequence
 
     from rotation_handler.app import Runtime
-    from sandbox.secrets_manager import Rotation
 
 FLEET_TEMPLATE: Final = Path(__file__).resolve().parents[1] / "fleet" / "template.yaml"
 DEFAULT_CONCURRENCY: Final = 10
@@ -63,17 +61,6 @@ FLEET_ENV: Final[dict[str, str | None]] = {
 
 
 _MAX_CHAIN: Final = 10  # exceptions followed along __cause__ / __context__
-# IAM calls that act on the caller's own user when they name none.
-_USER_SCOPED: Final = frozenset(
-    {
-        "CreateAccessKey",
-        "UpdateAccessKey",
-        "DeleteAccessKey",
-        "ListAccessKeys",
-        "TagUser",
-        "UntagUser",
-    }
-)
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -157,61 +144,6 @@ def add_apps(world: World, count: int, *, tag_value: str = TAG_VALUE) -> list[Ap
     return apps
 
 
-@dataclass
-class Trespass:
-    """Watches the function's calls: each must name the app being rotated by that thread."""
-
-    problems: list[str] = field(default_factory=list)
-    checked: int = 0
-    _current: threading.local = field(default_factory=threading.local)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @contextlib.contextmanager
-    def rotating(self, app: App) -> Iterator[None]:
-        """Attribute the calls this thread makes inside the block to ``app``'s rotation."""
-        self._current.app = app
-        try:
-            yield
-        finally:
-            self._current.app = None
-
-    def before_parameter_build(
-        self,
-        model: Any = None,  # noqa: ANN401 - botocore's OperationModel
-        params: Any = None,  # noqa: ANN401 - the call's parameters
-        **_: Any,  # noqa: ANN401 - botocore hook
-    ) -> None:
-        """Record a call that names another app's user or secret, or acts on no named user."""
-        app: App | None = getattr(self._current, "app", None)
-        if app is None or not isinstance(params, dict):
-            return
-        operation = getattr(model, "name", "?")
-        with self._lock:
-            self.checked += 1
-        problem = None
-        secret = params.get("SecretId")
-        if secret is not None and secret not in (app.secret_arn, f"ses-smtp/{app.name}"):
-            problem = f"{app.name}'s rotation called {operation} on secret {secret}"
-        user = params.get("UserName")
-        if user is not None and user != app.user_name:
-            problem = f"{app.name}'s rotation called {operation} on user {user}"
-        if user is None and operation in _USER_SCOPED:
-            problem = f"{app.name}'s rotation called {operation} without naming a user"
-        if problem:
-            with self._lock:
-                self.problems.append(problem)
-
-    def attach(self, client: Any) -> None:  # noqa: ANN401 - a boto3 client
-        """Check ``client``'s calls from now on."""
-        client.meta.events.register(
-            "before-parameter-build", self.before_parameter_build, unique_id=f"trespass-{id(self)}"
-        )
-
-    def detach(self, client: Any) -> None:  # noqa: ANN401 - a boto3 client
-        """Stop checking ``client``'s calls."""
-        client.meta.events.unregister("before-parameter-build", unique_id=f"trespass-{id(self)}")
-
-
 @dataclass(frozen=True, kw_only=True)
 class Round:
     """One rotation of every app of the fleet."""
@@ -277,12 +209,19 @@ def rotate_round(
     """Rotate every app once from the ``pool``'s threads; check every invariant afterwards."""
 
     def rotate(app: App) -> Rotation:
-        with trespass.rotating(app):
-            return app.world.driver.rotate(
-                max_attempts=MAX_ATTEMPTS, before_retry=lambda _: time.sleep(RETRY_PAUSE_SECONDS)
-            )
+        secrets = {app.secret_arn, f"ses-smtp/{app.name}"}
+        with trespass.rotating(app.name, user=app.user_name, secrets=secrets):
+            try:
+                return app.world.driver.rotate(
+                    max_attempts=MAX_ATTEMPTS,
+                    before_retry=lambda _: time.sleep(RETRY_PAUSE_SECONDS),
+                )
+            except RotationInProgressError:
+                # An earlier round left this app's rotation unfinished: no attempt, not done.
+                return Rotation(token="")
 
     world = apps[0].world
+    trespassed = len(trespass.problems)
     with count_calls(account_id=world.driver.account_id, region=world.region) as calls:
         started = time.perf_counter()
         rotations = list(pool.map(rotate, apps))
@@ -302,6 +241,7 @@ def rotate_round(
         for app, rotation in zip(apps, rotations, strict=True)
         if not rotation.ok
     ]
+    violations += trespass.problems[trespassed:]
     return Round(
         number=number,
         seconds=seconds,
@@ -350,8 +290,6 @@ def run_fleet(
             for client in hooked:
                 throttle.detach(client)
                 trespass.detach(client)
-    if trespass.problems:
-        results[-1].violations.extend(trespass.problems)
     return FleetRun(
         apps=apps,
         concurrency=concurrency,

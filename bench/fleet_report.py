@@ -78,6 +78,64 @@ def growth(runs: Sequence[FleetRun]) -> tuple[str, bool]:
     return text, linear
 
 
+def size_rows(run: FleetRun) -> tuple[list[Row], dict[str, Any]]:
+    """Rows of one fleet size: wall time and calls, throttles and retries, violations."""
+    first, steady = run.rounds[0], run.steady
+    rotations = sum(r.rotations for r in run.rounds)
+    retried = sum(r.retried for r in run.rounds)
+    failed: dict[str, int] = {}
+    for r in run.rounds:
+        for cause, count in r.failed_attempts.items():
+            failed[cause] = failed.get(cause, 0) + count
+    throttled, absorbed = sum(run.throttled.values()), sum(run.absorbed.values())
+    most, limit = ceiling(run)
+    label = f"Fleet N = {run.apps}, C = {run.concurrency}"
+    timing = (
+        f"first rotation {first.seconds:.1f} s, steady state {steady.seconds:.1f} s "
+        f"({steady.rotations / steady.seconds:.1f} rotations/s; the rates allow {most:.1f}: "
+        f"{limit}); {steady.calls_per_rotation:.1f} calls "
+        f"({_by_api(per_rotation(steady.calls, steady.rotations))})"
+    )
+    throttling = (
+        f"{absorbed} of {throttled} throttled answers absorbed ({_counts(run.throttled)}); "
+        f"calls out of retries: {_counts(run.exhausted)}; rotations retried {retried} of "
+        f"{rotations} (failed attempts: {_counts(failed)})"
+    )
+    violations = run.violations
+    shown = "; ".join(violations[:MAX_SHOWN]) + (" ..." if len(violations) > MAX_SHOWN else "")
+    rows = [
+        Row(
+            measure=f"{label}: wall time per round, AWS calls per rotation (steady state)",
+            figure=timing,
+        ),
+        Row(
+            measure=f"{label}: throttles absorbed by botocore's retry, rotations retried",
+            figure=throttling,
+        ),
+        judged(
+            f"{label}: invariant violations ({len(run.rounds)} rounds, all apps)",
+            f"{len(violations)}" + (f": {shown}" if violations else ""),
+            value=len(violations),
+            goal=VIOLATIONS_GOAL,
+        ),
+    ]
+    data = {
+        "apps": run.apps,
+        "concurrency": run.concurrency,
+        "environments": run.environments,
+        "watched_calls": run.watched_calls,
+        "rounds": [asdict(r) | {"calls_per_rotation": r.calls_per_rotation} for r in run.rounds],
+        "throttled": run.throttled,
+        "absorbed": run.absorbed,
+        "exhausted": run.exhausted,
+        "ceiling_rotations_per_second": most,
+        "ceiling_limit": limit,
+        "rotations_retried": retried,
+        "violations": violations,
+    }
+    return rows, data
+
+
 def fleet_rows(
     runs: Sequence[FleetRun], *, concurrency: int, source: str
 ) -> tuple[list[Row], dict[str, Any]]:
@@ -85,67 +143,9 @@ def fleet_rows(
     rows = [Row(measure="Fleet: function concurrency C", figure=f"{concurrency} ({source})")]
     data: dict[str, Any] = {"concurrency": concurrency, "concurrency_source": source, "runs": []}
     for run in runs:
-        first, steady = run.rounds[0], run.steady
-        rotations = sum(r.rotations for r in run.rounds)
-        retried = sum(r.retried for r in run.rounds)
-        failed: dict[str, int] = {}
-        for r in run.rounds:
-            for cause, count in r.failed_attempts.items():
-                failed[cause] = failed.get(cause, 0) + count
-        throttled, absorbed = sum(run.throttled.values()), sum(run.absorbed.values())
-        label = f"Fleet N = {run.apps}, C = {run.concurrency}"
-        most, limit = ceiling(run)
-        rows.append(
-            Row(
-                measure=f"{label}: wall time per round, AWS calls per rotation (steady state)",
-                figure=(
-                    f"first rotation {first.seconds:.1f} s, steady state {steady.seconds:.1f} s "
-                    f"({steady.rotations / steady.seconds:.1f} rotations/s; the rates allow "
-                    f"{most:.1f}: {limit}); "
-                    f"{steady.calls_per_rotation:.1f} calls "
-                    f"({_by_api(per_rotation(steady.calls, steady.rotations))})"
-                ),
-            )
-        )
-        rows.append(
-            Row(
-                measure=f"{label}: throttles absorbed by botocore's retry, rotations retried",
-                figure=(
-                    f"{absorbed} of {throttled} throttled answers absorbed "
-                    f"({_counts(run.throttled)}); calls out of retries: {_counts(run.exhausted)}; "
-                    f"rotations retried {retried} of {rotations} (failed attempts: "
-                    f"{_counts(failed)})"
-                ),
-            )
-        )
-        violations = run.violations
-        shown = "; ".join(violations[:MAX_SHOWN]) + (" ..." if len(violations) > MAX_SHOWN else "")
-        rows.append(
-            judged(
-                f"{label}: invariant violations ({len(run.rounds)} rounds, all apps)",
-                f"{len(violations)}" + (f": {shown}" if violations else ""),
-                value=len(violations),
-                goal=VIOLATIONS_GOAL,
-            )
-        )
-        data["runs"].append(
-            {
-                "apps": run.apps,
-                "concurrency": run.concurrency,
-                "environments": run.environments,
-                "watched_calls": run.watched_calls,
-                "rounds": [
-                    asdict(r) | {"calls_per_rotation": r.calls_per_rotation} for r in run.rounds
-                ],
-                "throttled": run.throttled,
-                "absorbed": run.absorbed,
-                "exhausted": run.exhausted,
-                "ceiling_rotations_per_second": most,
-                "ceiling_limit": limit,
-                "rotations_retried": retried,
-                "violations": violations,
-            }
-        )
+        section, run_data = size_rows(run)
+        rows += section
+        data["runs"].append(run_data)
     text, linear = growth(runs)
     rows.append(Row(measure="Fleet: cost growth with N", figure=text))
     data["growth"] = {"text": text, "linear": linear}

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
 
 from bench import fleet, run
 from bench.fleet_report import fleet_rows
 from bench.report import markdown_table
 from sandbox import invariants
 from sandbox.throttle import Limit
+from sandbox.trespass import Trespass
 from sandbox.world import local_world
 
 if TYPE_CHECKING:
@@ -92,21 +97,26 @@ def test_trespass_records_a_call_on_another_apps_user(capsys: pytest.CaptureFixt
     # GIVEN two apps and a watch on a client, the thread attributed to the first app
     with local_world(function_env=fleet.FLEET_ENV) as world:
         first, second = fleet.add_apps(world, 2)
-        trespass = fleet.Trespass()
+        trespass = Trespass()
         trespass.attach(world.iam)
         try:
-            with trespass.rotating(first):
+            with trespass.rotating(first.name, user=first.user_name, secrets={first.secret_arn}):
                 # WHEN the first app's rotation lists its own keys, then the other app's
                 world.iam.list_access_keys(UserName=first.user_name)
                 world.iam.list_access_keys(UserName=second.user_name)
+                # AND one that names no user (acting on the caller's own; moto has no such user)
+                with contextlib.suppress(ClientError):
+                    world.iam.list_access_keys()
             # AND a call outside any rotation is not attributed
             world.iam.list_access_keys(UserName=second.user_name)
         finally:
             trespass.detach(world.iam)
-    # THEN only the call on the other app's user is recorded
+    # THEN the call on the other app's user and the one naming none are recorded, only those
     assert trespass.problems == [
-        f"{first.name}'s rotation called ListAccessKeys on user {second.user_name}"
+        f"{first.name}'s rotation called ListAccessKeys on user {second.user_name}",
+        f"{first.name}'s rotation called ListAccessKeys without naming a user",
     ]
+    assert trespass.checked == 3
     assert capsys.readouterr().out == ""
 
 
@@ -122,3 +132,16 @@ def test_fleet_only_writes_its_own_file(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "| Fleet: function concurrency C |" in out
     assert "| Fleet: cost growth with N |" in out
+
+
+def test_an_app_left_mid_rotation_counts_as_not_done_and_the_others_rotate() -> None:
+    # GIVEN two apps, the first with a rotation started and never finished (AWSPENDING is out)
+    with local_world(function_env=fleet.FLEET_ENV) as world:
+        stuck, healthy = fleet.add_apps(world, 2)
+        stuck.world.driver.start()
+        # WHEN a round rotates both
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            result = fleet.rotate_round([stuck, healthy], pool=pool, number=1, trespass=Trespass())
+    # THEN the stuck one is reported as a violation, and the other one rotated all the same
+    assert (result.rotations, result.completed) == (2, 1)
+    assert result.violations == [f"{stuck.name}: rotation did not complete"]
