@@ -133,7 +133,7 @@ def _metrics_per_thread(provider: Any) -> Iterator[None]:  # noqa: ANN401 - Powe
 def execution_environments(
     on_runtime: Callable[[Runtime], None] | None = None,
 ) -> Iterator[list[Runtime]]:
-    """Give each thread that invokes the function its own runtime and value cache in the block.
+    """Give each thread invoking the function its own runtime, value cache and metric set.
 
     ``on_runtime`` is called with each runtime as it is built (to hook its clients); the yielded
     list holds every runtime built so far, one per environment (thread) that invoked the function.
