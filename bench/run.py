@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import coldstart, helper, machine, memory, package, plot, rotation
+from bench import coldstart, fleet, helper, machine, memory, package, plot, rotation
+from bench.fleet_report import fleet_rows
 from bench.report import Goal, Row, judged, markdown_table, missed
 from bench.stats import summarize
 
@@ -38,10 +39,12 @@ class Plan:
     rotations: dict[float, int]
     cold_starts: int
     sends: int = 1000
+    fleet_sizes: tuple[int, ...] = fleet.SIZES
+    fleet_rounds: int = fleet.ROUNDS
 
 
 FULL = Plan(rotations={0.0: 10, 3.0: 3, 10.0: 2}, cold_starts=30)
-QUICK = Plan(rotations={0.0: 2, 3.0: 1}, cold_starts=3)
+QUICK = Plan(rotations={0.0: 2, 3.0: 1}, cold_starts=3, fleet_sizes=(5, 10), fleet_rounds=2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test)")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where results go")
+    parser.add_argument(
+        "--fleet-only", action="store_true", help="only the fleet benchmark (N apps, C threads)"
+    )
     return parser
 
 
@@ -202,10 +208,22 @@ def memory_rows() -> tuple[list[Row], dict[str, Any]]:
     }
 
 
-def measure_all(plan: Plan, output: Path) -> tuple[list[Row], dict[str, Any]]:
+def fleet_section(plan: Plan) -> tuple[list[Row], dict[str, Any]]:
+    """Rotate fleets of each size of ``plan`` with the fleet template's concurrency."""
+    concurrency, source = fleet.template_concurrency()
+    runs = fleet.run_sizes(plan.fleet_sizes, concurrency=concurrency, rounds=plan.fleet_rounds)
+    return fleet_rows(runs, concurrency=concurrency, source=source)
+
+
+def measure_all(
+    plan: Plan, output: Path, *, fleet_only: bool = False
+) -> tuple[list[Row], dict[str, Any]]:
     """Run every benchmark of ``plan``; return the rows and the data for results.json."""
     rows: list[Row] = []
     data: dict[str, Any] = {}
+    if fleet_only:
+        rows, data["fleet"] = fleet_section(plan)
+        return rows, data
     with rotation.steady_world(max_delay=max(plan.rotations)) as (world, bootstrap):
         run = rotation.measure_rotations(world, bootstrap, plan.rotations)
         section_rows, data["rotation"] = rotation_rows(run)
@@ -218,17 +236,22 @@ def measure_all(plan: Plan, output: Path) -> tuple[list[Row], dict[str, Any]]:
     section_rows, data["memory"] = memory_rows()
     rows += section_rows
     section_rows, data["package"] = package_rows()
-    return rows + section_rows + helper_section, data
+    rows += section_rows + helper_section
+    section_rows, data["fleet"] = fleet_section(plan)
+    return rows + section_rows, data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmarks; print the Markdown table; write results.json. Returns 0."""
+    """Run the benchmarks; print the Markdown table; write results.json. Returns 0.
+
+    With ``--fleet-only``, only the fleet benchmark runs and its data goes to fleet_results.json.
+    """
     args = build_parser().parse_args(argv)
     plan = QUICK if args.quick else FULL
     output: Path = args.output
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    rows, data = measure_all(plan, output)
+    rows, data = measure_all(plan, output, fleet_only=args.fleet_only)
     duration = time.perf_counter() - started
     data |= {
         "machine": machine.describe(),
@@ -238,9 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": [asdict(row) for row in rows],
         "missed": missed(rows),
     }
-    (output / "results.json").write_text(
-        json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8"
-    )
+    # The fleet alone goes to its own file, so it never replaces a full run's results.
+    results = output / ("fleet_results.json" if args.fleet_only else "results.json")
+    results.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     print(markdown_table(rows))
     print()
     print(
@@ -248,7 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"— run took {duration:.0f} s",
         "(quick)" if args.quick else "",
     )
-    print(f"Wrote {output / 'results.json'} and {output / 'rotation_vs_delay.png'}")
+    written = [results] + ([] if args.fleet_only else [output / "rotation_vs_delay.png"])
+    print("Wrote", " and ".join(str(path) for path in written))
     return 0
 
 

@@ -53,6 +53,7 @@ def count_calls(*, account_id: str, region: str) -> Iterator[CallCounter]:
     """Count the IAM and Secrets Manager calls that reach moto inside the block."""
     counter = CallCounter()
     depth = threading.local()
+    lock = threading.Lock()  # the function may run on several threads at once (the fleet bench)
     patched: list[tuple[Any, str]] = []
 
     def wrap(label: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,7 +61,8 @@ def count_calls(*, account_id: str, region: str) -> Iterator[CallCounter]:
         def counted(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any backend method
             outer = getattr(depth, "level", 0) == 0
             if outer:
-                counter[label] += 1
+                with lock:
+                    counter[label] += 1
             depth.level = getattr(depth, "level", 0) + 1
             try:
                 return method(*args, **kwargs)

@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from moto.iam.models import iam_backends
+
 from sandbox.secrets_manager import CURRENT, PREVIOUS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sandbox.world import World
 
 MAX_KEYS = 2
@@ -58,3 +62,25 @@ def violations(
         elif login and not world.login(stage).ok:
             problems.append(f"{stage}'s credentials do not log in over SMTP")
     return problems
+
+
+def cross_app_violations(worlds: Sequence[World]) -> list[str]:
+    """Check apps sharing one AWS (a fleet): no app's secret holds a key of another app's user.
+
+    Each world is one app's view (its user, its secret's driver). A key a secret references must
+    be its own user's or gone; a key of one user referenced by another app's secret means a
+    rotation crossed apps.
+    """
+    if not worlds:
+        return []
+    backend = iam_backends[worlds[0].driver.account_id]["global"]
+    owner = {
+        key.access_key_id: user.name for user in backend.users.values() for key in user.access_keys
+    }
+    return [
+        f"secret {world.secret_arn} references key {key} of user {owner[key]}, "
+        f"not of its own user {world.user_name}"
+        for world in worlds
+        for key in sorted(referenced_keys(world))
+        if key in owner and owner[key] != world.user_name
+    ]
