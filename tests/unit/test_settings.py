@@ -148,6 +148,8 @@ def test_bad_fleet_settings_name_the_variables(
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_env(FLEET | change)
     assert all(variable in str(raised.value) for variable in variables)
+
+
 def test_cross_account_role_name_and_extra_regions() -> None:
     # GIVEN neither variable / THEN a secret of another account is refused and no region is extra
     base = {"AWS_REGION": "eu-west-1"}
