@@ -64,15 +64,19 @@ class StepContext:
             self.sm, self.state, stage, default_region=self.settings.region
         )
 
-    def read_pending(self) -> SmtpSecret:
-        """Read the token's AWSPENDING version, which createSecret must have filled."""
+    def read_pending(self, *, touches_user: bool = True) -> SmtpSecret:
+        """Read the token's AWSPENDING version, which createSecret must have filled.
+
+        ``touches_user=False`` (testSecret: a login, no IAM call) skips fleet mode's path check,
+        whose GetUser would be the one IAM call of the step; the ``SMTP_IAM_USER_NAME`` check stays.
+        """
         pending = self.read(PENDING, version_id=self.token)
         if pending is None or not pending.has_credentials:
             msg = f"the AWSPENDING version {self.token} has no credentials: run createSecret first"
             raise StagingError(msg)
-        return self.bound(pending)
+        return self.bound(pending, check_path=touches_user)
 
-    def bound(self, secret: SmtpSecret) -> SmtpSecret:
+    def bound(self, secret: SmtpSecret, *, check_path: bool = True) -> SmtpSecret:
         """Refuse a secret naming a user other than ``SMTP_IAM_USER_NAME`` or outside the fleet."""
         expected = self.settings.iam_user_name
         if expected and secret.iam_user_name != expected:
@@ -81,7 +85,8 @@ class StepContext:
                 f"is bound to {expected} (SMTP_IAM_USER_NAME): fix iam_user_name in the secret"
             )
             raise NotBoundError(msg)
-        self.check_user(secret.iam_user_name)
+        if check_path:
+            self.check_user(secret.iam_user_name)
         return secret
 
     def check_user(self, user: str) -> None:
@@ -157,7 +162,7 @@ def test_secret(ctx: StepContext) -> None:
     """
     if ctx.verdict is Verdict.ALREADY_CURRENT:
         return
-    pending = ctx.read_pending()
+    pending = ctx.read_pending(touches_user=False)
     outcome = smtp_check.log_in(
         pending,
         budget=min(ctx.settings.smtp_test_timeout, ctx.seconds_left()),
