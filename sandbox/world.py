@@ -284,6 +284,8 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
     base |= {
         "POWERTOOLS_METRICS_NAMESPACE": "SesSmtpRotationLocal",
         "SMTP_TEST_TIMEOUT_SECONDS": "10",
+        # The custom resource may answer the local CloudFormation stand-in on 127.0.0.1.
+        "SES_SMTP_ROTATION_LOCAL_WORLD": "1",
     }
     with (
         _patched_env(env, base),

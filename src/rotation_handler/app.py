@@ -167,7 +167,9 @@ def _custom_resource(event: Mapping[str, object], context: LambdaContext) -> dic
     quiet_sdk_loggers()
     metrics.add_dimension(name="Step", value=custom_resource.RESOURCE_TYPE)
     try:
-        request = custom_resource.parse(event)
+        # Read here, not in Settings: a bad configuration must still be answered (FAILED).
+        local_world = os.environ.get(custom_resource.LOCAL_WORLD_VARIABLE) == "1"
+        request = custom_resource.parse(event, local_world=local_world)
         logger.append_keys(
             step=custom_resource.RESOURCE_TYPE,
             request_type=request.request_type,

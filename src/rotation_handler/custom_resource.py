@@ -11,10 +11,17 @@ deletes before the user:
   the user name.
 - Delete: every access key of the user is deleted and the function's own user tags
   (``ses-smtp-rotation:intent``, ``:secret``, ``:retire``) are removed. A user already gone is a
-  success; a user another secret manages, or one outside the fleet, is refused.
+  success; a user another secret manages, or one outside the fleet, is refused. Anyone who may
+  invoke the function can send a Delete, so it acts only when the request proves the app is being
+  torn down: the user's owner tag names the request's secret, and that secret is gone or
+  scheduled for deletion, or has rotation turned off and (when CloudFormation tagged it) belongs
+  to the requesting stack. A user with no owner tag holds no key of the rotation's: nothing is
+  deleted.
 
-The answer is a PUT of JSON to the request's ``ResponseURL`` (https only; http only to 127.0.0.1,
-for tests). It never carries a secret, and the URL (a presigned one) is never logged.
+The answer is a PUT of JSON to the request's ``ResponseURL``: https to an ``amazonaws.com`` host
+(where CloudFormation's presigned S3 URLs point), or http to 127.0.0.1 only in the local world
+(``SES_SMTP_ROTATION_LOCAL_WORLD``, which no template sets). It never carries a secret, and the
+URL is never logged.
 """
 
 from __future__ import annotations
@@ -55,8 +62,14 @@ REQUEST_TYPES: Final = ("Create", "Update", "Delete")
 # ":" cannot occur in an IAM user name, so it is never taken for one.
 NOT_CREATED: Final = "not-created:"
 OUR_TAGS: Final = (intents.TAG, intents.OWNER_TAG, intents.RETIRE_TAG)
+# The tag CloudFormation puts on what a stack creates (aws: tags cannot be set by anyone else).
+_STACK_ID_TAG: Final = "aws:cloudformation:stack-id"
 _USER_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")
 _PUT_ATTEMPTS: Final = 3
+# Where CloudFormation's presigned response URLs point (S3, in every partition).
+_AWS_HOST_SUFFIXES: Final = (".amazonaws.com", ".amazonaws.com.cn")
+# Set by the sandbox's local world only (its CloudFormation stand-in answers on 127.0.0.1).
+LOCAL_WORLD_VARIABLE: Final = "SES_SMTP_ROTATION_LOCAL_WORLD"
 _MAX_REASON: Final = 1000
 
 
@@ -107,20 +120,27 @@ class Answer:
         }
 
 
-def parse(event: Mapping[str, Any]) -> Request:
+def parse(event: Mapping[str, Any], *, local_world: bool = False) -> Request:
     """Read a custom resource request.
+
+    ``local_world`` also allows http to 127.0.0.1 (the sandbox's CloudFormation stand-in).
 
     Raises
     ------
     CustomResourceError
-        The event has no ResponseURL the function may answer to (https, or http to 127.0.0.1):
-        nothing is done, since CloudFormation could not be told.
+        The event has no ResponseURL the function may answer to (https to an AWS host): nothing
+        is done, since CloudFormation could not be told.
     """
     url = str(event.get("ResponseURL") or "")
     parts = urllib.parse.urlsplit(url)
-    local = parts.scheme == "http" and parts.hostname == "127.0.0.1"
-    if not (parts.scheme == "https" and parts.hostname) and not local:
-        msg = "the custom resource request needs an https ResponseURL; nothing was done"
+    host = (parts.hostname or "").lower()
+    aws = parts.scheme == "https" and host.endswith(_AWS_HOST_SUFFIXES)
+    local = local_world and parts.scheme == "http" and host == "127.0.0.1"
+    if not (aws or local):
+        msg = (
+            "the custom resource request needs an https ResponseURL on an amazonaws.com host "
+            "(CloudFormation's); nothing was done"
+        )
         raise CustomResourceError(msg)
     properties = event.get("ResourceProperties")
     return Request(
@@ -176,7 +196,14 @@ def handle(
         if physical_id.startswith(NOT_CREATED):
             return Answer(status="SUCCESS", physical_id=physical_id, reason="nothing was created")
         user = _user_name(physical_id or request.properties.get("UserName"))
-        return delete_keys(iam, settings, user=user, secret_id=_secret_id(request))
+        return delete_keys(
+            iam,
+            settings,
+            user=user,
+            secret_id=_secret_id(request),
+            sm=sm,
+            stack_id=request.stack_id,
+        )
     user, secret_id = _user_name(request.properties.get("UserName")), _secret_id(request)
     if not _check_user(iam, settings, user):
         msg = f"IAM user {user} does not exist: create it before this resource (DependsOn)"
@@ -190,20 +217,40 @@ def handle(
     return Answer(status="SUCCESS", physical_id=user)
 
 
-def delete_keys(iam: IAMClient, settings: Settings, *, user: str, secret_id: str) -> Answer:
+def delete_keys(  # noqa: PLR0913 - keyword-only facts of one request
+    iam: IAMClient,
+    settings: Settings,
+    *,
+    user: str,
+    secret_id: str,
+    sm: SecretsManagerClient,
+    stack_id: str,
+) -> Answer:
     """Delete every access key of ``user`` and the function's tags on it (a user gone is done).
+
+    Only for the secret that owns the user (its owner tag), once that secret is being torn down
+    (:func:`_check_torn_down`): a Delete anyone could send must not take a live app's keys.
 
     Raises
     ------
     NotBoundError
-        The user is outside the fleet, not ``SMTP_IAM_USER_NAME``, or managed by another secret.
+        The user is outside the fleet, not ``SMTP_IAM_USER_NAME``, or managed by another secret;
+        or the secret still rotates, or belongs to another stack.
     """
     gone = Answer(status="SUCCESS", physical_id=user, reason="the IAM user no longer exists")
     try:
         if not _check_user(iam, settings, user):
             return gone
         tags = keys.read_tags(iam, user)
+        owner = intents.UserRecords.from_tags(tags).owner
+        if owner is None:
+            return Answer(
+                status="SUCCESS",
+                physical_id=user,
+                reason="no secret owns the user (no key of the rotation's): nothing was deleted",
+            )
         _check_owner(iam, user, secret_id, tags=tags)
+        _check_torn_down(sm, settings, owner=owner, stack_id=stack_id)
         found = keys.list_keys(iam, user)
     except AccessKeyError:  # ListAccessKeys: the user went meanwhile
         return gone
@@ -215,12 +262,58 @@ def delete_keys(iam: IAMClient, settings: Settings, *, user: str, secret_id: str
         keys.delete(iam, user, key.access_key_id)
     ours = [tag for tag in OUR_TAGS if tag in tags]
     if ours:
-        iam.untag_user(UserName=user, TagKeys=ours)
+        try:
+            iam.untag_user(UserName=user, TagKeys=ours)
+        except ClientError as err:  # the keys are gone: the user can still be deleted
+            logger.warning(
+                "could not remove the rotation's tags from the user",
+                extra={"user": user, "error": keys.error_code(err)},
+            )
     logger.info(
         "deleted the app's access keys",
         extra={"user": user, "access_key_ids": [key.access_key_id for key in found]},
     )
     return Answer(status="SUCCESS", physical_id=user, reason=f"deleted {len(found)} access keys")
+
+
+def _check_torn_down(
+    sm: SecretsManagerClient, settings: Settings, *, owner: str, stack_id: str
+) -> None:
+    """Refuse unless the owning secret is gone, or no longer rotates and is the stack's.
+
+    Raises
+    ------
+    NotBoundError
+        The secret still has rotation turned on (its readers use the keys), belongs to another
+        stack (``aws:cloudformation:stack-id``), or is outside the fleet / not ``SECRET_ARN``.
+    """
+    try:
+        meta = sm.describe_secret(SecretId=owner)
+    except ClientError as err:
+        if keys.error_code(err) == "ResourceNotFoundException":
+            return
+        raise
+    if meta.get("DeletedDate") is not None:
+        return
+    state = guard.describe_answer(meta)
+    if settings.secret_arn and settings.secret_arn not in (state.arn, owner):
+        msg = f"this function is bound to {settings.secret_arn} (SECRET_ARN), not {state.arn}"
+        raise NotBoundError(msg)
+    fleet.check_secret(state, settings)
+    if state.rotation_enabled:
+        msg = (
+            f"secret {state.arn} still has rotation turned on, so its readers use these keys: "
+            "they are left alone. Delete the stack's rotation schedule first, or run aws "
+            f"secretsmanager cancel-rotate-secret --secret-id {state.arn} and delete again"
+        )
+        raise NotBoundError(msg)
+    owning_stack = state.tags.get(_STACK_ID_TAG)
+    if owning_stack is not None and owning_stack != stack_id:
+        msg = (
+            f"secret {state.arn} belongs to stack {owning_stack}, not to the requesting stack: "
+            "its user's keys are left alone"
+        )
+        raise NotBoundError(msg)
 
 
 def _check_user(iam: IAMClient, settings: Settings, user: str) -> bool:

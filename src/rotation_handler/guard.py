@@ -80,6 +80,11 @@ def describe(sm: SecretsManagerClient, secret_id: str) -> SecretState:
             msg = f"secret {secret_id} does not exist: check the SecretId of the rotation"
             raise StagingError(msg) from err
         raise
+    return describe_answer(meta)
+
+
+def describe_answer(meta: Mapping[str, Any]) -> SecretState:
+    """Return the state a DescribeSecret answer gives."""
     return SecretState(
         arn=meta["ARN"],
         name=meta["Name"],

@@ -483,7 +483,18 @@ def test_the_custom_resource_validates_then_deletes_the_apps_keys_and_records(
         assert (answer["Status"], answer["PhysicalResourceId"]) == ("SUCCESS", "app-a")
     assert snapshot(fleet.world) == before
     other_before = (other.access_keys(), user_tags(other))
-    # WHEN the app's stack is deleted
+    # WHEN a Delete arrives while the app's secret still rotates (anyone who may invoke the
+    # function can send one)
+    early = cloudformation.send(
+        fleet.world, cloudformation.event("Delete", physical_id="app-a", **ids)
+    )
+    # THEN it is FAILED and the keys its readers use are untouched
+    assert early["Status"] == "FAILED"
+    assert "still has rotation turned on" in early["Reason"]
+    assert snapshot(fleet.world) == before
+    # WHEN the app's stack is deleted: its rotation schedule goes first (rotation off), then
+    # the resource
+    member.sm.cancel_rotate_secret(SecretId=member.secret_arn)
     answer = cloudformation.send(
         fleet.world, cloudformation.event("Delete", physical_id="app-a", **ids)
     )
@@ -505,6 +516,67 @@ def test_the_custom_resource_validates_then_deletes_the_apps_keys_and_records(
         fleet.world, cloudformation.event("Delete", physical_id="app-a", **ids)
     )
     assert (gone["Status"], gone["Reason"]) == ("SUCCESS", "the IAM user no longer exists")
+
+
+def test_a_delete_anyone_could_send_takes_no_live_or_foreign_key(
+    fleet: Fleet, cloudformation: CloudFormation
+) -> None:
+    # GIVEN a rotating app (its secret tagged by CloudFormation with its stack), and a user of
+    # the path with a key made by hand and no owner
+    member = fleet.add(
+        "app-a", tags={TAG_KEY: FLEET_NAME, "aws:cloudformation:stack-id": "stack/app-a"}
+    )
+    assert member.rotate().ok
+    bare = fleet.add("app-b")
+    bare.iam.create_access_key(UserName="app-b")
+    other_secret = bare.secret_arn
+    before = snapshot(fleet.world)
+
+    def delete(user: str, secret_id: str, stack_id: str = "stack/app-a") -> dict[str, Any]:
+        event = cloudformation.event("Delete", physical_id=user, user=user, secret_id=secret_id)
+        event["StackId"] = stack_id
+        return cloudformation.send(fleet.world, event)
+
+    # WHEN Deletes name the live app's user: with its own secret (still rotating), with
+    # another secret
+    refused = [delete("app-a", member.secret_arn), delete("app-a", other_secret)]
+    # THEN each is FAILED, naming why
+    assert [answer["Status"] for answer in refused] == ["FAILED", "FAILED"]
+    assert "still has rotation turned on" in refused[0]["Reason"]
+    assert "is managed by secret" in refused[1]["Reason"]
+    # WHEN rotation is off but the Delete comes from another stack than the secret's
+    member.sm.cancel_rotate_secret(SecretId=member.secret_arn)
+    before = snapshot(fleet.world)
+    foreign_stack = delete("app-a", member.secret_arn, stack_id="stack/someone-else")
+    # THEN it is FAILED too
+    assert foreign_stack["Status"] == "FAILED"
+    assert "belongs to stack stack/app-a" in foreign_stack["Reason"]
+    # WHEN a Delete names the user nobody owns
+    unowned = delete("app-b", other_secret)
+    # THEN it succeeds without deleting its hand-made key (no key of the rotation's is there)
+    assert unowned["Status"] == "SUCCESS"
+    assert "nothing was deleted" in unowned["Reason"]
+    # AND nothing changed anywhere
+    assert snapshot(fleet.world) == before
+
+
+def test_a_response_url_off_aws_is_refused_before_anything_is_done(
+    fleet: Fleet, cloudformation: CloudFormation
+) -> None:
+    # GIVEN an app whose rotation is off
+    member = fleet.add("app-a")
+    assert member.rotate().ok
+    member.sm.cancel_rotate_secret(SecretId=member.secret_arn)
+    before = snapshot(fleet.world)
+    # WHEN a Delete asks for its answer at an https host that is not AWS's
+    event = cloudformation.event(
+        "Delete", physical_id="app-a", user="app-a", secret_id=member.secret_arn
+    )
+    event["ResponseURL"] = "https://attacker.example/answer"
+    # THEN it is refused and nothing is deleted
+    with pytest.raises(CustomResourceError, match=r"amazonaws\.com host"):
+        fleet.world.driver.handler(event, LocalLambdaContext())
+    assert snapshot(fleet.world) == before
 
 
 def test_the_custom_resource_refuses_a_user_outside_the_path(
@@ -617,7 +689,7 @@ def test_the_custom_resource_without_an_allowed_response_url_does_nothing(
     event["ResponseURL"] = url
     before = snapshot(fleet.world)
     # WHEN the Delete names a ResponseURL that is neither https nor http to 127.0.0.1
-    with pytest.raises(CustomResourceError, match="https ResponseURL"):
+    with pytest.raises(CustomResourceError, match=r"https ResponseURL on an amazonaws\.com host"):
         fleet.world.driver.handler(event, LocalLambdaContext())
     # THEN nothing was deleted and nothing was sent
     assert snapshot(fleet.world) == before
@@ -639,7 +711,8 @@ def test_the_custom_resource_in_single_secret_mode(
     refused = cloudformation.send(world, other)
     assert refused["Status"] == "FAILED"
     assert "SMTP_IAM_USER_NAME" in refused["Reason"]
-    # AND the Delete removes the bound user's keys and records
+    # AND once rotation is off, the Delete removes the bound user's keys and records
+    world.sm.cancel_rotate_secret(SecretId=world.secret_arn)
     deleted = cloudformation.send(
         world, cloudformation.event("Delete", physical_id=world.user_name, **ids)
     )

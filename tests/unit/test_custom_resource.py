@@ -24,14 +24,22 @@ def event(**change: Any) -> dict[str, Any]:  # noqa: ANN401 - any event field
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "local_world"),
     [
-        "https://cloudformation-custom-resource-response.s3.amazonaws.com/x",
-        "http://127.0.0.1:8080/answer",
+        ("https://cloudformation-custom-resource-response.s3.amazonaws.com/x", False),
+        (
+            "https://cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com/x",
+            False,
+        ),
+        (
+            "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/x",
+            False,
+        ),
+        ("http://127.0.0.1:8080/answer", True),
     ],
 )
-def test_an_https_or_local_response_url_is_accepted(url: str) -> None:
-    request = custom_resource.parse(event(ResponseURL=url))
+def test_an_aws_or_local_world_response_url_is_accepted(url: str, *, local_world: bool) -> None:
+    request = custom_resource.parse(event(ResponseURL=url), local_world=local_world)
     assert request.response_url == url
     assert request.properties["UserName"] == "app-a"
 
@@ -40,6 +48,11 @@ def test_an_https_or_local_response_url_is_accepted(url: str) -> None:
     "url",
     [
         "http://cloudformation.example/answer",
+        "https://attacker.example/answer",
+        "https://amazonaws.com.attacker.example/answer",
+        "https://s3.amazonaws.com.evil/answer",
+        "http://s3.amazonaws.com/answer",
+        "http://127.0.0.1:8080/answer",
         "http://localhost:8080/answer",
         "http://127.0.0.1.example.com/answer",
         "file:///etc/passwd",
@@ -48,7 +61,8 @@ def test_an_https_or_local_response_url_is_accepted(url: str) -> None:
     ],
 )
 def test_any_other_response_url_is_refused(url: str | None) -> None:
-    with pytest.raises(CustomResourceError, match="https ResponseURL"):
+    # Outside the local world, 127.0.0.1 is refused too (Lambda's runtime API listens there).
+    with pytest.raises(CustomResourceError, match=r"https ResponseURL on an amazonaws\.com host"):
         custom_resource.parse(event(ResponseURL=url))
 
 
