@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 import pytest
 
+from rotation_handler.custom_resource import LOCAL_WORLD_VARIABLE
 from rotation_handler.settings import Settings
 from tests.unit.test_template_policy import (
     ALLOWED_TAG_KEYS,
@@ -681,3 +682,12 @@ def test_the_fleets_overdue_alarm_watches_the_metric_the_sweeps_emit(
 
     assert unlabelled(alarm["Metrics"]) == unlabelled(reference["Metrics"])
     assert alarm["Threshold"] == {"Ref": "RotationOverdueHours"}
+
+
+def test_no_template_lets_the_custom_resource_answer_on_loopback() -> None:
+    # The local world's switch (http to 127.0.0.1 for its CloudFormation stand-in) must never
+    # reach a deployed function: in Lambda, 127.0.0.1 is the runtime API.
+    templates = [ROOT / "template.yaml", *sorted((ROOT / "fleet").glob("*.yaml"))]
+    assert len(templates) == 4
+    for template in templates:
+        assert LOCAL_WORLD_VARIABLE not in template.read_text(encoding="utf-8"), template.name
