@@ -208,7 +208,7 @@ def handle(
     if not _check_user(iam, settings, user):
         msg = f"IAM user {user} does not exist: create it before this resource (DependsOn)"
         raise AccessKeyError(msg)
-    state = guard.describe(sm, secret_id)
+    state = guard.describe(sm, secret_id, settings)
     if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
         msg = f"this function is bound to {settings.secret_arn} (SECRET_ARN), not {state.arn}"
         raise NotBoundError(msg)

@@ -49,6 +49,31 @@ def check_secret(state: SecretState, settings: Settings) -> None:
     raise NotInFleetError(msg)
 
 
+def refuse_denied_secret(err: ClientError, secret_id: str, settings: Settings | None) -> None:
+    """Turn DescribeSecret's AccessDenied in fleet mode into the refusal it stands for.
+
+    The fleet's policy allows Secrets Manager actions only on secrets carrying the fleet's tag,
+    so in AWS an untagged secret (or another fleet's) is denied before :func:`check_secret` can
+    read its tags. Anything else is left to the caller.
+
+    Raises
+    ------
+    NotInFleetError
+        Fleet mode, and Secrets Manager answered AccessDenied.
+    """
+    fleet = settings.fleet if settings is not None else None
+    code = error_code(err)
+    if fleet is None or code not in _DENIED:
+        return
+    msg = (
+        f"Secrets Manager refused to describe secret {secret_id} ({code}): the fleet function "
+        f"may only read secrets carrying the tag {fleet.tag_key}={fleet.tag_value} "
+        "(FLEET_TAG_KEY, FLEET_TAG_VALUE). Tag it to let this function rotate it, or rotate it "
+        "with another function"
+    )
+    raise NotInFleetError(msg) from err
+
+
 def user_path(iam: IAMClient, user_name: str) -> str | None:
     """Return the IAM user's Path, or ``None`` when the user does not exist.
 

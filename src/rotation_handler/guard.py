@@ -65,13 +65,18 @@ class SecretState:
         return next((vid for vid, stages in self.versions.items() if stage in stages), None)
 
 
-def describe(sm: SecretsManagerClient, secret_id: str) -> SecretState:
+def describe(
+    sm: SecretsManagerClient, secret_id: str, settings: Settings | None = None
+) -> SecretState:
     """Read the secret's metadata.
 
     Raises
     ------
     StagingError
         The secret does not exist (or is scheduled for deletion).
+    NotInFleetError
+        Fleet mode (``settings``), and Secrets Manager denied the read: the fleet's policy
+        reaches only secrets carrying the fleet's tag.
     """
     try:
         meta = sm.describe_secret(SecretId=secret_id)
@@ -79,6 +84,7 @@ def describe(sm: SecretsManagerClient, secret_id: str) -> SecretState:
         if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             msg = f"secret {secret_id} does not exist: check the SecretId of the rotation"
             raise StagingError(msg) from err
+        fleet.refuse_denied_secret(err, secret_id, settings)
         raise
     return describe_answer(meta)
 
@@ -124,7 +130,7 @@ def check(
         The token is not a version of the secret, it is neither AWSCURRENT nor AWSPENDING, or it
         is AWSPREVIOUS (rolled back).
     """
-    state = describe(sm, secret_id)
+    state = describe(sm, secret_id, settings)
     if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
         msg = (
             f"this function is bound to secret {settings.secret_arn} (SECRET_ARN) and refuses "

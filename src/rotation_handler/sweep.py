@@ -92,7 +92,7 @@ def retire_old_keys(
     StagingError
         The secret does not exist.
     """
-    state = guard.describe(sm, secret_id)
+    state = guard.describe(sm, secret_id, settings)
     if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
         msg = f"this function is bound to secret {settings.secret_arn} and refuses {state.arn}"
         raise NotBoundError(msg)

@@ -317,6 +317,42 @@ def test_a_user_the_policy_hides_is_refused_as_outside_the_fleet(fleet: Fleet) -
     assert snapshot(fleet.world) == before
 
 
+def denied_describe_secret(request: Any, **_: Any) -> AWSResponse:  # noqa: ANN401 - botocore hook
+    """Secrets Manager's answer to DescribeSecret under the fleet's tag-conditioned policy."""
+    body = json.dumps(
+        {
+            "__type": "AccessDeniedException",
+            "Message": "not authorized to perform: secretsmanager:DescribeSecret",
+        }
+    ).encode()
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/x-amz-json-1.1"
+    return AWSResponse(str(request.url), 400, headers, RawBody(body))
+
+
+def test_a_secret_the_policy_hides_is_refused_as_outside_the_fleet(fleet: Fleet) -> None:
+    # GIVEN an app whose secret lacks the fleet's tag, so that in AWS the fleet's policy (Secrets
+    # Manager actions only on tagged secrets) denies even DescribeSecret
+    member = fleet.add("app-a", tags={})
+    before = snapshot(fleet.world)
+    hook: Any = denied_describe_secret  # before-send may answer (botocore types it as None)
+    events = app.runtime().sm.meta.events
+    events.register_first("before-send.secrets-manager.DescribeSecret", hook, unique_id="deny")
+    try:
+        # WHEN Secrets Manager runs a rotation step, and the schedule runs the sweep
+        record = member.driver.invoke("createSecret", member.driver.start())
+        with pytest.raises(NotInFleetError) as swept:
+            member.sweep()
+    finally:
+        events.unregister("before-send.secrets-manager.DescribeSecret", unique_id="deny")
+    # THEN both are refused as outside the fleet, naming the tag rule, and nothing changed
+    for error in (record.error, swept.value):
+        assert isinstance(error, NotInFleetError), error
+        assert "may only read secrets carrying the tag ses-smtp-rotation:fleet=" in str(error)
+        assert member.secret_arn in str(error)
+    assert snapshot(fleet.world) == before
+
+
 def test_a_secret_naming_a_user_that_does_not_exist_fails_clearly(fleet: Fleet) -> None:
     # GIVEN an app whose secret names a user nobody created
     member = fleet.add("app-a", bootstrap={"iam_user_name": "app-nobody"})
