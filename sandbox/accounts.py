@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from moto.sts.models import sts_backends
 
-from sandbox import moto_fidelity
-from sandbox.secrets_manager import LocalLambdaContext, SecretsManagerDriver
+from sandbox import moto_fidelity, secrets_manager
+from sandbox.secrets_manager import SecretsManagerDriver
 from ses_smtp_rotator import smtp
 from ses_smtp_rotator.secret import parse_secret
 
@@ -116,12 +116,7 @@ class MemberAccount:
 
     def sweep(self) -> dict[str, str]:
         """Invoke the function with the sweep event for the member's secret."""
-        event = {"Action": "RetireOldKeys", "SecretId": self.secret_arn}
-        result = self.driver.handler(event, LocalLambdaContext())
-        if not isinstance(result, dict):
-            msg = f"the sweep returned {result!r}, not its summary"
-            raise TypeError(msg)
-        return result
+        return secrets_manager.sweep(self.driver, self.secret_arn)
 
 
 def add_member_account(  # noqa: PLR0913 - every option is keyword-only and has a default

@@ -237,3 +237,13 @@ class SecretsManagerDriver:
             if rotation.attempts[-1].ok:
                 break
         return rotation
+
+
+def sweep(driver: SecretsManagerDriver, secret_arn: str) -> dict[str, str]:
+    """Invoke the function as the schedule does (``RetireOldKeys``); return the sweep's summary."""
+    event = {"Action": "RetireOldKeys", "SecretId": secret_arn}
+    result = driver.handler(event, LocalLambdaContext())
+    if not isinstance(result, dict):
+        msg = f"the sweep returned {result!r}, not its summary"
+        raise TypeError(msg)
+    return result

@@ -21,8 +21,8 @@ from moto.core.base_backend import BackendDict
 from moto.iam.models import iam_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from sandbox import moto_fidelity, rotation_service
-from sandbox.secrets_manager import LocalLambdaContext, SecretsManagerDriver
+from sandbox import moto_fidelity, rotation_service, secrets_manager
+from sandbox.secrets_manager import SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_rotator import smtp
 from ses_smtp_rotator.password import derive_smtp_password
@@ -90,12 +90,7 @@ class World:
 
     def sweep(self) -> dict[str, str]:
         """Invoke the function as its schedule does: retire the old key once its grace is over."""
-        event = {"Action": "RetireOldKeys", "SecretId": self.secret_arn}
-        result = self.driver.handler(event, LocalLambdaContext())
-        if not isinstance(result, dict):
-            msg = f"the sweep returned {result!r}, not its summary"
-            raise TypeError(msg)
-        return result
+        return secrets_manager.sweep(self.driver, self.secret_arn)
 
     def another_deployment(self, secret_name: str) -> SecretsManagerDriver:
         """Deploy a second stack whose secret names this world's IAM user; return its driver.

@@ -37,8 +37,10 @@ from tests.unit.test_template_policy import (
     TEMPLATE,
     Problems,
     Template,
+    alternatives,
     is_justified,
     load_template,
+    sub_string,
     tag_problems,
     timeout_problems,
 )
@@ -76,25 +78,6 @@ SAR_DESCRIPTION_MAX: Final = 256
 SAR_LABELS_MAX: Final = 10
 
 
-def _alternatives(value: object) -> list[Any]:
-    """Every value ``value`` can take: lists flattened, both ``!If`` branches, no AWS::NoValue."""
-    if isinstance(value, list):
-        return [item for element in value for item in _alternatives(element)]
-    if isinstance(value, dict) and set(value) == {"Fn::If"}:
-        _, when_true, when_false = value["Fn::If"]
-        return _alternatives(when_true) + _alternatives(when_false)
-    if value == {"Ref": "AWS::NoValue"}:
-        return []
-    return [value]
-
-
-def _sub(value: object) -> str | None:
-    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
-        sub = value["Fn::Sub"]
-        return str(sub[0] if isinstance(sub, list) else sub)
-    return None
-
-
 def _of_type(template: Template, kind: str) -> dict[str, dict[str, Any]]:
     return {n: r for n, r in template["Resources"].items() if r["Type"] == kind}
 
@@ -104,8 +87,8 @@ def _statements(template: Template) -> Iterator[tuple[str, dict[str, Any]]]:
     for name, resource in template["Resources"].items():
         if not resource["Type"].startswith("AWS::IAM::"):
             continue
-        for policy in _alternatives(resource.get("Properties", {}).get("Policies", [])):
-            for statement in _alternatives(policy["PolicyDocument"]["Statement"]):
+        for policy in alternatives(resource.get("Properties", {}).get("Policies", [])):
+            for statement in alternatives(policy["PolicyDocument"]["Statement"]):
                 yield name, statement
 
 
@@ -120,7 +103,7 @@ def load(name: str) -> tuple[Template, list[str]]:
 def _log_groups(template: Template) -> list[str]:
     return [
         "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
-        f"{_sub(resource['Properties']['LogGroupName'])}:*"
+        f"{sub_string(resource['Properties']['LogGroupName'])}:*"
         for resource in _of_type(template, "AWS::Logs::LogGroup").values()
     ]
 
@@ -145,7 +128,7 @@ def _member_role(resource: object) -> bool:
 
 def _scope(resource: object, statement: dict[str, Any], template: Template) -> str | None:
     """The one service prefix a scoped Resource allows, or None when it is not scoped."""
-    sub = _sub(resource)
+    sub = sub_string(resource)
     scopes = {
         "iam": sub == USERS,
         "secretsmanager": sub is not None
@@ -163,8 +146,8 @@ def _scope(resource: object, statement: dict[str, Any], template: Template) -> s
 def _statement_problems(
     name: str, statement: dict[str, Any], template: Template, lines: Sequence[str]
 ) -> Problems:
-    actions = [str(a) for a in _alternatives(statement.get("Action", []))]
-    resources = _alternatives(statement.get("Resource", []))
+    actions = [str(a) for a in alternatives(statement.get("Action", []))]
+    resources = alternatives(statement.get("Resource", []))
     # Never "*" for IAM or Secrets Manager, whatever the comment says.
     problems = [
         f"{name}: {action} on '*'"
@@ -382,7 +365,7 @@ def test_an_app_is_tagged_for_the_fleet_and_cleans_up_its_keys(app: Template) ->
     assert [s["Action"] for s in policy["PolicyDocument"]["Statement"]] == ["ses:SendRawEmail"]
     # AND its secret carries the fleet's tag and names only the user
     assert {"Key": FLEET_TAG_KEY, "Value": {"Ref": "FleetName"}} in secret["Properties"]["Tags"]
-    body = _sub(secret["Properties"]["SecretString"])
+    body = sub_string(secret["Properties"]["SecretString"])
     assert body is not None
     assert json.loads(body.replace(f"${{{user_name}}}", "u")) == {"iam_user_name": "u"}
     # AND the fleet function rotates it, at once on creation
@@ -409,7 +392,7 @@ def test_an_app_is_tagged_for_the_fleet_and_cleans_up_its_keys(app: Template) ->
     assert sweep["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     target = sweep["Properties"]["Target"]
     assert target["Arn"] == {"Ref": "FleetFunctionArn"}
-    body = _sub(target["Input"])
+    body = sub_string(target["Input"])
     assert body is not None
     assert json.loads(body.replace(f"${{{secret_name}}}", "arn")) == {
         "Action": "RetireOldKeys",
@@ -663,7 +646,7 @@ def test_every_iam_and_secrets_manager_call_of_the_function_is_allowed(name: str
         for owner, statement in _statements(template)
         if template["Resources"][owner]["Type"] == "AWS::IAM::Role"
         and statement.get("Effect") == "Allow"
-        for action in _alternatives(statement.get("Action", []))
+        for action in alternatives(statement.get("Action", []))
     }
     assert called - allowed == set()
 

@@ -95,19 +95,19 @@ def load_template(text: str) -> Template:
 # --- policy scoping -----------------------------------------------------------------------------
 
 
-def _alternatives(value: object) -> list[Any]:
+def alternatives(value: object) -> list[Any]:
     """Every value ``value`` can take: lists flattened, both ``!If`` branches, no AWS::NoValue."""
     if isinstance(value, list):
-        return [item for element in value for item in _alternatives(element)]
+        return [item for element in value for item in alternatives(element)]
     if isinstance(value, dict) and set(value) == {"Fn::If"}:
         _, when_true, when_false = value["Fn::If"]
-        return _alternatives(when_true) + _alternatives(when_false)
+        return alternatives(when_true) + alternatives(when_false)
     if value == {"Ref": "AWS::NoValue"}:
         return []
     return [value]
 
 
-def _sub_string(value: object) -> str | None:
+def sub_string(value: object) -> str | None:
     if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
         sub = value["Fn::Sub"]
         return str(sub[0] if isinstance(sub, list) else sub)
@@ -124,7 +124,7 @@ def _scoped_resources(template: Template) -> tuple[list[object], list[str]]:
     refs += [{"Ref": name} for name in SCOPED_PARAMETERS if name in template.get("Parameters", {})]
     log_arns = [
         "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
-        f"{_sub_string(resource['Properties']['LogGroupName'])}:*"
+        f"{sub_string(resource['Properties']['LogGroupName'])}:*"
         for resource in resources.values()
         if resource["Type"] == "AWS::Logs::LogGroup"
     ]
@@ -133,7 +133,7 @@ def _scoped_resources(template: Template) -> tuple[list[object], list[str]]:
 
 def _is_scoped(resource: object, template: Template) -> bool:
     refs, log_arns = _scoped_resources(template)
-    sub = _sub_string(resource)
+    sub = sub_string(resource)
     return resource in refs or (sub is not None and (bool(USER_ARN.match(sub)) or sub in log_arns))
 
 
@@ -158,11 +158,11 @@ def _statement_problems(
         return []
     name = f"{owner} statement {statement.get('Sid', '?')}"
     problems = [f"{name}: uses {key}" for key in ("NotResource", "NotAction") if key in statement]
-    actions = _alternatives(statement.get("Action", []))
+    actions = alternatives(statement.get("Action", []))
     problems += [f"{name}: action wildcard {action!r}" for action in actions if "*" in action]
     problems += [
         f"{name}: Resource {resource!r} is not the one user, secret, key or log group"
-        for resource in _alternatives(statement.get("Resource", []))
+        for resource in alternatives(statement.get("Resource", []))
         if not _is_scoped(resource, template)
     ]
     return problems
@@ -172,7 +172,7 @@ def _documents(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
     properties = resource.get("Properties", {})
     if "PolicyDocument" in properties:
         yield properties["PolicyDocument"]
-    for policy in _alternatives(properties.get("Policies", [])):
+    for policy in alternatives(properties.get("Policies", [])):
         if isinstance(policy, dict) and "PolicyDocument" in policy:
             yield policy["PolicyDocument"]
         elif isinstance(policy, dict) and "Statement" in policy:
@@ -181,7 +181,7 @@ def _documents(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def _sam_policy_problems(name: str, resource: dict[str, Any], lines: Sequence[str]) -> Problems:
     """SAM policy templates and managed policies cannot be inspected offline: refuse them."""
-    policies = _alternatives(resource.get("Properties", {}).get("Policies", []))
+    policies = alternatives(resource.get("Properties", {}).get("Policies", []))
     return [
         f"{name}: SAM policy template or managed policy {policy!r} (may grant '*')"
         for policy in policies
@@ -213,7 +213,7 @@ def policy_problems(template: Template, lines: Sequence[str]) -> Problems:
             problems += _managed_policy_problems(name, resource, lines)
         if kind.startswith("AWS::IAM::") or kind == "AWS::Serverless::Function":
             for document in _documents(resource):
-                for statement in _alternatives(document["Statement"]):
+                for statement in alternatives(document["Statement"]):
                     problems += _statement_problems(name, statement, template, lines)
     return problems
 
@@ -294,7 +294,7 @@ RESERVE_SECONDS = 5
 
 def _tagging_actions(statement: dict[str, Any]) -> tuple[set[str], set[str]]:
     """(actions that can tag or untag a user, every action) of a statement; wildcards count."""
-    actions = {str(action) for action in _alternatives(statement.get("Action", []))}
+    actions = {str(action) for action in alternatives(statement.get("Action", []))}
     tagging = {
         action
         for action in actions
@@ -311,7 +311,7 @@ def tag_problems(template: Template) -> Problems:
         if not (kind.startswith("AWS::IAM::") or kind == "AWS::Serverless::Function"):
             continue
         for document in _documents(resource):
-            for statement in _alternatives(document["Statement"]):
+            for statement in alternatives(document["Statement"]):
                 tagging, actions = _tagging_actions(statement)
                 if not tagging or statement.get("Effect") != "Allow":
                     continue
@@ -322,8 +322,8 @@ def tag_problems(template: Template) -> Problems:
                     problems.append(f"{where}: tagging shares a statement with other actions")
                 if keys is None:
                     problems.append(f"{where}: tagging without an aws:TagKeys condition")
-                elif set(_alternatives(keys)) != ALLOWED_TAG_KEYS:
-                    problems.append(f"{where}: tag keys {sorted(_alternatives(keys))}")
+                elif set(alternatives(keys)) != ALLOWED_TAG_KEYS:
+                    problems.append(f"{where}: tag keys {sorted(alternatives(keys))}")
                 if condition.get("Null", {}).get("aws:TagKeys") != "false":
                     problems.append(f"{where}: no Null check on aws:TagKeys")
     return problems
@@ -436,7 +436,7 @@ def test_the_key_clean_up_may_untag_only_the_function_s_own_records(template: Te
         statement
         for statement in _role_statements(template)
         if isinstance(statement, dict)
-        and "iam:UntagUser" in _alternatives(statement.get("Action", []))
+        and "iam:UntagUser" in alternatives(statement.get("Action", []))
     ]
     # THEN exactly the tagging statement allows it, under its tag-key condition
     assert [s["Sid"] for s in untagging] == ["TagTheSmtpUserWithRotationRecords"]
@@ -459,7 +459,7 @@ def test_bootstrap_secret_holds_only_what_a_stack_update_may_replace(template: T
     # GIVEN the secret's SecretString template (CloudFormation writes it over AWSCURRENT whenever
     # it changes)
     (secret,) = _of_type(template, "AWS::SecretsManager::Secret")
-    body = _sub_string(secret["Properties"]["SecretString"])
+    body = sub_string(secret["Properties"]["SecretString"])
     assert body is not None
     # WHEN CloudFormation substitutes the parameters
     rendered = re.sub(
@@ -479,7 +479,7 @@ def test_rotation_waits_for_the_invoke_permission(template: Template) -> None:
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Lambda::Permission"
     ]
-    assert permission_name in _alternatives(schedule["DependsOn"])
+    assert permission_name in alternatives(schedule["DependsOn"])
 
 
 # --- each check can fail --------------------------------------------------------------------------
@@ -708,7 +708,7 @@ def test_the_sweep_runs_on_a_schedule_with_its_event(template: Template) -> None
     # stack's secret
     events = _function(template)["Events"]
     (schedule,) = [e for e in events.values() if e["Type"] == "Schedule"]
-    body = _sub_string(schedule["Properties"]["Input"])
+    body = sub_string(schedule["Properties"]["Input"])
     assert body is not None
     rendered = body.replace("${SmtpSecret}", "arn:aws:secretsmanager:eu-west-1:1:secret:s")
     assert json.loads(rendered) == {
