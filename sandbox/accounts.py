@@ -19,14 +19,14 @@ from moto.sts.models import sts_backends
 
 from sandbox import moto_fidelity, secrets_manager
 from sandbox.secrets_manager import SecretsManagerDriver
-from ses_smtp_rotator import smtp
-from ses_smtp_rotator.secret import parse_secret
+from sandbox.world import login_with
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from sandbox.world import World
+    from ses_smtp_rotator import smtp
 
 MEMBER_ACCOUNT: Final = "210987654321"
 MEMBER_ROLE_NAME: Final = "ses-smtp-rotation-member"
@@ -92,16 +92,7 @@ class MemberAccount:
 
     def login(self, stage: str = "AWSCURRENT") -> smtp.ProbeResult:
         """Log in to the world's SMTP server with a version's credentials."""
-        value = parse_secret(json.dumps(self.value(stage)), default_region=self.region)
-        return smtp.probe_login(
-            host=value.host,
-            port=value.port,
-            username=str(value.access_key_id),
-            password=str(value.password),
-            tls=value.tls,
-            timeout=5.0,
-            ssl_context=self.world.ses.client_ssl_context(),
-        )
+        return login_with(self.value(stage), self.world)
 
     def rotation_token_received(self, version_id: str) -> str | None:
         """Return the RotationToken that the PutSecretValue of a version carried, if any."""

@@ -149,16 +149,7 @@ class World:
 
     def login(self, stage: str = "AWSCURRENT", *, timeout: float = 5.0) -> smtp.ProbeResult:
         """Log in to the SMTP server with the credentials of a version of the secret."""
-        value = parse_secret(json.dumps(self.value(stage)), default_region=self.region)
-        return smtp.probe_login(
-            host=value.host,
-            port=value.port,
-            username=str(value.access_key_id),
-            password=str(value.password),
-            tls=value.tls,
-            timeout=timeout,
-            ssl_context=self.ses.client_ssl_context(),
-        )
+        return login_with(self.value(stage), self, timeout=timeout)
 
     def secret_material(self) -> set[str]:
         """Every secret the world holds now: secret keys, their passwords, secret strings.
@@ -179,6 +170,20 @@ class World:
                     found.add(key.secret_access_key)
                     found.update(derive_smtp_password(key.secret_access_key, r) for r in regions)
         return {item for item in found if item}
+
+
+def login_with(value: Mapping[str, Any], world: World, *, timeout: float = 5.0) -> smtp.ProbeResult:
+    """Log in to ``world``'s SMTP server with a secret value's credentials (any account's)."""
+    secret = parse_secret(json.dumps(value), default_region=world.region)
+    return smtp.probe_login(
+        host=secret.host,
+        port=secret.port,
+        username=str(secret.access_key_id),
+        password=str(secret.password),
+        tls=secret.tls,
+        timeout=timeout,
+        ssl_context=world.ses.client_ssl_context(),
+    )
 
 
 def _regions_of(text: str) -> list[str]:
