@@ -21,7 +21,7 @@ from moto.core.base_backend import BackendDict
 from moto.iam.models import iam_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from sandbox import moto_fidelity, rotation_service, secrets_manager
+from sandbox import apps, moto_fidelity, rotation_service, secrets_manager
 from sandbox.secrets_manager import SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_rotator import smtp
@@ -38,14 +38,12 @@ if TYPE_CHECKING:
     from sandbox.rotation_service import Service
     from sandbox.secrets_manager import Handler, Rotation
 
+# Re-exported: what an app's user may do (sandbox.apps creates every app).
+SES_SEND_POLICY = apps.SES_SEND_POLICY
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
-}
-SES_SEND_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "ses:SendRawEmail", "Resource": "*"}],
 }
 
 
@@ -299,10 +297,6 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
     ):
         session = boto3.session.Session(region_name=region)
         iam, sm = session.client("iam"), session.client("secretsmanager")
-        iam.create_user(UserName=user_name)
-        iam.put_user_policy(
-            UserName=user_name, PolicyName="ses-send", PolicyDocument=json.dumps(SES_SEND_POLICY)
-        )
         value: dict[str, Any] = {
             "iam_user_name": user_name,
             "region": region,
@@ -312,7 +306,10 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
         if implicit_tls:
             value |= {"port": ses.tls_port, "tls_mode": "tls"}
         value |= dict(bootstrap or {})
-        arn = sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
+        # A user as IamUserName names one: the function binds it at the first rotation.
+        arn = apps.create_app(
+            iam, sm, user_name=user_name, secret_name=secret_name, value=value, bound=False
+        )
         fn_env: dict[str, str | None] = {"SECRET_ARN": arn, "SMTP_IAM_USER_NAME": user_name}
         fn_env |= dict(function_env or {})
         with (

@@ -7,6 +7,7 @@ staging guard and dispatches to the step.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SecretsManagerEvent, event_source
 from botocore.config import Config
 
-from rotation_handler import accounts, custom_resource, guard, keys, steps, sweep
+from rotation_handler import accounts, custom_resource, gate, guard, keys, steps, sweep
 from rotation_handler.exceptions import BadEventError, UnknownStepError
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import ENV_VARS, Settings
@@ -49,6 +50,14 @@ class Runtime:
     fingerprint: tuple[str | None, ...]
     # The clients for a secret's account: the ones above, or a member account's assumed role.
     account_clients: accounts.AccountClients
+
+    @functools.cached_property
+    def cloudformation(self) -> gate.StackReader:
+        """The CloudFormation client, built when the key clean-up first needs it."""
+        client: gate.StackReader = self.account_clients.session.client(
+            "cloudformation", config=_BOTO_CONFIG
+        )
+        return client
 
     def clients_for(self, secret_id: str, context: LambdaContext) -> accounts.Clients:
         """Return the clients that act on ``secret_id`` (see :mod:`rotation_handler.accounts`)."""

@@ -5,18 +5,16 @@ rotation, not by the stack. An app's stack therefore declares ``Custom::SmtpUser
 ``UserName`` and ``SecretId``, served by the rotation function itself), which CloudFormation
 deletes before the user:
 
-- Create/Update: the user and the secret must be ones this function may rotate (fleet: the user
-  under ``FLEET_USER_PATH``, the secret tagged; one secret: ``SMTP_IAM_USER_NAME`` and
-  ``SECRET_ARN``), and the user must not be managed by another secret. ``PhysicalResourceId`` is
-  the user name.
+- Create/Update: the gate must admit the secret and the user together (the secret's rules, the
+  user's path and its binding to that secret). ``PhysicalResourceId`` is the user name.
 - Delete: every access key of the user is deleted and the function's own user tags
-  (``ses-smtp-rotation:intent``, ``:secret``, ``:retire``) are removed. A user already gone is a
-  success; a user another secret manages, or one outside the fleet, is refused. Anyone who may
-  invoke the function can send a Delete, so it acts only when the request proves the app is being
-  torn down: the user's owner tag names the request's secret, and that secret is gone or
-  scheduled for deletion, or has rotation turned off and (when CloudFormation tagged it) belongs
-  to the requesting stack. A user with no owner tag holds no key of the rotation's: nothing is
-  deleted.
+  (``ses-smtp-rotation:intent``, ``:retire``) are removed. A user already gone is a success, and
+  so is a user bound to no secret (no key of the rotation's is there: nothing is deleted).
+  Anyone who may invoke the function can send a Delete, so the request's fields are only where
+  to look: CloudFormation itself must show the requesting stack deleting this
+  ``Custom::SmtpUserKeys`` resource of this user, the secret the user is bound to must be a
+  resource of that stack, and that secret must no longer rotate (the stack removes its rotation
+  schedule first). Otherwise the keys are left alone (:func:`rotation_handler.gate.check_teardown`).
 
 The answer is a PUT of JSON to the request's ``ResponseURL``: https to an ``amazonaws.com`` host
 (where CloudFormation's presigned S3 URLs point), or http to 127.0.0.1 only in the local world
@@ -37,16 +35,18 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rotation_handler import fleet, guard, intents, keys
+from rotation_handler import gate, keys
 from rotation_handler.exceptions import (
     AccessKeyError,
     BadEventError,
     CustomResourceError,
     NotBoundError,
+    NotInFleetError,
     RotationError,
-    UserOwnedError,
+    StagingError,
 )
 from rotation_handler.observability import logger
+from ses_smtp_rotator.contract import FUNCTION_TAGS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -61,9 +61,7 @@ REQUEST_TYPES: Final = ("Create", "Update", "Delete")
 # PhysicalResourceId of a resource whose Create failed: its Delete (the roll-back) does nothing.
 # ":" cannot occur in an IAM user name, so it is never taken for one.
 NOT_CREATED: Final = "not-created:"
-OUR_TAGS: Final = (intents.TAG, intents.OWNER_TAG, intents.RETIRE_TAG)
-# The tag CloudFormation puts on what a stack creates (aws: tags cannot be set by anyone else).
-_STACK_ID_TAG: Final = "aws:cloudformation:stack-id"
+OUR_TAGS: Final = FUNCTION_TAGS
 _USER_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")
 _PUT_ATTEMPTS: Final = 3
 # Where CloudFormation's presigned response URLs point (S3, in every partition).
@@ -87,6 +85,10 @@ class Runtime(Protocol):
     @property
     def iam(self) -> IAMClient:
         """The IAM client."""
+
+    @property
+    def cloudformation(self) -> gate.StackReader:
+        """The CloudFormation client (asked whether a stack is deleting the resource)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,7 +161,7 @@ def serve(request: Request, runtime: Callable[[], Runtime]) -> Answer:
     """Handle the request; any failure (a bad configuration included) becomes a FAILED answer."""
     try:
         rt = runtime()
-        return handle(request, sm=rt.sm, iam=rt.iam, settings=rt.settings)
+        return handle(request, rt)
     except (RotationError, ClientError, BotoCoreError) as err:
         reason = str(err)
     except Exception as err:  # noqa: BLE001 - CloudFormation would wait an hour for an answer
@@ -172,9 +174,7 @@ def serve(request: Request, runtime: Callable[[], Runtime]) -> Answer:
     return Answer(status="FAILED", physical_id=physical_id, reason=reason[:_MAX_REASON])
 
 
-def handle(
-    request: Request, *, sm: SecretsManagerClient, iam: IAMClient, settings: Settings
-) -> Answer:
+def handle(request: Request, rt: Runtime) -> Answer:
     """Validate (Create, Update) or clean up (Delete) the app's IAM user.
 
     Raises
@@ -182,8 +182,9 @@ def handle(
     BadEventError
         Not a ``Custom::SmtpUserKeys`` request, or ``UserName``/``SecretId`` missing.
     NotBoundError
-        The user or the secret is not one this function may touch (fleet mode:
-        :class:`~rotation_handler.exceptions.NotInFleetError`), or another secret manages the user.
+        The gate refuses the secret, the user or their binding (fleet mode:
+        :class:`~rotation_handler.exceptions.NotInFleetError`), or (Delete) CloudFormation does
+        not confirm the teardown.
     """
     if request.resource_type != RESOURCE_TYPE or request.request_type not in REQUEST_TYPES:
         msg = (
@@ -195,72 +196,63 @@ def handle(
         physical_id = request.physical_id or ""
         if physical_id.startswith(NOT_CREATED):
             return Answer(status="SUCCESS", physical_id=physical_id, reason="nothing was created")
-        user = _user_name(physical_id or request.properties.get("UserName"))
-        return delete_keys(
-            iam,
-            settings,
-            user=user,
-            secret_id=_secret_id(request),
-            sm=sm,
-            stack_id=request.stack_id,
-        )
+        return delete_keys(request, rt, user=_user_name(physical_id))
     user, secret_id = _user_name(request.properties.get("UserName")), _secret_id(request)
-    if not _check_user(iam, settings, user):
-        msg = f"IAM user {user} does not exist: create it before this resource (DependsOn)"
-        raise AccessKeyError(msg)
-    state = guard.describe(sm, secret_id, settings)
-    if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
-        msg = f"this function is bound to {settings.secret_arn} (SECRET_ARN), not {state.arn}"
-        raise NotBoundError(msg)
-    fleet.check_secret(state, settings)
-    _check_owner(iam, user, state.arn)
+    state = gate.admit_secret(rt.sm, secret_id, rt.settings)
+    gate.admit_user(rt.iam, rt.settings, state, user, records=True)
     return Answer(status="SUCCESS", physical_id=user)
 
 
-def delete_keys(  # noqa: PLR0913 - keyword-only facts of one request
-    iam: IAMClient,
-    settings: Settings,
-    *,
-    user: str,
-    secret_id: str,
-    sm: SecretsManagerClient,
-    stack_id: str,
-) -> Answer:
-    """Delete every access key of ``user`` and the function's tags on it (a user gone is done).
-
-    Only for the secret that owns the user (its owner tag), once that secret is being torn down
-    (:func:`_check_torn_down`): a Delete anyone could send must not take a live app's keys.
+def delete_keys(request: Request, rt: Runtime, *, user: str) -> Answer:
+    """Delete every access key of ``user`` and the function's tags on it, once the gate agrees.
 
     Raises
     ------
     NotBoundError
-        The user is outside the fleet, not ``SMTP_IAM_USER_NAME``, or managed by another secret;
-        or the secret still rotates, or belongs to another stack.
+        The user is outside the fleet or not ``SMTP_IAM_USER_NAME``, or CloudFormation does not
+        confirm that the requesting stack is tearing down the user's bound secret, or that
+        secret still rotates (its readers use these keys).
     """
+    settings, iam = rt.settings, rt.iam
     gone = Answer(status="SUCCESS", physical_id=user, reason="the IAM user no longer exists")
+    if settings.iam_user_name and user != settings.iam_user_name:
+        msg = (
+            f"this function is bound to IAM user {settings.iam_user_name} "
+            f"(SMTP_IAM_USER_NAME) and refuses {user}"
+        )
+        raise NotBoundError(msg)
     try:
-        if not _check_user(iam, settings, user):
-            return gone
-        tags = keys.read_tags(iam, user)
-        owner = intents.UserRecords.from_tags(tags).owner
-        if owner is None:
-            return Answer(
-                status="SUCCESS",
-                physical_id=user,
-                reason="no secret owns the user (no key of the rotation's): nothing was deleted",
-            )
-        _check_owner(iam, user, secret_id, tags=tags)
-        _check_torn_down(sm, settings, owner=owner, stack_id=stack_id)
+        found_user = gate.read_user(iam, settings, user)
+    except NotInFleetError:
+        # A path-scoped policy answers a user that is gone like one outside the path: either
+        # way the fleet function holds no key of it, and the stack must be able to go.
+        return Answer(
+            status="SUCCESS",
+            physical_id=user,
+            reason="the IAM user is gone or outside the fleet's path: nothing was deleted",
+        )
+    if found_user is None:
+        return gone
+    gate.check_path(settings, found_user)
+    bound = found_user.records.bound_to or found_user.records.legacy_owner
+    if bound is None:
+        return Answer(
+            status="SUCCESS",
+            physical_id=user,
+            reason="the user is bound to no secret (no key of the rotation's): nothing was deleted",
+        )
+    teardown = gate.Teardown(
+        stack_id=request.stack_id, logical_id=request.logical_id, user=user, secret_arn=bound
+    )
+    gate.check_teardown(rt.cloudformation, teardown)
+    _check_rotation_off(rt.sm, settings, secret_arn=bound)
+    try:
         found = keys.list_keys(iam, user)
     except AccessKeyError:  # ListAccessKeys: the user went meanwhile
         return gone
-    except ClientError as err:
-        if keys.error_code(err) != "NoSuchEntity":
-            raise
-        return gone
     for key in found:
         keys.delete(iam, user, key.access_key_id)
-    ours = [tag for tag in OUR_TAGS if tag in tags]
+    ours = [tag for tag in OUR_TAGS if tag in found_user.tags]
     if ours:
         try:
             iam.untag_user(UserName=user, TagKeys=ours)
@@ -276,82 +268,26 @@ def delete_keys(  # noqa: PLR0913 - keyword-only facts of one request
     return Answer(status="SUCCESS", physical_id=user, reason=f"deleted {len(found)} access keys")
 
 
-def _check_torn_down(
-    sm: SecretsManagerClient, settings: Settings, *, owner: str, stack_id: str
-) -> None:
-    """Refuse unless the owning secret is gone, or no longer rotates and is the stack's.
+def _check_rotation_off(sm: SecretsManagerClient, settings: Settings, *, secret_arn: str) -> None:
+    """Refuse while the bound secret still rotates: its readers use the keys.
 
     Raises
     ------
     NotBoundError
-        The secret still has rotation turned on (its readers use the keys), belongs to another
-        stack (``aws:cloudformation:stack-id``), or is outside the fleet / not ``SECRET_ARN``.
+        The secret still has rotation turned on, or the gate refuses it.
     """
     try:
-        meta = sm.describe_secret(SecretId=owner)
-    except ClientError as err:
-        if keys.error_code(err) == "ResourceNotFoundException":
-            return
-        raise
-    if meta.get("DeletedDate") is not None:
+        state = gate.admit_secret(sm, secret_arn, settings)
+    except StagingError:  # gone: nothing reads the keys through it any more
         return
-    state = guard.describe_answer(meta)
-    if settings.secret_arn and settings.secret_arn not in (state.arn, owner):
-        msg = f"this function is bound to {settings.secret_arn} (SECRET_ARN), not {state.arn}"
-        raise NotBoundError(msg)
-    fleet.check_secret(state, settings)
-    if state.rotation_enabled:
-        msg = (
-            f"secret {state.arn} still has rotation turned on, so its readers use these keys: "
-            "they are left alone. Delete the stack's rotation schedule first, or run aws "
-            f"secretsmanager cancel-rotate-secret --secret-id {state.arn} and delete again"
-        )
-        raise NotBoundError(msg)
-    owning_stack = state.tags.get(_STACK_ID_TAG)
-    if owning_stack is not None and owning_stack != stack_id:
-        msg = (
-            f"secret {state.arn} belongs to stack {owning_stack}, not to the requesting stack: "
-            "its user's keys are left alone"
-        )
-        raise NotBoundError(msg)
-
-
-def _check_user(iam: IAMClient, settings: Settings, user: str) -> bool:
-    """Apply the rotation's user rules; return ``False`` when IAM says the user does not exist.
-
-    Fleet mode: the user must be under ``FLEET_USER_PATH`` (one GetUser). One secret: the user
-    must be ``SMTP_IAM_USER_NAME`` when it is set (no call; the user is assumed to exist).
-    """
-    if settings.fleet is not None:
-        path = fleet.user_path(iam, user)
-        if path is None:
-            return False
-        fleet.check_path(settings, user, path)
-    elif settings.iam_user_name and user != settings.iam_user_name:
-        msg = (
-            f"this function is bound to IAM user {settings.iam_user_name} "
-            f"(SMTP_IAM_USER_NAME) and refuses {user}"
-        )
-        raise NotBoundError(msg)
-    return True
-
-
-def _check_owner(
-    iam: IAMClient, user: str, secret_id: str, *, tags: Mapping[str, str] | None = None
-) -> None:
-    owner = intents.UserRecords.from_tags(keys.read_tags(iam, user) if tags is None else tags).owner
-    if owner is None or owner == secret_id or _name_of(owner) == secret_id:
+    if state.deleted or not state.rotation_enabled:
         return
     msg = (
-        f"IAM user {user} is managed by secret {owner} (tag {intents.OWNER_TAG}), not by "
-        f"{secret_id}: its keys are left alone"
+        f"secret {state.arn} still has rotation turned on, so its readers use these keys: "
+        "they are left alone. Delete the stack's rotation schedule first, or run aws "
+        f"secretsmanager cancel-rotate-secret --secret-id {state.arn} and delete again"
     )
-    raise UserOwnedError(msg)
-
-
-def _name_of(secret_arn: str) -> str:
-    """Return the secret name of an ARN (its last part less the 7-character suffix)."""
-    return secret_arn.rsplit(":", 1)[-1][:-7] if secret_arn.startswith("arn:") else secret_arn
+    raise NotBoundError(msg)
 
 
 def _user_name(value: object) -> str:

@@ -135,11 +135,6 @@ def set_status(iam: IAMClient, user_name: str, access_key_id: str, *, active: bo
     return True
 
 
-def read_tags(iam: IAMClient, user_name: str) -> dict[str, str]:
-    """Return the user's tags as a mapping."""
-    return {tag["Key"]: tag["Value"] for tag in iam.list_user_tags(UserName=user_name)["Tags"]}
-
-
 def write_tags(iam: IAMClient, user_name: str, tags: Mapping[str, str]) -> None:
     """Set tags on the user (others are left as they are)."""
     iam.tag_user(UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])

@@ -33,16 +33,11 @@ from typing import TYPE_CHECKING, Final
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rotation_handler import intents, keys, versions
-from rotation_handler.exceptions import (
-    AccessKeyError,
-    ForeignKeyError,
-    SecretValueError,
-    UserOwnedError,
-)
-from rotation_handler.guard import CURRENT, PENDING, PREVIOUS
+from rotation_handler import gate, intents, keys, versions
+from rotation_handler.exceptions import AccessKeyError, ForeignKeyError, SecretValueError
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import OldKeyAction
+from rotation_handler.state import CURRENT, PENDING, PREVIOUS
 from ses_smtp_rotator.endpoints import smtp_host
 from ses_smtp_rotator.exceptions import InvalidSecretError
 from ses_smtp_rotator.secret import CREDENTIAL_KEYS, parse_secret
@@ -117,25 +112,25 @@ def create_pending(ctx: StepContext) -> None:
     ------
     SecretValueError
         AWSCURRENT has no value or does not follow the schema.
-    UserOwnedError
-        Another secret manages the IAM user's keys.
+    NotBoundError
+        The gate refuses the user (another secret's, no secret's, outside the fleet).
     ForeignKeyError
         IAM's two-key limit is held by keys this function must not delete.
     AccessKeyError
         The IAM user does not exist, or IAM refused the new key.
     """
     current = _read_current(ctx)
-    user = ctx.bound(current).iam_user_name
+    admitted = ctx.admit_read(current.iam_user_name)
+    user, records = admitted.name, admitted.records
     found = keys.list_keys(ctx.iam, user)
-    records = intents.UserRecords.from_tags(keys.read_tags(ctx.iam, user))
-    _check_owner(ctx, user, records)
     # AWSPREVIOUS matters when it may hold the live key or one of the user's other keys.
     others = any(key.access_key_id != current.access_key_id for key in found)
     seen = Versions(
         current=current,
         previous=_read_previous(ctx) if others or not current.has_credentials else None,
     )
-    base = ctx.bound(_base(ctx, seen))
+    base = _base(ctx, seen)
+    ctx.admit_read(base.iam_user_name)
     left = make_room(ctx, user, classify(ctx, found, seen=seen, records=records))
     existing = [key.access_key_id for key in left]
     keys.write_tags(
@@ -147,7 +142,8 @@ def create_pending(ctx: StepContext) -> None:
             existing=existing,
             now=keys.now_utc(),
             seconds_left=ctx.seconds_left(),
-        ),
+        )
+        | gate.claim(ctx.settings, ctx.state, admitted),
     )
     key_id, secret_key = _create(ctx, user, existing=existing)
     pending = base.with_access_key(
@@ -221,17 +217,6 @@ def _passwords_for(listed: object, extra: tuple[str, ...]) -> dict[str, None]:
     return dict.fromkeys([*(listed if isinstance(listed, dict) else {}), *extra])
 
 
-def _check_owner(ctx: StepContext, user: str, records: intents.UserRecords) -> None:
-    if records.owner in (None, ctx.state.arn):
-        return
-    msg = (
-        f"IAM user {user} is managed by secret {records.owner} (tag {intents.OWNER_TAG}), not by "
-        f"{ctx.state.arn}: give each secret its own IAM user. If that secret no longer exists, "
-        f"remove the tag (aws iam untag-user --user-name {user} --tag-keys {intents.OWNER_TAG})"
-    )
-    raise UserOwnedError(msg)
-
-
 def classify(
     ctx: StepContext,
     existing: Iterable[AccessKey],
@@ -248,9 +233,8 @@ def classify(
     ]
     orphan = None
     if records.intent is not None and unreferenced:
-        staged = [version for version, stages in ctx.state.versions.items() if stages]
         orphan = records.intent.orphan(
-            existing, token=ctx.token, staged=staged, secret_arn=ctx.state.arn
+            existing, token=ctx.token, staged=ctx.state.staged(), secret_arn=ctx.state.arn
         )
     out = []
     for key in existing:
@@ -449,9 +433,9 @@ def retire(ctx: StepContext, *, new: SmtpSecret | None, old: SmtpSecret | None) 
     action = ctx.settings.old_key_action
     if action is OldKeyAction.KEEP:
         return
-    ctx.check_user(old.iam_user_name)
     grace = ctx.settings.old_key_grace_period
-    if grace:
+    user = ctx.admit(old.iam_user_name, records=bool(grace))
+    if user is not None and grace:
         interval = ctx.state.rotation_interval
         if interval is not None and grace >= interval:
             logger.warning(
@@ -459,25 +443,25 @@ def retire(ctx: StepContext, *, new: SmtpSecret | None, old: SmtpSecret | None) 
                 "will retire the previous key before its grace period ends",
                 extra={"grace_seconds": grace, "interval_seconds": interval},
             )
-        start_grace(ctx.iam, old.iam_user_name, old.access_key_id, now=keys.now_utc())
+        start_grace(ctx.iam, user, ctx.state.arn, old.access_key_id, now=keys.now_utc())
         return
     apply_action(ctx.iam, old.iam_user_name, old.access_key_id, action)
 
 
-def start_grace(iam: IAMClient, user: str, access_key_id: str, *, now: datetime) -> datetime:
-    """Return when the old key's grace period started, recording ``now`` if nothing did.
+def start_grace(
+    iam: IAMClient, user: gate.User, secret_arn: str, access_key_id: str, *, now: datetime
+) -> None:
+    """Record that ``secret_arn``'s old key stopped being live at ``now``, unless recorded.
 
     A finishSecret run again (its promotion's answer was lost) keeps the first record, so the
-    period is never restarted. Without a record (a promotion by hand, a finishSecret that died
-    before recording, an upgrade), the sweep that first sees the key starts it: a key is never
-    retired earlier than the period after its promotion.
+    period is never restarted. Only this record lets the sweep retire the key
+    (:func:`rotation_handler.gate.may_retire`).
     """
-    recorded = intents.UserRecords.from_tags(keys.read_tags(iam, user)).retirement
-    if recorded is not None and recorded.access_key_id == access_key_id:
-        return recorded.since
-    keys.write_tags(iam, user, intents.retiring(access_key_id, since=now))
+    recorded = user.records.retirement
+    if recorded is not None and recorded.is_for(secret_arn, access_key_id):
+        return
+    keys.write_tags(iam, user.name, intents.retiring(secret_arn, access_key_id, since=now))
     logger.info("old key stays Active for its grace period", extra={"access_key_id": access_key_id})
-    return now
 
 
 def apply_action(iam: IAMClient, user: str, access_key_id: str, action: OldKeyAction) -> bool:

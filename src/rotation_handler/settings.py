@@ -108,6 +108,11 @@ class Settings:
     # Regions whose passwords createSecret also derives into the secret's ``passwords`` map.
     extra_ses_regions: tuple[str, ...] = ()
 
+    @property
+    def binds_by_configuration(self) -> bool:
+        """Whether the configuration names both the secret and the user (one-secret function)."""
+        return bool(self.secret_arn and self.iam_user_name) and self.fleet is None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from environment variables.

@@ -11,15 +11,11 @@ from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rotation_handler import fleet, keys, lifecycle, smtp_check, versions
-from rotation_handler.exceptions import (
-    AccessKeyError,
-    NotBoundError,
-    SmtpTestError,
-    StagingError,
-)
-from rotation_handler.guard import CURRENT, PENDING, PREVIOUS, SecretState, Verdict
+from rotation_handler import gate, keys, lifecycle, smtp_check, versions
+from rotation_handler.exceptions import AccessKeyError, SmtpTestError, StagingError
+from rotation_handler.guard import Verdict
 from rotation_handler.observability import logger, metrics
+from rotation_handler.state import CURRENT, PENDING, PREVIOUS, SecretState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,8 +38,8 @@ class StepContext:
     token: str
     verdict: Verdict
     seconds_left: Callable[[], float]
-    # Fleet mode: the users this invocation found under the fleet's path (one GetUser each).
-    fleet_users: set[str] = field(default_factory=set)
+    # The users this invocation read through the gate (one GetUser each).
+    users: dict[str, gate.User] = field(default_factory=dict)
     # The event's RotationToken: PutSecretValue carries it (never logged, never in a repr).
     rotation_token: str | None = field(default=None, repr=False)
 
@@ -64,43 +60,42 @@ class StepContext:
             self.sm, self.state, stage, default_region=self.settings.region
         )
 
-    def read_pending(self, *, touches_user: bool = True) -> SmtpSecret:
+    def read_pending(self) -> SmtpSecret:
         """Read the token's AWSPENDING version, which createSecret must have filled.
 
-        ``touches_user=False`` (testSecret: a login, no IAM call) skips fleet mode's path check,
-        whose GetUser would be the one IAM call of the step; the ``SMTP_IAM_USER_NAME`` check stays.
+        Only ``SMTP_IAM_USER_NAME`` is checked here (no call): a step asks the gate about the
+        user before it writes anything to it (:meth:`admit`).
         """
         pending = self.read(PENDING, version_id=self.token)
         if pending is None or not pending.has_credentials:
             msg = f"the AWSPENDING version {self.token} has no credentials: run createSecret first"
             raise StagingError(msg)
-        return self.bound(pending, check_path=touches_user)
+        gate.check_user_name(self.settings, self.state, pending.iam_user_name)
+        return pending
 
-    def bound(self, secret: SmtpSecret, *, check_path: bool = True) -> SmtpSecret:
-        """Refuse a secret naming a user other than ``SMTP_IAM_USER_NAME`` or outside the fleet."""
-        expected = self.settings.iam_user_name
-        if expected and secret.iam_user_name != expected:
-            msg = (
-                f"secret {self.state.arn} names IAM user {secret.iam_user_name} but this function "
-                f"is bound to {expected} (SMTP_IAM_USER_NAME): fix iam_user_name in the secret"
-            )
-            raise NotBoundError(msg)
-        if check_path:
-            self.check_user(secret.iam_user_name)
-        return secret
+    def admit_read(self, name: str) -> gate.User:
+        """Ask the gate about user ``name`` and return it as read (its records included)."""
+        user = self.admit(name, records=True)
+        if user is None:  # pragma: no cover - records=True always reads the user
+            raise AssertionError(name)
+        return user
 
-    def check_user(self, user: str) -> None:
-        """Fleet mode: refuse a user outside ``FLEET_USER_PATH`` before touching it.
+    def admit(self, name: str, *, records: bool = False) -> gate.User | None:
+        """Ask the gate whether this secret may act on user ``name`` (once per invocation).
+
+        Returns the user when it was read (``records=True`` always reads it).
 
         Raises
         ------
-        NotInFleetError
-            The user's Path is outside the fleet's (see :func:`rotation_handler.fleet.check_user`).
+        NotBoundError
+            The gate refuses (see :func:`rotation_handler.gate.admit_user`).
         """
-        if self.settings.fleet is None or user in self.fleet_users:
-            return
-        fleet.check_user(self.iam, self.settings, user)
-        self.fleet_users.add(user)
+        if name in self.users:
+            return self.users[name]
+        user = gate.admit_user(self.iam, self.settings, self.state, name, records=records)
+        if user is not None:
+            self.users[name] = user
+        return user
 
 
 def create_secret(ctx: StepContext) -> None:
@@ -144,6 +139,7 @@ def set_secret(ctx: StepContext) -> None:
         )
         raise AccessKeyError(msg)
     if not found.active:
+        ctx.admit(pending.iam_user_name)
         keys.set_status(ctx.iam, pending.iam_user_name, key_id, active=True)
         logger.warning("pending key was inactive; activated it", extra={"access_key_id": key_id})
 
@@ -162,7 +158,7 @@ def test_secret(ctx: StepContext) -> None:
     """
     if ctx.verdict is Verdict.ALREADY_CURRENT:
         return
-    pending = ctx.read_pending(touches_user=False)
+    pending = ctx.read_pending()
     outcome = smtp_check.log_in(
         pending,
         budget=min(ctx.settings.smtp_test_timeout, ctx.seconds_left()),
@@ -199,6 +195,8 @@ def finish_secret(ctx: StepContext) -> None:
         new, old = ctx.read_pending(), ctx.read_labelled(CURRENT)
         if old is not None and not old.has_credentials:
             old = ctx.read_labelled(PREVIOUS)
+        # The gate before the promotion: the new key must be one this secret may hold.
+        ctx.admit(new.iam_user_name)
         versions.promote(
             ctx.sm, ctx.state.arn, token=ctx.token, current_version=ctx.state.version_with(CURRENT)
         )

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Final
 from botocore.exceptions import ClientError
 
 from rotation_handler.exceptions import SecretValueError, StagingError
-from rotation_handler.guard import CURRENT, PENDING
 from rotation_handler.observability import logger
+from rotation_handler.state import CURRENT, PENDING
 from ses_smtp_rotator.endpoints import region_of_host
 from ses_smtp_rotator.exceptions import InvalidSecretError
 from ses_smtp_rotator.secret import SmtpSecret, parse_secret
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_secretsmanager.type_defs import GetSecretValueResponseTypeDef
 
-    from rotation_handler.guard import SecretState
+    from rotation_handler.state import SecretState
 
 
 # (secret ARN, version id) -> SecretString, newest last; a rotation touches three versions.

@@ -31,6 +31,7 @@ import pytest
 
 from rotation_handler.custom_resource import LOCAL_WORLD_VARIABLE
 from rotation_handler.settings import Settings
+from ses_smtp_rotator.contract import BINDING_TAG
 from tests.unit.test_template_policy import (
     ALLOWED_TAG_KEYS,
     MIN_CONCURRENCY,
@@ -126,6 +127,9 @@ def _member_role(resource: object) -> bool:
     return isinstance(sub, list) and sub[0] == MEMBER_ROLE and set(sub[1]) == {"Id"}
 
 
+APP_STACKS = "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/*"
+
+
 def _scope(resource: object, statement: dict[str, Any], template: Template) -> str | None:
     """The one service prefix a scoped Resource allows, or None when it is not scoped."""
     sub = sub_string(resource)
@@ -139,6 +143,11 @@ def _scope(resource: object, statement: dict[str, Any], template: Template) -> s
         "sts": _member_role(resource),
         "logs": sub is not None and sub in _log_groups(template),
         "lambda": resource == {"Fn::GetAtt": "FleetFunction.Arn"},
+        # The app stacks of the fleet's account and region: read only (the key clean-up asks
+        # CloudFormation whether a stack is deleting its resource).
+        "cloudformation": sub == APP_STACKS
+        and set(alternatives(statement.get("Action", [])))
+        == {"cloudformation:DescribeStackResources"},
     }
     return next((service for service, scoped in scopes.items() if scoped), None)
 
@@ -302,7 +311,7 @@ def test_every_fleet_permission_is_scoped_or_justified(name: str) -> None:
     # THEN each statement is scoped to the fleet's users, tagged secrets, key, member roles or
     # log group, and tagging is limited to the function's own tag keys
     assert fleet_policy_problems(template, lines) == []
-    assert tag_problems(template) == []
+    assert tag_problems(template, binds=False) == []
 
 
 def test_the_fleet_function_keeps_the_single_templates_hardening(
@@ -363,11 +372,15 @@ def test_an_app_is_tagged_for_the_fleet_and_cleans_up_its_keys(app: Template) ->
     assert user["Properties"]["Path"] == {"Ref": "UserPath"}
     (policy,) = user["Properties"]["Policies"]
     assert [s["Action"] for s in policy["PolicyDocument"]["Statement"]] == ["ses:SendRawEmail"]
-    # AND its secret carries the fleet's tag and names only the user
+    # AND its secret carries the fleet's tag and names only the user, by the user's own name
     assert {"Key": FLEET_TAG_KEY, "Value": {"Ref": "FleetName"}} in secret["Properties"]["Tags"]
     body = sub_string(secret["Properties"]["SecretString"])
     assert body is not None
-    assert json.loads(body.replace(f"${{{user_name}}}", "u")) == {"iam_user_name": "u"}
+    assert user["Properties"]["UserName"] == {"Fn::Sub": "${AWS::StackName}-ses-smtp"}
+    assert json.loads(body) == {"iam_user_name": "${AWS::StackName}-ses-smtp"}
+    # AND the user is bound to that secret by the stack (the fleet function never binds)
+    binding = {"Key": BINDING_TAG, "Value": {"Ref": secret_name}}
+    assert user["Properties"]["Tags"] == [binding]
     # AND the fleet function rotates it, at once on creation
     (schedule,) = _of_type(app, "AWS::SecretsManager::RotationSchedule").values()
     fleet_function = {"Ref": "FleetFunctionArn"}
@@ -424,10 +437,11 @@ def test_the_three_templates_agree_on_the_fleets_names(
 
 def test_the_function_writes_only_the_tag_keys_the_fleet_allows() -> None:
     # GIVEN the rotation function's sources / THEN every tag key they write is allowed here too
-    sources = ROOT / "src" / "rotation_handler"
+    sources = [*(ROOT / "src" / "rotation_handler").glob("*.py")]
+    sources.append(ROOT / "src" / "ses_smtp_rotator" / "contract.py")
     written = {
         match
-        for path in sources.glob("*.py")
+        for path in sources
         for match in re.findall(r"ses-smtp-rotation:[\w-]+", path.read_text(encoding="utf-8"))
     }
     assert written
@@ -529,7 +543,7 @@ def _extra_tag_key(template: Template) -> None:
 
 
 def _policy(template: Template, lines: Sequence[str]) -> Problems:
-    return fleet_policy_problems(template, lines) + tag_problems(template)
+    return fleet_policy_problems(template, lines) + tag_problems(template, binds=False)
 
 
 def _functions(template: Template, _lines: Sequence[str]) -> Problems:
