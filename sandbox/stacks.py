@@ -1,10 +1,11 @@
-"""CloudFormation's side of an app's stack, as the key clean-up asks about it.
+"""CloudFormation's side of an app's stack, as the key clean-up asks about it and answers it.
 
 moto's CloudFormation cannot run a custom resource (that needs Lambda in Docker), so the local
 world records an app's stack in moto with the resources the function asks about: the app's
 secret and its ``Custom::SmtpUserKeys`` resource (physical id: the user). :func:`deleting`
 then makes CloudFormation show the stack's resources as ``DELETE_IN_PROGRESS``, as it does while
-it deletes the stack and sends the resource's Delete.
+it deletes the stack and sends the resource's Delete. Where the function answers in the local
+world is :mod:`sandbox.answers`'s.
 """
 
 from __future__ import annotations

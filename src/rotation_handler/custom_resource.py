@@ -16,37 +16,29 @@ deletes before the user:
   resource of that stack, and that secret must no longer rotate (the stack removes its rotation
   schedule first). Otherwise the keys are left alone (:func:`rotation_handler.gate.check_teardown`).
 
-The answer is a PUT of JSON to the request's ``ResponseURL``: https to an ``amazonaws.com`` host
-(where CloudFormation's presigned S3 URLs point), or http to 127.0.0.1 only in the local world
-(``SES_SMTP_ROTATION_LOCAL_WORLD``, which no template sets). It never carries a secret, and the
-URL is never logged.
+How the request arrives and the answer goes back is :mod:`rotation_handler.cloudformation`'s.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rotation_handler import gate, keys
+from rotation_handler import gate, lifecycle
+from rotation_handler.cloudformation import Answer, Request
 from rotation_handler.exceptions import (
     AccessKeyError,
     BadEventError,
-    CustomResourceError,
     NotBoundError,
     NotInFleetError,
     RotationError,
     StagingError,
+    error_code,
 )
 from rotation_handler.observability import logger
-from ses_smtp_rotator.contract import FUNCTION_TAGS
+from rotation_handler.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -55,20 +47,22 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from rotation_handler.settings import Settings
+    from rotation_handler.state import SecretState
 
 RESOURCE_TYPE: Final = "Custom::SmtpUserKeys"
 REQUEST_TYPES: Final = ("Create", "Update", "Delete")
 # PhysicalResourceId of a resource whose Create failed: its Delete (the roll-back) does nothing.
 # ":" cannot occur in an IAM user name, so it is never taken for one.
 NOT_CREATED: Final = "not-created:"
-OUR_TAGS: Final = FUNCTION_TAGS
 _USER_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")
-_PUT_ATTEMPTS: Final = 3
-# Where CloudFormation's presigned response URLs point (S3, in every partition).
-_AWS_HOST_SUFFIXES: Final = (".amazonaws.com", ".amazonaws.com.cn")
-# Set by the sandbox's local world only (its CloudFormation stand-in answers on 127.0.0.1).
-LOCAL_WORLD_VARIABLE: Final = "SES_SMTP_ROTATION_LOCAL_WORLD"
 _MAX_REASON: Final = 1000
+
+
+class StackReader(Protocol):
+    """The one CloudFormation call the key clean-up makes (a boto3 ``cloudformation`` client)."""
+
+    def describe_stack_resources(self, *, StackName: str) -> Mapping[str, Any]:  # noqa: N803 - boto3's name
+        """Return the stack's resources (``StackResources``)."""
 
 
 class Runtime(Protocol):
@@ -87,74 +81,8 @@ class Runtime(Protocol):
         """The IAM client."""
 
     @property
-    def cloudformation(self) -> gate.StackReader:
+    def cloudformation(self) -> StackReader:
         """The CloudFormation client (asked whether a stack is deleting the resource)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Request:
-    """The parts of a CloudFormation custom resource request the function uses."""
-
-    request_type: str
-    response_url: str
-    stack_id: str
-    request_id: str
-    logical_id: str
-    physical_id: str | None
-    resource_type: str
-    properties: Mapping[str, Any]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Answer:
-    """What the function answers CloudFormation."""
-
-    status: Literal["SUCCESS", "FAILED"]
-    physical_id: str
-    reason: str = ""
-
-    def summary(self) -> dict[str, str]:
-        """Return the answer as the invocation's JSON result (no secret in it)."""
-        return {
-            "Status": self.status,
-            "PhysicalResourceId": self.physical_id,
-            "Reason": self.reason,
-        }
-
-
-def parse(event: Mapping[str, Any], *, local_world: bool = False) -> Request:
-    """Read a custom resource request.
-
-    ``local_world`` also allows http to 127.0.0.1 (the sandbox's CloudFormation stand-in).
-
-    Raises
-    ------
-    CustomResourceError
-        The event has no ResponseURL the function may answer to (https to an AWS host): nothing
-        is done, since CloudFormation could not be told.
-    """
-    url = str(event.get("ResponseURL") or "")
-    parts = urllib.parse.urlsplit(url)
-    host = (parts.hostname or "").lower()
-    aws = parts.scheme == "https" and host.endswith(_AWS_HOST_SUFFIXES)
-    local = local_world and parts.scheme == "http" and host == "127.0.0.1"
-    if not (aws or local):
-        msg = (
-            "the custom resource request needs an https ResponseURL on an amazonaws.com host "
-            "(CloudFormation's); nothing was done"
-        )
-        raise CustomResourceError(msg)
-    properties = event.get("ResourceProperties")
-    return Request(
-        request_type=str(event.get("RequestType", "")),
-        response_url=url,
-        stack_id=str(event.get("StackId", "")),
-        request_id=str(event.get("RequestId", "")),
-        logical_id=str(event.get("LogicalResourceId", "")),
-        physical_id=str(event["PhysicalResourceId"]) if event.get("PhysicalResourceId") else None,
-        resource_type=str(event.get("ResourceType", "")),
-        properties=properties if isinstance(properties, dict) else {},
-    )
 
 
 def serve(request: Request, runtime: Callable[[], Runtime]) -> Answer:
@@ -162,7 +90,7 @@ def serve(request: Request, runtime: Callable[[], Runtime]) -> Answer:
     try:
         rt = runtime()
         return handle(request, rt)
-    except (RotationError, ClientError, BotoCoreError) as err:
+    except (RotationError, ConfigurationError, ClientError, BotoCoreError) as err:
         reason = str(err)
     except Exception as err:  # noqa: BLE001 - CloudFormation would wait an hour for an answer
         logger.exception("custom resource request failed unexpectedly")
@@ -241,53 +169,33 @@ def delete_keys(request: Request, rt: Runtime, *, user: str) -> Answer:
             physical_id=user,
             reason="the user is bound to no secret (no key of the rotation's): nothing was deleted",
         )
-    teardown = gate.Teardown(
-        stack_id=request.stack_id, logical_id=request.logical_id, user=user, secret_arn=bound
-    )
-    gate.check_teardown(rt.cloudformation, teardown)
-    _check_rotation_off(rt.sm, settings, secret_arn=bound)
+    claim = gate.Teardown(stack_id=request.stack_id, logical_id=request.logical_id, user=user)
+    bound = gate.check_teardown(_stack_resources(rt.cloudformation, claim), claim, found_user)
     try:
-        found = keys.list_keys(iam, user)
+        bound_secret: SecretState | None = gate.admit_secret(rt.sm, bound, settings)
+    except StagingError:  # gone: nothing reads the keys through it any more
+        bound_secret = None
+    gate.check_rotation_off(bound_secret)
+    try:
+        deleted = lifecycle.delete_user_keys(iam, found_user)
     except AccessKeyError:  # ListAccessKeys: the user went meanwhile
         return gone
-    for key in found:
-        keys.delete(iam, user, key.access_key_id)
-    ours = [tag for tag in OUR_TAGS if tag in found_user.tags]
-    if ours:
-        try:
-            iam.untag_user(UserName=user, TagKeys=ours)
-        except ClientError as err:  # the keys are gone: the user can still be deleted
-            logger.warning(
-                "could not remove the rotation's tags from the user",
-                extra={"user": user, "error": keys.error_code(err)},
-            )
-    logger.info(
-        "deleted the app's access keys",
-        extra={"user": user, "access_key_ids": [key.access_key_id for key in found]},
-    )
-    return Answer(status="SUCCESS", physical_id=user, reason=f"deleted {len(found)} access keys")
+    return Answer(status="SUCCESS", physical_id=user, reason=f"deleted {len(deleted)} access keys")
 
 
-def _check_rotation_off(sm: SecretsManagerClient, settings: Settings, *, secret_arn: str) -> None:
-    """Refuse while the bound secret still rotates: its readers use the keys.
-
-    Raises
-    ------
-    NotBoundError
-        The secret still has rotation turned on, or the gate refuses it.
-    """
+def _stack_resources(cfn: StackReader, claim: gate.Teardown) -> list[Mapping[str, Any]]:
+    """Ask CloudFormation for the claimed stack's resources (the request only says which)."""
     try:
-        state = gate.admit_secret(sm, secret_arn, settings)
-    except StagingError:  # gone: nothing reads the keys through it any more
-        return
-    if state.deleted or not state.rotation_enabled:
-        return
-    msg = (
-        f"secret {state.arn} still has rotation turned on, so its readers use these keys: "
-        "they are left alone. Delete the stack's rotation schedule first, or run aws "
-        f"secretsmanager cancel-rotate-secret --secret-id {state.arn} and delete again"
-    )
-    raise NotBoundError(msg)
+        found: list[Mapping[str, Any]] = cfn.describe_stack_resources(StackName=claim.stack_id)[
+            "StackResources"
+        ]
+    except ClientError as err:
+        msg = (
+            f"CloudFormation could not confirm that stack {claim.stack_id[:200]} is deleting the "
+            f"resource ({error_code(err)}): the user's keys are left alone"
+        )
+        raise NotBoundError(msg) from err
+    return found
 
 
 def _user_name(value: object) -> str:
@@ -303,40 +211,3 @@ def _secret_id(request: Request) -> str:
         msg = f"the {RESOURCE_TYPE} resource needs SecretId, the app's secret ARN"
         raise BadEventError(msg)
     return value
-
-
-def respond(request: Request, answer: Answer, *, timeout: float) -> None:
-    """PUT the answer to the request's ResponseURL (up to three attempts, each bounded).
-
-    Raises
-    ------
-    CustomResourceError
-        No attempt was answered with success (the message names no URL: it is presigned).
-    """
-    body = json.dumps(
-        {
-            "Status": answer.status,
-            "Reason": answer.reason or answer.status,
-            "PhysicalResourceId": answer.physical_id,
-            "StackId": request.stack_id,
-            "RequestId": request.request_id,
-            "LogicalResourceId": request.logical_id,
-            "NoEcho": False,
-        }
-    ).encode()
-    headers = {"Content-Type": "", "Content-Length": str(len(body))}
-    failure = ""
-    for attempt in range(_PUT_ATTEMPTS):
-        if attempt:
-            time.sleep(attempt)
-        # parse() allowed https, or http to 127.0.0.1, and nothing else (no file: or custom).
-        put = urllib.request.Request(request.response_url, data=body, method="PUT", headers=headers)  # noqa: S310
-        try:
-            with urllib.request.urlopen(put, timeout=timeout):  # noqa: S310 # nosec B310 - see above
-                return
-        except urllib.error.HTTPError as err:
-            failure = f"HTTP {err.code}"
-        except OSError as err:  # URLError, time-outs, connection errors
-            failure = type(err).__name__
-    msg = f"could not answer CloudFormation at the ResponseURL ({failure}, {_PUT_ATTEMPTS} tries)"
-    raise CustomResourceError(msg)

@@ -7,12 +7,11 @@ carry AWSPENDING. A token that is already AWSCURRENT means the rotation already 
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from rotation_handler import gate
 from rotation_handler.exceptions import RotationNotEnabledError, StagingError
-from rotation_handler.state import CURRENT, PENDING, PREVIOUS, SecretState
+from rotation_handler.state import CURRENT, PENDING, PREVIOUS, SecretState, Verdict
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -20,13 +19,6 @@ if TYPE_CHECKING:
     from rotation_handler.settings import Settings
 
 __all__ = ["CURRENT", "PENDING", "PREVIOUS", "SecretState", "Verdict", "check"]
-
-
-class Verdict(StrEnum):
-    """What the guard concluded for this token."""
-
-    PROCEED = "proceed"
-    ALREADY_CURRENT = "already-current"
 
 
 def check(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from ses_smtp_rotator.contract import CURRENT, PENDING, PREVIOUS
@@ -16,9 +17,16 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
 
-__all__ = ["CURRENT", "PENDING", "PREVIOUS", "SecretState", "describe_answer"]
+__all__ = ["CURRENT", "PENDING", "PREVIOUS", "SecretState", "Verdict", "describe_answer"]
 
 _RATE: Final = re.compile(r"rate\((\d+) (days?|hours?)\)")
+
+
+class Verdict(StrEnum):
+    """What the staging guard concluded for a step's token."""
+
+    PROCEED = "proceed"
+    ALREADY_CURRENT = "already-current"
 
 
 @dataclass(frozen=True, kw_only=True)

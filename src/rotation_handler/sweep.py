@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from rotation_handler.records import User
     from rotation_handler.settings import Settings
     from rotation_handler.state import SecretState
 
@@ -122,29 +123,29 @@ def _retire_when_due(  # noqa: PLR0913 - keyword-only facts of one sweep
     iam: IAMClient,
     settings: Settings,
     state: SecretState,
-    user: gate.User | None,
+    user: User | None,
     key_id: str,
     *,
     now: datetime,
 ) -> Outcome:
     """Apply the action to ``key_id`` once this secret's recorded grace period has passed."""
-    recorded = user.records.retirement if user is not None else None
-    if user is None or recorded is None or not gate.may_retire(state, user, key_id):
+    grace = settings.old_key_grace_period
+    due = None if user is None else lifecycle.due_at(state, user, key_id, grace=grace)
+    if user is None or due is None:
         logger.warning(
             "the old key has no retirement record of this secret's finishSecret: it is left "
             "alone (the next rotation retires it)",
             extra={"access_key_id": key_id},
         )
         return Outcome(secret_arn=state.arn, result="left-alone: no retirement record")
-    due = recorded.since + timedelta(seconds=settings.old_key_grace_period)
     if now < due:
         metrics.add_metric(name="OldKeysInGracePeriod", unit=MetricUnit.Count, value=1)
         return Outcome(
             secret_arn=state.arn, result="in-grace-period", access_key_id=key_id, retire_after=due
         )
-    _report_late_use(iam, key_id, since=recorded.since)
-    lifecycle.apply_action(iam, user.name, key_id, settings.old_key_action)
+    _report_late_use(iam, key_id, since=due - timedelta(seconds=grace))
     action = settings.old_key_action
+    lifecycle.apply_action(iam, user.name, key_id, action)
     return Outcome(secret_arn=state.arn, result=f"retired: {action}", access_key_id=key_id)
 
 

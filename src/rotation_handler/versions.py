@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
@@ -116,6 +117,44 @@ def read_labelled(
     except SecretValueError:
         logger.warning("version is unusable; its key is left alone", extra={"stage": stage})
         return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Versions:
+    """One secret's versions as a step reads them (what :class:`StepContext.versions` holds)."""
+
+    sm: SecretsManagerClient
+    state: SecretState
+    default_region: str
+
+    def read(self, stage: str, *, version_id: str | None = None) -> SmtpSecret | None:
+        """Read a version of the secret (``None`` when it has no value yet); see :func:`read`."""
+        return read(
+            self.sm,
+            self.state.arn,
+            stage=stage,
+            version_id=version_id,
+            known_version=self.state.version_with(stage),
+            default_region=self.default_region,
+        )
+
+    def read_labelled(self, stage: str) -> SmtpSecret | None:
+        """Read a version whose damage must not stop the step; see :func:`read_labelled`."""
+        return read_labelled(self.sm, self.state, stage, default_region=self.default_region)
+
+    def read_pending(self, token: str) -> SmtpSecret:
+        """Read the token's AWSPENDING version, which createSecret must have filled.
+
+        Raises
+        ------
+        StagingError
+            The version holds no credentials yet.
+        """
+        pending = self.read(PENDING, version_id=token)
+        if pending is None or not pending.has_credentials:
+            msg = f"the AWSPENDING version {token} has no credentials: run createSecret first"
+            raise StagingError(msg)
+        return pending
 
 
 def check_region(secret: SmtpSecret, where: str) -> None:

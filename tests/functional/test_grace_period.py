@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from rotation_handler import app, intents
+from rotation_handler import app, records
 from rotation_handler.exceptions import BadEventError, NotBoundError
 from sandbox import invariants
 from sandbox.faults import Fault, FaultKind, LambdaDiedError, inject
@@ -188,7 +188,7 @@ def test_finish_run_again_keeps_the_recorded_start(make_world: Callable[..., Wor
     assert rotation.ok
     # THEN one record names the old key (the second run did not restart its period)
     tags = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
-    record = intents.UserRecords.from_tags({tag["Key"]: tag["Value"] for tag in tags})
+    record = records.UserRecords.from_tags({tag["Key"]: tag["Value"] for tag in tags})
     assert record.retirement is not None
     assert record.retirement.access_key_id == world.value("AWSPREVIOUS")["access_key_id"]
 

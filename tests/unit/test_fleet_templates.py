@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 import pytest
 
-from rotation_handler.custom_resource import LOCAL_WORLD_VARIABLE
+from rotation_handler import cloudformation
 from rotation_handler.settings import Settings
 from ses_smtp_rotator.contract import BINDING_TAG
 from tests.unit.test_template_policy import (
@@ -681,10 +681,14 @@ def test_the_fleets_overdue_alarm_watches_the_metric_the_sweeps_emit(
     assert alarm["Threshold"] == {"Ref": "RotationOverdueHours"}
 
 
-def test_no_template_lets_the_custom_resource_answer_on_loopback() -> None:
-    # The local world's switch (http to 127.0.0.1 for its CloudFormation stand-in) must never
-    # reach a deployed function: in Lambda, 127.0.0.1 is the runtime API.
-    templates = [ROOT / "template.yaml", *sorted((ROOT / "fleet").glob("*.yaml"))]
-    assert len(templates) == 4
-    for template in templates:
-        assert LOCAL_WORLD_VARIABLE not in template.read_text(encoding="utf-8"), template.name
+def test_the_function_answers_cloudformation_only_on_aws_and_reads_no_switch() -> None:
+    # GIVEN the function's sources / WHEN the places that read the environment are collected
+    sources = sorted((ROOT / "src" / "rotation_handler").glob("*.py"))
+    readers = {path.name for path in sources if "environ" in path.read_text(encoding="utf-8")}
+    # THEN only the settings (and the cold start that hands them os.environ) read it: no switch
+    # lets a deployed function answer on 127.0.0.1, which in Lambda is the runtime API
+    assert readers == {"settings.py", "app.py"}
+    app_text = (ROOT / "src" / "rotation_handler" / "app.py").read_text(encoding="utf-8")
+    assert app_text.count("os.environ") == 1
+    # AND the function's own rule refuses loopback
+    assert not cloudformation.aws_answer_url("http://127.0.0.1:8080/answer")

@@ -1,4 +1,6 @@
-"""Records the function keeps on the IAM user: its binding, the last intent, the retirement.
+"""The IAM user as the function sees it: its keys, and the records the function keeps on it.
+
+The records are tags on the user: its binding, the last intent, the retirement.
 
 The binding (``ses-smtp-rotation:bound-to``) names the one secret whose rotations may act on the
 user. The function reads it (the gate, :mod:`rotation_handler.gate`, decides with it) and writes
@@ -28,7 +30,7 @@ stopped being live, when, and for which secret; the sweep retires only a key so 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -44,8 +46,6 @@ from ses_smtp_rotator.contract import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from rotation_handler.keys import AccessKey
-
 TAG: Final = INTENT_TAG
 # The tag value of an intent whose attempt cleaned up after itself: it vouches for no key.
 CLOSED: Final = "closed"
@@ -57,6 +57,29 @@ _SKEW: Final = timedelta(seconds=60)
 
 
 token_digest = digest
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessKey:
+    """One IAM access key of the user (metadata only: IAM never returns the secret again)."""
+
+    access_key_id: str
+    active: bool
+    created: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class User:
+    """An IAM user as GetUser answered: its path and tags (the function's records among them)."""
+
+    name: str
+    path: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def records(self) -> UserRecords:
+        """The binding, intent and retirement recorded on the user."""
+        return UserRecords.from_tags(self.tags)
 
 
 @dataclass(frozen=True, kw_only=True)
