@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rotation_handler import gate, keys, records, versions
 from rotation_handler.context import LabelledVersions
-from rotation_handler.exceptions import AccessKeyError, SecretValueError, error_code
+from rotation_handler.exceptions import AccessKeyError, SecretValueError, StagingError, error_code
 from rotation_handler.observability import logger, metrics
 from rotation_handler.state import CURRENT, PENDING, PREVIOUS
 from ses_smtp_rotator.endpoints import smtp_host
@@ -114,6 +114,8 @@ def create_and_store(ctx: StepContext, user: User, *, base: SmtpSecret, existing
     ------
     AccessKeyError
         IAM refused the new key (the limit reached meanwhile, the user gone).
+    StagingError
+        The pending version was given another value meanwhile (the new key is deleted).
     """
     opened = records.opened(
         secret_arn=ctx.state.arn,
@@ -127,7 +129,12 @@ def create_and_store(ctx: StepContext, user: User, *, base: SmtpSecret, existing
     pending = base.with_access_key(
         key_id, secret_key, store_secret_access_key=ctx.settings.store_secret_access_key
     )
-    _store(ctx, user.name, key_id, pending)
+    if not _store(ctx, user.name, key_id, pending):
+        msg = (
+            f"the AWSPENDING version {ctx.token} was given another value meanwhile: the new key "
+            f"{key_id} was deleted, and the next attempt takes that value as it is"
+        )
+        raise StagingError(msg)
     metrics.add_metric(name="AccessKeysCreated", unit=MetricUnit.Count, value=1)
     logger.info("created pending key", extra={"access_key_id": key_id})
     return key_id
@@ -158,9 +165,11 @@ def _create(ctx: StepContext, user: str, *, existing: list[str]) -> tuple[str, s
 def _after_failed_create(ctx: StepContext, user: str, *, existing: list[str]) -> None:
     """List and compare: delete the one key the failed call made (its secret was never seen).
 
-    A key that appeared since the attempt listed the keys was made by its call. When the list
-    cannot be read, or more than one key appeared (one may be made by hand), nothing is deleted
-    and the intent stays open: the next attempt, which can see the outcome, decides.
+    A key that appeared since the attempt listed the keys was made by its call: it is deleted and
+    the intent closed. When none appeared, the call may still take effect (IAM is eventually
+    consistent; a timed-out request may be in flight), so the intent stays open and vouches for
+    a key that appears later: the next attempt deletes it. When the list cannot be read, or more
+    than one key appeared (one may be made by hand), nothing is deleted either.
     """
     try:
         appeared = [
@@ -168,15 +177,18 @@ def _after_failed_create(ctx: StepContext, user: str, *, existing: list[str]) ->
             for k in keys.list_keys(ctx.iam, user)
             if k.access_key_id not in existing
         ]
-        if len(appeared) > 1:
-            logger.warning("several keys appeared during CreateAccessKey; none is deleted")
-            return
-        for key_id in appeared:
-            keys.delete(ctx.iam, user, key_id)
+        if len(appeared) != 1:
             logger.warning(
-                "CreateAccessKey failed after making a key; deleted it",
-                extra={"access_key_id": key_id},
+                "CreateAccessKey failed and the keys do not show its outcome; the record of the "
+                "attempt stays open for the next one",
+                extra={"keys_appeared": len(appeared)},
             )
+            return
+        keys.delete(ctx.iam, user, appeared[0])
+        logger.warning(
+            "CreateAccessKey failed after making a key; deleted it",
+            extra={"access_key_id": appeared[0]},
+        )
         _close_intent(ctx, user)
     except (ClientError, BotoCoreError, AccessKeyError):
         logger.warning("could not tell whether CreateAccessKey made a key; the next attempt will")
@@ -188,13 +200,14 @@ def _close_intent(ctx: StepContext, user: str) -> None:
         keys.write_tags(ctx.iam, user, records.closed())
 
 
-def _store(ctx: StepContext, user: str, key_id: str, pending: SmtpSecret) -> None:
-    """Put the pending version; after a failure, delete the key only if nothing was stored.
+def _store(ctx: StepContext, user: str, key_id: str, pending: SmtpSecret) -> bool:
+    """Put the pending version; return ``False`` when another value holds it already.
 
-    An error answer (4xx) proves the put took no effect: the key goes and the intent closes.
-    Without such proof (a lost answer, a 5xx) the put may have happened, or may still happen:
-    the key stays unless the version is read back holding it, and the intent stays open, so the
-    next attempt, which sees what was stored, keeps the key (stored) or deletes it (an orphan).
+    No error proves the put took no effect: its first attempt may have been stored and every
+    retry throttled (the last error a 4xx). So after any failure the version is read back:
+    holding the new key, the put happened; holding another value (put by someone else), this put
+    never can (a version's value never changes), and the new key goes; holding nothing, the key
+    and the open intent stay, and the next attempt, which sees what was stored, decides.
     """
     try:
         versions.put_pending(
@@ -204,36 +217,33 @@ def _store(ctx: StepContext, user: str, key_id: str, pending: SmtpSecret) -> Non
             secret=pending,
             rotation_token=ctx.rotation_token,
         )
-    except ClientError as err:
-        if keys.answered_without_effect(err):
-            with contextlib.suppress(ClientError, BotoCoreError):
-                keys.delete(ctx.iam, user, key_id)
-                _close_intent(ctx, user)
+    except (ClientError, BotoCoreError):
+        stored = _stored_key(ctx)
+        if stored == key_id:
+            logger.warning("PutSecretValue failed, but the pending version is stored")
+            return True
+        if stored is None:
+            logger.warning(
+                "PutSecretValue failed and nothing is stored yet; the new key stays for the "
+                "next attempt to sort out",
+                extra={"access_key_id": key_id},
+            )
             raise
-        if not _read_back(ctx, key_id):
-            raise
-    except BotoCoreError:
-        if not _read_back(ctx, key_id):
-            raise
-
-
-def _read_back(ctx: StepContext, key_id: str) -> bool:
-    """Whether the token's version holds the key after all (a failed put that was stored)."""
-    if _stored_key(ctx) == key_id:
-        logger.warning("PutSecretValue failed, but the pending version is stored")
-        return True
-    logger.warning(
-        "PutSecretValue failed without proof that nothing was stored; the new key stays for "
-        "the next attempt to sort out",
-        extra={"access_key_id": key_id},
-    )
-    return False
+        keys.delete(ctx.iam, user, key_id)
+        _close_intent(ctx, user)
+        return False
+    return True
 
 
 def _stored_key(ctx: StepContext) -> str | None:
-    """Return the key the token's version holds, if it can be read (``None`` otherwise)."""
+    """Return the key the token's version holds (``""`` for another value without one).
+
+    ``None`` when it holds nothing, or cannot be read.
+    """
     try:
         stored = ctx.versions.read(PENDING, version_id=ctx.token)
-    except (ClientError, BotoCoreError, SecretValueError):
+    except SecretValueError:
+        return ""
+    except (ClientError, BotoCoreError):
         return None
-    return None if stored is None else stored.access_key_id
+    return None if stored is None else (stored.access_key_id or "")
