@@ -18,6 +18,8 @@ Section = tuple[list[Row], dict[str, Any]]
 
 def size_rows(size: package.PackageSize) -> list[Row]:
     """Judge the default package against the goal; show the bundled one and the layer beside it."""
+    # The layer's modules, without the metadata directories their wheels bring along.
+    modules = [e for e in size.layer_entries if not e.endswith((".dist-info", ".data"))]
     return [
         judged(
             "Deployment package, Powertools from AWS's layer (make build, the default)",
@@ -34,7 +36,7 @@ def size_rows(size: package.PackageSize) -> list[Row]:
         Row(
             measure="Powertools layer, simulated from the locked wheels (not in the package)",
             figure=f"{size.layer.unzipped / MB:.2f} MB unzipped, "
-            f"{size.layer.zipped / MB:.2f} MB zipped ({', '.join(size.layer_entries)})",
+            f"{size.layer.zipped / MB:.2f} MB zipped ({', '.join(modules)})",
         ),
     ]
 
