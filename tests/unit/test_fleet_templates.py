@@ -514,7 +514,7 @@ def _secret_action_on_users(template: Template) -> None:
 
 def _kms_without_context(template: Template) -> None:
     statement = _by_sid(template, "UseTheSecretsKeyThroughSecretsManager")
-    del statement["Condition"]["ArnLike"]
+    del statement["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"]
 
 
 def _any_role(template: Template) -> None:
