@@ -3,16 +3,19 @@
 ``python -m tools.policy_check [FILE ...]`` (default: ``template.yaml``, ``fleet/*.yaml`` and
 ``docs/*.md``). Each policy document is handed to parliament, which knows from AWS's Service
 Authorization Reference which actions exist, which condition keys each action takes, and each
-key's type; any finding fails the check: an unknown action or prefix, a condition key the action
+key's type; a finding fails the check: an unknown action or prefix, a condition key the action
 does not take, an operator of the wrong type for its key (``ArnLike`` on a String key), a
-malformed statement. Parliament's findings are all reported, none ignored.
+malformed statement. Every finding fails but those :data:`IGNORED` lists, each with its reason
+(today only ``RESOURCE_STAR``, which the house tests own).
 
 Templates: every mapping with a ``Statement`` anywhere in a resource's properties (inline role,
 user and group policies, trust policies, topic, queue, key and bucket policies, a SAM function's
-inline ``Policies``), and a SAM function's policy templates (``SQSPollerPolicy: {...}``) resolved
-with aws-sam-translator's own definitions (from ``.venv-sam``; a template that cannot be resolved
-is a failure). Intrinsic functions become sample values (``tools.cfn_resolve``), once with every
-condition true and once with every condition false, so both branches of each ``Fn::If`` are read.
+inline ``Policies``), each ``AWS::Lambda::Permission`` as the statement Lambda adds to the
+function's resource policy, and a SAM function's policy templates (``SQSPollerPolicy: {...}``)
+resolved with aws-sam-translator's own definitions (from ``.venv-sam``; a template that cannot be
+resolved is a failure). Intrinsic functions become sample values (``tools.cfn_resolve``), once
+with every condition true and once with every condition false, so both branches of each
+``Fn::If`` are read.
 Docs: every fenced ``json`` block that is a policy or a lone statement.
 """
 
@@ -152,6 +155,26 @@ def _name(path: Path) -> str:
     return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
 
 
+def _permission_policy(properties: dict[str, Any]) -> dict[str, Any]:
+    """Return the resource-policy statement an ``AWS::Lambda::Permission`` adds to its function."""
+    principal = str(properties.get("Principal", ""))
+    conditions: dict[str, dict[str, str]] = {}
+    if "SourceAccount" in properties:
+        conditions["StringEquals"] = {"aws:SourceAccount": str(properties["SourceAccount"])}
+    if "SourceArn" in properties:
+        conditions["ArnLike"] = {"aws:SourceArn": str(properties["SourceArn"])}
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": principal}
+        if principal.endswith(".amazonaws.com")
+        else {"AWS": principal},
+        "Action": properties.get("Action"),
+        "Resource": properties.get("FunctionName"),
+        **({"Condition": conditions} if conditions else {}),
+    }
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
 def template_policies(path: Path) -> tuple[list[Policy], list[str]]:
     """Every policy of one template, resolved both ways; and what could not be resolved."""
     template = cfn_resolve.load(path)
@@ -167,6 +190,8 @@ def template_policies(path: Path) -> tuple[list[Policy], list[str]]:
             except cfn_resolve.ResolveError as error:
                 problems.append(f"{where}: {error}")
                 continue
+            if resource.get("Type") == "AWS::Lambda::Permission":
+                found.append(Policy(f"{where}", _permission_policy(properties)))
             role_arn = cfn_resolve.ARN_OF_TYPE["AWS::IAM::Role"].format(id=name)
             for key_path, node in _documents(properties, ""):
                 resource_arn = role_arn if key_path.endswith(TRUST_KEY) else None
