@@ -159,3 +159,35 @@ def test_an_app_stack_without_the_sweep_role_is_refused_at_the_parameter() -> No
     assert "Default" not in parameter
     assert re.fullmatch(parameter["AllowedPattern"], "") is None
     assert re.fullmatch(parameter["AllowedPattern"], "arn:aws:iam::111111111111:role/sweep")
+
+
+CLOUDTRAIL_PAGE = (
+    "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail.html"
+)
+
+
+@pytest.mark.parametrize("parameter", ["AlarmTopicArn", "NotificationEmail"])
+def test_where_notices_are_configured_the_cloudtrail_trail_is_named(parameter: str) -> None:
+    # GIVEN a parameter that turns the rotation notices on
+    description = " ".join(
+        _template("template.yaml")["Parameters"][parameter]["Description"].split()
+    )
+    # THEN it says the notices need a CloudTrail trail (EventBridge gets them only through one)
+    assert re.search(r"CloudTrail.{0,40}\btrail\b", description), description
+
+
+def test_the_docs_say_why_notices_need_a_trail_citing_aws() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = text.split("### Rotation events need a CloudTrail trail", 1)[1].split("\n**", 1)[0]
+    assert CLOUDTRAIL_PAGE in section
+    assert "no rotation notice arrives" in section
+
+
+def test_changing_the_user_says_that_no_rotation_follows() -> None:
+    description = " ".join(
+        _template("template.yaml")["Parameters"]["IamUserName"]["Description"].split()
+    )
+    assert "starts no rotation" in description
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert "the deploy's rotation gives it its first key" not in text
+    assert "aws-resource-secretsmanager-rotationschedule.html" in text
