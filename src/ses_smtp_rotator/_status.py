@@ -17,12 +17,19 @@ least one problem (or the secret cannot be described); 2: bad usage. Key ids are
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from ses_smtp_rotator import _aws, _console, _status_problems, _status_render
-from ses_smtp_rotator._status_problems import CURRENT, PENDING, PREVIOUS, Problem
+from ses_smtp_rotator._status_model import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    Key,
+    Problem,
+    Report,
+    Version,
+)
 from ses_smtp_rotator.exceptions import InvalidSecretError, SecretUnavailableError
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
 from ses_smtp_rotator.secret import parse_secret
@@ -34,54 +41,10 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_secretsmanager.type_defs import SecretVersionsListEntryTypeDef
 
+__all__ = ["Key", "Problem", "Report", "Version", "collect", "configure", "run"]
 RETIRE_TAG: Final = "ses-smtp-rotation:retire"
 MAX_PAGES: Final = 10  # Secrets Manager keeps about 100 versions: 100 per page is plenty
 UNLABELLED_READS: Final = 20  # as many unlabelled versions as the rotation function searches
-
-
-@dataclass
-class Version:
-    """One version of the secret: labels, age and what it holds (never the value itself)."""
-
-    version_id: str
-    stages: list[str]
-    created: datetime | None
-    holds: str = "unread"  # credentials, bootstrap, no-value, invalid, unreadable, unread
-    access_key_id: str | None = None
-    note: str | None = None
-    iam_user: str | None = None  # the user it names (not a secret)
-
-
-@dataclass
-class Key:
-    """One access key of the user: IAM's view, and which version holds it."""
-
-    access_key_id: str
-    status: str
-    created: datetime | None
-    held_by: list[dict[str, Any]] = field(default_factory=list)  # version_id, stages
-    grace_period_since: datetime | None = None
-    last_used: dict[str, str | None] | None = None
-    new_in_rotation: bool = False
-
-
-@dataclass
-class Report:
-    """Everything ``status`` found about one secret."""
-
-    arn: str
-    name: str
-    enabled: bool
-    schedule: dict[str, Any]
-    last_rotated: datetime | None
-    next_rotation: datetime | None
-    versions: list[Version]
-    state: str = "idle"  # idle, in-progress, stuck
-    pending_version: str | None = None
-    pending_since: datetime | None = None
-    iam_user: str | None = None
-    keys: list[Key] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
