@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ses_smtp_rotator import _aws, _console, _status
 from ses_smtp_rotator._status_render import mask
-from ses_smtp_rotator.endpoints import validate_region
 from ses_smtp_rotator.exceptions import SecretUnavailableError, UsageError
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
 
@@ -77,7 +76,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=_console.seconds_type(MAX_TIMEOUT, "300"),
         help=f"with --wait: seconds to wait at most (default {DEFAULT_TIMEOUT:.0f})",
     )
-    parser.add_argument("--region", help="the secret's region (default: the AWS chain's)")
+    _console.add_region(parser)
     parser.add_argument(
         "--log-group",
         help="with --wait: the function's log group (default /aws/lambda/<the function of the "
@@ -93,26 +92,28 @@ def run(args: argparse.Namespace) -> int:
 
     Raises
     ------
-    UsageError
-        ``--timeout`` or ``--log-group`` without ``--wait``, or a bad region (exit code 2).
+    UsageError, InvalidRegionError, RegionNotFoundError
+        ``--timeout`` or ``--log-group`` without ``--wait``, a bad region, or none found
+        (exit code 2).
     SecretUnavailableError
         The secret cannot be described, or ``RotateSecret`` was refused (exit code 1).
     """
     if not args.wait and (args.timeout is not None or args.log_group is not None):
         msg = "--timeout and --log-group apply only with --wait"
         raise UsageError(msg)
-    region = validate_region(args.region) if args.region else None
+    region = _aws.region(args.region, args.secret_id)
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
 
     quiet_sdk_loggers()  # botocore at DEBUG would log GetSecretValue's answer
     try:
-        sm = _aws.client("secretsmanager", region=region)  # NoRegionError without a region
+        sm = _aws.client("secretsmanager", region=region)
         described = sm.describe_secret(SecretId=args.secret_id)
     except (ClientError, BotoCoreError) as err:
-        msg = (
-            f"cannot read secret {args.secret_id} ({_aws.error_code(err)}): check its name, the "
-            "region, and that you may call secretsmanager:DescribeSecret on it"
+        fix = _aws.advice(
+            err,
+            "check its name, the region, and that you may call secretsmanager:DescribeSecret on it",
         )
+        msg = f"cannot read secret {args.secret_id} ({_aws.error_code(err)}): {fix}"
         raise SecretUnavailableError(msg) from None
     arn, name = described["ARN"], described.get("Name", args.secret_id)
     lambda_arn = described.get("RotationLambdaARN") or ""

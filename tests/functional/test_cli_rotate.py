@@ -443,11 +443,15 @@ def test_rotate_secret_again_with_the_same_token_starts_nothing_new(world: World
     assert current_version(world) == token
 
 
-def test_rotate_without_a_region_exits_1(
+def test_rotate_without_a_region_exits_2(
     capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # GIVEN no region anywhere / WHEN rotate runs on a secret's name
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    assert main(["rotate", "--secret-id", "s"]) == EXIT_FAILED
-    assert "cannot read secret s (NoRegionError)" in capfd.readouterr().err
+    # THEN one line says how to give one (exit 2)
+    assert main(["rotate", "--secret-id", "s"]) == EXIT_USAGE
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1
+    assert "no AWS region: give --region" in err
