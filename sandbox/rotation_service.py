@@ -7,12 +7,16 @@ by the ``ClientRequestToken`` and returns at once, and the four steps run afterw
 of their own (one attempt: a step that fails ends it, as the service's first try does). A second
 call with the same token while that rotation is pending changes nothing (botocore's retry of a
 call whose answer was lost); another token is refused as the service refuses it ("a previous
-rotation isn't complete").
+rotation isn't complete"). A secret that no driver serves and that has no rotation function is
+refused as the service refuses it (``InvalidRequestException``), instead of moto's rotation of
+nothing.
 
 The function's log lines go where Lambda sends them: to the CloudWatch Logs group
 ``/aws/lambda/<function name of the rotation ARN>`` (moto's, so ``FilterLogEvents`` sees them),
-one stream per attempt, and not to this process's stdout. :attr:`Service.log_lines` keeps them too,
-so that the tests' leak scan reads them. It works the same with ``mock_aws`` and with moto's
+one stream per attempt, and not to this process's stdout; so does what the attempt's thread prints
+on stdout (its metrics, as embedded-metric JSON), as Lambda sends a function's stdout there
+(:class:`sandbox.lambda_stdout.StdoutRouter`). :attr:`Service.log_lines` keeps them too, so that
+the tests' leak scan reads them. It works the same with ``mock_aws`` and with moto's
 server, which runs in this process.
 """
 
@@ -31,15 +35,19 @@ from moto.logs.models import logs_backends
 from moto.secretsmanager.exceptions import InvalidRequestException
 from moto.secretsmanager.models import SecretsManagerBackend
 
+from sandbox.lambda_stdout import StdoutRouter
 from sandbox.secrets_manager import RotationInProgressError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sandbox.secrets_manager import SecretsManagerDriver
 
 FUNCTION_LOGGER: Final = "ses-smtp-rotation"
 """The rotation function's Powertools logger (its ``service``)."""
 JOIN_SECONDS: Final = 30.0
 IN_PROGRESS: Final = "A previous rotation isn't complete. That rotation will be reattempted."
+NO_FUNCTION: Final = "No Lambda rotation function ARN is associated with this secret."
 _MARK: Final = "_hands_rotation_to_the_local_driver"
 
 
@@ -84,8 +92,10 @@ class Service:
         stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         _FORWARDER.add(self, stream)
         try:
-            self.driver.attempt(token)
+            with _STDOUT.routed():
+                self.driver.attempt(token)
         finally:
+            _STDOUT.flush_thread()
             _FORWARDER.remove()
 
     def join(self, timeout: float = JOIN_SECONDS) -> bool:
@@ -120,6 +130,14 @@ class _Forwarder(logging.Filter):
     def remove(self) -> None:
         self._sinks.pop(threading.get_ident(), None)
 
+    def writer(self) -> Callable[[str], None] | None:
+        """Return how the calling thread's attempt logs a line, or ``None`` outside attempts."""
+        found = self._sinks.get(threading.get_ident())
+        if found is None:
+            return None
+        service, stream = found
+        return lambda line: service.forward(line, time.time(), stream)
+
     def filter(self, record: logging.LogRecord) -> bool:
         sink = self._sinks.get(record.thread or 0)
         if sink is None:
@@ -133,6 +151,9 @@ class _Forwarder(logging.Filter):
 
 
 _FORWARDER: Final = _Forwarder()
+
+
+_STDOUT: Final = StdoutRouter(_FORWARDER.writer)
 _SERVED: dict[str, Service] = {}  # secret ARN -> its service
 _SERVED_LOCK: Final = threading.Lock()
 
@@ -191,6 +212,10 @@ def install() -> None:
         rotate_immediately: bool = True,  # noqa: FBT001, FBT002 - moto's signature
     ) -> str:
         found = _served(self, secret_id, rotation_lambda_arn) if rotate_immediately else None
+        known = self.secrets.get(secret_id) if secret_id in self.secrets else None
+        unset = not (rotation_lambda_arn or getattr(known, "rotation_lambda_arn", None))
+        if found is None and known is not None and unset:
+            raise InvalidRequestException(NO_FUNCTION)
         if found is None:
             return original(
                 self,

@@ -125,11 +125,16 @@ HOW: Final[dict[str, str]] = {
     ),
     "make local": (
         "Makefile runs `python -m sandbox.local`: tests/functional/test_local_world.py starts it, "
-        "runs the steps and the commands it prints, and stops it with Ctrl-C"
+        "runs the commands it prints with no Docker (a rotation to its end, status healthy, sync "
+        "--once, the smtplib example), and stops it with Ctrl-C"
+    ),
+    "make local LOCAL_ARGS=--sam": (
+        "tests/functional/test_local_world.py starts `python -m sandbox.local --sam`, runs the "
+        "steps of the rotation it started and the commands it prints, and stops it"
     ),
     (
-        "sam local invoke RotationFunction -t .local/template.json -e .local/createSecret.json "
-        "--env-vars .local/env.json --docker-network host"
+        ".venv-sam/bin/sam local invoke RotationFunction -t .local/template.json "
+        "-e .local/createSecret.json --env-vars .local/env.json --docker-network host"
     ): (
         "out of reach offline: needs Docker; test_local_world.py checks each printed sam line "
         "names the files the world wrote (env.json against template.yaml) and runs the same "
@@ -295,7 +300,7 @@ def test_the_makefile_local_target_is_what_test_local_world_runs() -> None:
     assert "python -m sandbox.local $(LOCAL_ARGS)" in recipe.group(1)
     assert '"sandbox.local"' in (ROOT / "tests/functional/test_local_world.py").read_text()
     # AND the docs' sam line is what the world prints for createSecret with the default folder
-    (documented,) = _commands("sam local invoke")
+    (documented,) = _commands(".venv-sam/bin/sam local invoke")
     assert documented == local.sam_command(ROOT / ".local", "createSecret", root=ROOT)
 
 
