@@ -77,6 +77,15 @@ class Service:
         parts = self.lambda_arn.split(":")
         return parts[3] if len(parts) > 3 and parts[3] else self.driver.region  # noqa: PLR2004 - arn:partition:service:region
 
+    @property
+    def logs_account(self) -> str:
+        """The function's account (from its ARN), where its log group lives.
+
+        It differs from the secret's when a fleet's function rotates a member account's secret.
+        """
+        parts = self.lambda_arn.split(":")
+        return parts[4] if len(parts) > 4 and parts[4] else self.driver.account_id  # noqa: PLR2004 - arn:partition:service:region:account
+
     def begin(self, token: str) -> None:
         """Run an attempt of ``token``'s rotation on a thread, unless one is running already."""
         with self._lock:
@@ -108,7 +117,7 @@ class Service:
     def forward(self, line: str, created: float, stream: str) -> None:
         """Put one of the function's log lines into its log group (made on first use)."""
         self.log_lines.append(line)
-        backend = logs_backends[self.driver.account_id][self.logs_region]
+        backend = logs_backends[self.logs_account][self.logs_region]
         backend.ensure_log_group(self.log_group)  # deleted since serve() made it: as Lambda does
         backend.ensure_log_stream(self.log_group, stream)
         backend.put_log_events(
@@ -168,7 +177,7 @@ def serve(driver: SecretsManagerDriver) -> Service:
     secret = driver._secret()  # noqa: SLF001 - the driver's own secret
     service = Service(driver=driver, lambda_arn=secret.rotation_lambda_arn)
     # The stack creates the function's log group (template.yaml), before any rotation ran.
-    logs_backends[driver.account_id][service.logs_region].ensure_log_group(service.log_group)
+    logs_backends[service.logs_account][service.logs_region].ensure_log_group(service.log_group)
     with _SERVED_LOCK:
         _SERVED[secret.arn] = service
     return service

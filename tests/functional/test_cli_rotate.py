@@ -455,3 +455,43 @@ def test_rotate_without_a_region_exits_2(
     err = capfd.readouterr().err
     assert err.count("\n") == 1
     assert "no AWS region: give --region" in err
+
+
+FLEET_ACCOUNT: Final = "210987654321"
+
+
+def test_a_function_in_another_account_is_followed_by_the_labels_alone_and_says_why(
+    world: World, rotate: Rotate
+) -> None:
+    # GIVEN a secret whose rotation function is in another account (a fleet's function rotating
+    # this member account's secret): its log group is there, not in the caller's account
+    from sandbox import rotation_service  # noqa: PLC0415 - imports moto
+
+    assert world.rotate().ok
+    fleet_function = f"arn:aws:lambda:{world.region}:{FLEET_ACCOUNT}:function:fleet-ses-smtp"
+    world.driver.enable_rotation(lambda_arn=fleet_function)
+    service = rotation_service.serve(world.driver)
+    assert service.logs_account == FLEET_ACCOUNT
+    try:
+        # WHEN rotate --wait follows a rotation
+        code, out = rotate(world, *WAIT, "--json")
+        assert service.join(JOIN_SECONDS)
+    finally:
+        rotation_service.withdraw(service)
+    # THEN it ends when the new version is AWSCURRENT, having said at once why it reads no log,
+    # and it never asked for the log (the function's lines are in the fleet's account)
+    assert code == EXIT_OK, out
+    report = json.loads(out[: out.rindex("}") + 1])
+    assert report["result"] == "succeeded"
+    assert report["log"] == {"group": None, "state": "other-account"}
+    first = report["events"][1]["text"]
+    assert first.startswith(f"the rotation function runs in account {FLEET_ACCOUNT}, not the")
+    assert "the labels alone are followed" in first
+    assert current_version(world) == report["version_id"]
+    assert not any("log group" in e["text"] and "not found" in e["text"] for e in report["events"])
+    # AND the function's lines went to its own account's log group, where the CLI did not look
+    from moto.logs.models import logs_backends  # noqa: PLC0415 - moto's state
+
+    groups = logs_backends[FLEET_ACCOUNT][world.region].groups
+    assert service.log_group in groups
+    assert service.log_lines
