@@ -87,12 +87,21 @@ local: dev ## A local world for `sam local invoke` and the CLI: prints the comma
 	$(RUN) python -m sandbox.local $(LOCAL_ARGS)
 
 .PHONY: build
-build: ## sam build (python3.13, arm64, no Docker) into .aws-sam/; stops at once without a python3.13.
+build: ## sam build (python3.13, arm64, no Docker) into .aws-sam/; Powertools comes from AWS's layer.
 ifeq ($(wildcard $(PY313_DIR)/python3.13),)
 	$(error $(NO_PY313))
 endif
 	$(MAKE) --no-print-directory sam-env
-	SAM_CLI_TELEMETRY=0 PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build
+	SAM_CLI_TELEMETRY=0 PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build $(SAM_BUILD_ARGS)
+
+# Regions without AWS's Powertools layer (docs/configuration.md, "Powertools: layer or bundled"):
+# the same build with Powertools in the zip, from the locked versions; deploy it with
+# PowertoolsLayerArn=none. Into the same directory as `make build`, so `sam deploy` finds it.
+BUNDLED_MANIFEST := src/requirements-bundled.txt
+
+.PHONY: build-bundled
+build-bundled: ## make build with Powertools in the zip, for regions without AWS's layer (PowertoolsLayerArn=none).
+	$(MAKE) --no-print-directory build SAM_BUILD_ARGS="--manifest $(BUNDLED_MANIFEST)"
 
 .PHONY: build-fleet
 build-fleet: ## sam build of fleet/template.yaml (the fleet's function) into .aws-sam/fleet (docs/fleet.md).
@@ -101,17 +110,22 @@ ifeq ($(wildcard $(PY313_DIR)/python3.13),)
 endif
 	$(MAKE) --no-print-directory sam-env
 	SAM_CLI_TELEMETRY=0 PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build \
-	  --template-file fleet/template.yaml --build-dir .aws-sam/fleet
+	  --template-file fleet/template.yaml --build-dir .aws-sam/fleet $(SAM_BUILD_ARGS)
+
+.PHONY: build-fleet-bundled
+build-fleet-bundled: ## make build-fleet with Powertools in the zip (PowertoolsLayerArn=none).
+	$(MAKE) --no-print-directory build-fleet SAM_BUILD_ARGS="--manifest $(BUNDLED_MANIFEST)"
 
 .PHONY: bench
 bench: setup ## Benchmarks: rotation overshoot, AWS calls, cold start, package size, RSS (writes bench/results.json)
 	PY313_DIR="$(PY313_DIR)" $(RUN) python -m bench
 
 .PHONY: template
-template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm64): template.yaml and fleet/*.yaml.
+template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm64, also bundled): template.yaml and fleet/*.yaml.
 	@# Each check runs quietly: one line with its duration; its full output only when it fails.
 	@# No network but the package index: telemetry and checkov's update check off, --skip-download.
 	@# fleet/template.yaml holds the fleet's function: it is built too, into .aws-sam/fleet.
+	@# The default build leaves Powertools to AWS's layer; the bundled one (.aws-sam/bundled) has it.
 	@export SAM_CLI_TELEMETRY=0 CKV_SKIP_PACKAGE_UPDATE_CHECK=true; \
 	check() { \
 	  local name=$$1 start=$$EPOCHREALTIME out; shift; \
@@ -128,6 +142,10 @@ template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm6
 	done; \
 	check "sam build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build; \
 	check "handler" test -f .aws-sam/build/RotationFunction/rotation_handler/app.py; \
+	check "no powertools" test ! -e .aws-sam/build/RotationFunction/aws_lambda_powertools; \
+	check "bundled build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build \
+	  --manifest $(BUNDLED_MANIFEST) --build-dir .aws-sam/bundled; \
+	check "bundled" test -f .aws-sam/bundled/RotationFunction/aws_lambda_powertools/__init__.py; \
 	check "fleet build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build \
 	  --template-file fleet/template.yaml --build-dir .aws-sam/fleet; \
 	check "fleet handler" test -f .aws-sam/fleet/FleetFunction/rotation_handler/app.py
@@ -145,11 +163,11 @@ format: $(UV) ## Apply ruff format and the safe ruff fixes.
 	$(RUN) ruff check --fix .
 
 .PHONY: requirements
-requirements: $(UV) ## Regenerate src/requirements.txt from pyproject.toml + uv.lock.
+requirements: $(UV) ## Regenerate src/requirements.txt and src/requirements-bundled.txt from uv.lock.
 	$(RUN) python -m tools.requirements --write
 
 .PHONY: lock
-lock: $(UV) ## Re-resolve uv.lock after editing pyproject.toml, then regenerate src/requirements.txt.
+lock: $(UV) ## Re-resolve uv.lock after editing pyproject.toml, then regenerate the requirements files.
 	$(UV) lock
 	$(MAKE) setup requirements
 

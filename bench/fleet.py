@@ -17,7 +17,6 @@ state); after each round every invariant is checked for every app.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,12 +27,13 @@ import yaml
 
 from bench.rotation import quiet
 from sandbox import invariants
+from sandbox.apps import create_app
 from sandbox.calls import count_calls
 from sandbox.environments import execution_environments
 from sandbox.secrets_manager import Rotation, RotationInProgressError, SecretsManagerDriver
 from sandbox.throttle import AWS_LIMITS, THROTTLING_CODES, Limit, Throttle
 from sandbox.trespass import Trespass
-from sandbox.world import SES_SEND_POLICY, World, local_world
+from sandbox.world import World, local_world
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -120,28 +120,28 @@ class App:
 
 def add_apps(world: World, count: int, *, tag_value: str = TAG_VALUE) -> list[App]:
     """Create ``count`` apps as ``fleet/app.yaml`` would; each gets its own driver."""
-    apps = []
+    made = []
     for number in range(count):
         name = f"app-{number:04d}"
         user = f"{name}-smtp"
-        world.iam.create_user(UserName=user, Path=USER_PATH)
-        world.iam.put_user_policy(
-            UserName=user, PolicyName="ses-send", PolicyDocument=json.dumps(SES_SEND_POLICY)
-        )
         value: dict[str, object] = {"iam_user_name": user, "region": world.region}
         value |= {"host": world.ses.host, "port": world.ses.port}
-        arn = world.sm.create_secret(
-            Name=f"ses-smtp/{name}",
-            SecretString=json.dumps(value),
-            Tags=[{"Key": TAG_KEY, "Value": tag_value}],
-        )["ARN"]
+        arn = create_app(
+            world.iam,
+            world.sm,
+            user_name=user,
+            secret_name=f"ses-smtp/{name}",
+            value=value,
+            path=USER_PATH,
+            secret_tags={TAG_KEY: tag_value},
+        )
         driver = SecretsManagerDriver(
             secret_id=arn, handler=world.driver.handler, region=world.region
         )
         driver.enable_rotation()
         view = dataclasses.replace(world, user_name=user, secret_arn=arn, driver=driver)
-        apps.append(App(name=name, world=view))
-    return apps
+        made.append(App(name=name, world=view))
+    return made
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,10 @@
-"""Deployment package size: the ``sam build`` artifact, unzipped and zipped (deflate).
+"""Deployment package size: the ``sam build`` artifacts, unzipped and zipped (deflate).
+
+Two builds, as ``make build`` and ``make build-bundled`` make them: the default one, which leaves
+Powertools to AWS's published layer (``src/requirements.txt``), and the bundled one
+(``src/requirements-bundled.txt``). The layer itself cannot be fetched here (no AWS), so it is
+simulated from the locked wheels: what the bundled artifact holds and the default one does not,
+under ``python/`` as in a layer's zip (Lambda puts ``/opt/python`` on ``sys.path``).
 
 ``sam build`` runs into a temporary build and cache directory, so a benchmark never races an
 engineer's ``make template`` over ``.aws-sam/``; the artifact is the same
@@ -11,7 +17,6 @@ import io
 import os
 import shutil
 import subprocess
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
+BUNDLED_MANIFEST = REPO / "src" / "requirements-bundled.txt"
 # What the public Powertools Lambda layer provides: Powertools and the dependencies it pulls in.
 POWERTOOLS_LAYER_PARTS = ("aws_lambda_powertools", "jmespath", "typing_extensions")
 _SAM_TIMEOUT_SECONDS = 600
@@ -40,8 +46,8 @@ def python313_dir() -> Path | None:
     return next((Path(c) for c in candidates if c and (Path(c) / "python3.13").exists()), None)
 
 
-def sam_build(workdir: Path) -> Path:
-    """Run ``sam build`` into ``workdir``; return the function's artifact directory.
+def sam_build(workdir: Path, manifest: Path | None = None) -> Path:
+    """Run ``sam build`` into ``workdir`` (with ``--manifest``); return the function's artifact.
 
     Raises
     ------
@@ -65,6 +71,7 @@ def sam_build(workdir: Path) -> Path:
         str(workdir / "build"),
         "--cache-dir",
         str(workdir / "cache"),
+        *(["--manifest", str(manifest)] if manifest else []),
     ]
     done = subprocess.run(  # noqa: S603 - the project's own sam
         command,
@@ -116,31 +123,97 @@ def top_entries(root: Path, top: int = 5) -> dict[str, int]:
     return {name: size for size, name in sizes[:top]}
 
 
-@dataclass(frozen=True, kw_only=True)
-class PackageSize:
-    """Sizes of the artifact as built (Powertools bundled) and without the layer's parts."""
-
-    unzipped: int
-    zipped: int
-    layer_unzipped: int
-    layer_zipped: int
-    largest: dict[str, int]
+def layer_entries(bundled: Path, default: Path) -> list[str]:
+    """Top-level entries of the bundled artifact that the default one lacks: the layer's share."""
+    return sorted(entry.name for entry in bundled.iterdir() if not (default / entry.name).exists())
 
 
-def measure_package() -> PackageSize:
-    """Build the artifact in a temporary directory and measure it.
+def simulate_layer(bundled: Path, default: Path, layer: Path) -> Path:
+    """Copy the layer's share of ``bundled`` into ``layer/python``; return that directory."""
+    python = layer / "python"
+    python.mkdir(parents=True)
+    for name in layer_entries(bundled, default):
+        source = bundled / name
+        if source.is_dir():
+            shutil.copytree(source, python / name)
+        else:
+            shutil.copy2(source, python / name)
+    return python
+
+
+def check_layer_entries(entries: list[str]) -> None:
+    """Check the layer's share is what AWS's layer provides, so the default build relies on it.
 
     Raises
     ------
     PackageUnavailableError
-        The artifact could not be built here.
+        A part of Powertools is missing from the share (the default build would bundle it, or
+        the bundled one would lack it), or the share holds more than Powertools and its parts.
     """
-    with tempfile.TemporaryDirectory(prefix="bench-sam-") as tmp:
-        artifact = sam_build(Path(tmp))
-        return PackageSize(
-            unzipped=unzipped_bytes(artifact),
-            zipped=zipped_bytes(artifact),
-            layer_unzipped=unzipped_bytes(artifact, POWERTOOLS_LAYER_PARTS),
-            layer_zipped=zipped_bytes(artifact, POWERTOOLS_LAYER_PARTS),
-            largest=top_entries(artifact),
-        )
+    missing = [p for p in POWERTOOLS_LAYER_PARTS if not any(e.startswith(p) for e in entries)]
+    extra = [e for e in entries if not e.startswith(POWERTOOLS_LAYER_PARTS)]
+    if missing or extra:
+        msg = f"the bundled build differs from the default one by {entries}, not Powertools"
+        raise PackageUnavailableError(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Size:
+    """One directory's size, unzipped and as a deflate zip."""
+
+    unzipped: int
+    zipped: int
+
+    @classmethod
+    def of(cls, root: Path) -> Size:
+        """Measure ``root``."""
+        return cls(unzipped=unzipped_bytes(root), zipped=zipped_bytes(root))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Builds:
+    """Both artifacts and the simulated layer's ``python`` directory."""
+
+    default: Path
+    bundled: Path
+    layer_python: Path
+
+
+def build_both(workdir: Path) -> Builds:
+    """Run both builds into ``workdir`` and simulate the layer from them.
+
+    Raises
+    ------
+    PackageUnavailableError
+        A build could not run here.
+    """
+    default = sam_build(workdir / "default")
+    bundled = sam_build(workdir / "bundled", BUNDLED_MANIFEST)
+    check_layer_entries(layer_entries(bundled, default))
+    return Builds(
+        default=default,
+        bundled=bundled,
+        layer_python=simulate_layer(bundled, default, workdir / "layer"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageSize:
+    """Sizes of the default artifact (layer), the bundled one and the simulated layer."""
+
+    default: Size
+    bundled: Size
+    layer: Size
+    layer_entries: list[str]
+    largest: dict[str, int]
+
+
+def measure_package(builds: Builds) -> PackageSize:
+    """Measure both artifacts and the simulated layer."""
+    return PackageSize(
+        default=Size.of(builds.default),
+        bundled=Size.of(builds.bundled),
+        layer=Size.of(builds.layer_python),
+        layer_entries=layer_entries(builds.bundled, builds.default),
+        largest=top_entries(builds.bundled),
+    )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from moto.sts.models import sts_backends
 
-from sandbox import moto_fidelity, secrets_manager
+from sandbox import apps, moto_fidelity, secrets_manager
 from sandbox.secrets_manager import SecretsManagerDriver
 from sandbox.world import login_with
 
@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 
 MEMBER_ACCOUNT: Final = "210987654321"
 MEMBER_ROLE_NAME: Final = "ses-smtp-rotation-member"
-_SES_SEND_POLICY: Final = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "ses:SendRawEmail", "Resource": "*"}],
-}
 
 
 def pinned(client: Any, account_id: str) -> Any:  # noqa: ANN401 - any boto3 client, returned as is
@@ -128,10 +124,6 @@ def add_member_account(  # noqa: PLR0913 - every option is keyword-only and has 
     iam: IAMClient = pinned(session.client("iam"), account_id)
     sm: SecretsManagerClient = pinned(session.client("secretsmanager"), account_id)
     central = world.driver.account_id
-    iam.create_user(UserName=user_name)
-    iam.put_user_policy(
-        UserName=user_name, PolicyName="ses-send", PolicyDocument=json.dumps(_SES_SEND_POLICY)
-    )
     role_arn = f"arn:aws:iam::{account_id}:role/{role_name or MEMBER_ROLE_NAME}"
     if role_name is not None:
         policy = trust_policy(trusted_account or central)
@@ -144,7 +136,7 @@ def add_member_account(  # noqa: PLR0913 - every option is keyword-only and has 
         "host": world.ses.host,
         "port": world.ses.port,
     }
-    arn = sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
+    arn = apps.create_app(iam, sm, user_name=user_name, secret_name=secret_name, value=value)
     driver = SecretsManagerDriver(
         secret_id=arn, handler=world.driver.handler, region=world.region, account_id=account_id
     )

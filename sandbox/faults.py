@@ -12,6 +12,12 @@ AWS side, attached to one boto3 client through botocore's own events (no monkeyp
   does in AWS, and the caller sees only the retry's answer;
 - ``LOST_ANSWER_EVERY``: every HTTP attempt takes effect and loses its answer (the service is slow
   and each read times out); after its last retry botocore raises the read time-out;
+- ``LOST_THEN_THROTTLED``: the first HTTP attempt reaches the service and takes effect, its answer
+  is lost, and every retry botocore sends is throttled: the caller sees a 400 throttling error
+  although the request took effect (no error proves that nothing happened);
+- ``APPLIED_LATE``: the first HTTP attempt is in flight when its answer times out, and takes
+  effect only after the next call to the same service has been answered (IAM's eventual
+  consistency, a slow request): a read right after the failure does not see it yet;
 - ``THROTTLE``: the service answers once with its real throttling error (HTTP 400,
   ``ThrottlingException`` in JSON for Secrets Manager, ``Throttling`` in XML for IAM). The answer is
   produced at ``before-send``, registered first so it runs before moto's in-process stubber, so
@@ -61,6 +67,8 @@ class FaultKind(StrEnum):
     LOST_ANSWER = "lost-answer"
     LOST_ANSWER_RETRIED = "lost-answer-retried"
     LOST_ANSWER_EVERY = "lost-answer-every"
+    LOST_THEN_THROTTLED = "lost-then-throttled"
+    APPLIED_LATE = "applied-late"
     THROTTLE = "throttle"
     DIES_BEFORE = "dies-before"
     DIES_AFTER = "dies-after"
@@ -75,12 +83,23 @@ AWS_KINDS: Final = (
     FaultKind.LOST_ANSWER,
     FaultKind.LOST_ANSWER_RETRIED,
     FaultKind.LOST_ANSWER_EVERY,
+    FaultKind.LOST_THEN_THROTTLED,
+    FaultKind.APPLIED_LATE,
     FaultKind.THROTTLE,
     FaultKind.DIES_BEFORE,
     FaultKind.DIES_AFTER,
 )
+# The kinds that only a call which changes something can suffer meaningfully (a write).
+WRITE_KINDS: Final = frozenset({FaultKind.LOST_THEN_THROTTLED, FaultKind.APPLIED_LATE})
 # The kinds that let the request take effect on the wire and then lose its answer there.
-WIRE_KINDS: Final = frozenset({FaultKind.LOST_ANSWER_RETRIED, FaultKind.LOST_ANSWER_EVERY})
+WIRE_KINDS: Final = frozenset(
+    {
+        FaultKind.LOST_ANSWER_RETRIED,
+        FaultKind.LOST_ANSWER_EVERY,
+        FaultKind.LOST_THEN_THROTTLED,
+        FaultKind.APPLIED_LATE,
+    }
+)
 SMTP_KINDS: Final = (FaultKind.DROP, FaultKind.SMTP_421, FaultKind.SMTP_454, FaultKind.HANG)
 SMTP_OPERATION: Final = "AUTH"
 NOWHERE: Final = "https://throttled.invalid/"
@@ -138,6 +157,10 @@ class Fault:
     fired: int = field(default=0, init=False)
     retried: int = field(default=0, init=False)
     lost: int = field(default=0, init=False)
+    # The delivered attempt of LOST_THEN_THROTTLED (its retries are throttled), and the request
+    # APPLIED_LATE holds back until the next call of the service has been answered.
+    _delivered: bool = field(default=False, init=False, repr=False)
+    _held: tuple[Any, str] | None = field(default=None, init=False, repr=False)
     _armed: bool = field(default=False, init=False, repr=False)
 
     @property
@@ -155,6 +178,7 @@ class Fault:
     def before_call(self, **_: Any) -> None:  # noqa: ANN401 - botocore hook
         """Count the logical call; fail it now (BEFORE) or arm the later stage."""
         self._armed = False  # a fault armed for an earlier call that ended in an error is spent
+        self._delivered = False
         if self._due():
             if self.kind is FaultKind.BEFORE:
                 raise InjectedFaultError(endpoint_url=f"injected fault before {self.operation}")
@@ -171,6 +195,20 @@ class Fault:
         **_: Any,  # noqa: ANN401 - botocore hook
     ) -> AWSResponse | None:
         """Answer one HTTP attempt with a throttling error, or deliver it and lose its answer."""
+        if self.kind is FaultKind.LOST_THEN_THROTTLED and self._armed:
+            if self._delivered:  # a retry of the request that took effect: throttled
+                request_url = str(request.url)
+                request.url = NOWHERE
+                return throttling_response(service, request_url)
+            self._delivered = True
+            self.lost += 1
+            deliver(request, event_name)
+            raise ReadTimeoutError(endpoint_url=str(request.url))
+        if self.kind is FaultKind.APPLIED_LATE and self._armed:
+            self._armed = False
+            self.lost += 1
+            self._held = (request, event_name)
+            raise ReadTimeoutError(endpoint_url=str(request.url))
         if self.kind in WIRE_KINDS and self._armed:
             if self.kind is FaultKind.LOST_ANSWER_RETRIED:
                 self._armed = False
@@ -186,6 +224,13 @@ class Fault:
             request.url = NOWHERE
             return answer
         return None
+
+    def after_any_call(self, **_: Any) -> None:  # noqa: ANN401 - botocore hook
+        """Let a held request take effect once another call of the service has been answered."""
+        if self._held is not None:
+            request, event_name = self._held
+            self._held = None
+            deliver(request, event_name)
 
     def after_call(self, parsed: Any = None, **_: Any) -> None:  # noqa: ANN401 - botocore hook
         """Lose the answer of a call that took effect; note botocore's retries."""
@@ -263,6 +308,8 @@ def inject(target: Any, fault: Fault) -> Iterator[Fault]:  # noqa: ANN401 - a bo
         ("before-send", functools.partial(fault.before_send, service=service), True),
         ("after-call", fault.after_call, False),
     ]
+    late = (f"after-call.{service}", f"fault-late-{id(fault)}")
+    events.register(late[0], fault.after_any_call, unique_id=late[1])
     registered = []
     for stage, hook, first in hooks:
         name, unique_id = f"{stage}.{service}.{fault.operation}", f"fault-{stage}-{id(fault)}"
@@ -272,7 +319,7 @@ def inject(target: Any, fault: Fault) -> Iterator[Fault]:  # noqa: ANN401 - a bo
     try:
         yield fault
     finally:
-        for name, unique_id in registered:
+        for name, unique_id in [*registered, late]:
             events.unregister(name, unique_id=unique_id)
 
 

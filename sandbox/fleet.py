@@ -11,11 +11,10 @@ offers (rotate, sweep, login, access keys, invariants) works per app.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import TYPE_CHECKING, Any, Final
 
+from sandbox import apps
 from sandbox.secrets_manager import SecretsManagerDriver
-from sandbox.world import SES_SEND_POLICY
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -43,23 +42,20 @@ def fleet_env(
     }
 
 
-def add_app(
+def add_app(  # noqa: PLR0913 - every option is keyword-only and has a default
     world: World,
     name: str,
     *,
     user_path: str = USER_PATH,
     tags: Mapping[str, str] | None = None,
     bootstrap: Mapping[str, Any] | None = None,
+    bound: bool = True,
 ) -> World:
     """Create an app (user ``name`` under ``user_path``, secret ``<name>-smtp``); return its world.
 
     ``tags`` are the secret's tags (default: the fleet's tag); ``bootstrap`` adds keys to the
-    secret's bootstrap value.
+    secret's bootstrap value; ``bound=False`` makes the user as by hand, bound to no secret.
     """
-    world.iam.create_user(UserName=name, Path=user_path)
-    world.iam.put_user_policy(
-        UserName=name, PolicyName="ses-send", PolicyDocument=json.dumps(SES_SEND_POLICY)
-    )
     value = {
         "iam_user_name": name,
         "region": world.region,
@@ -68,11 +64,16 @@ def add_app(
         **dict(bootstrap or {}),
     }
     secret_tags = {TAG_KEY: FLEET_NAME} if tags is None else tags
-    arn = world.sm.create_secret(
-        Name=f"{name}-smtp",
-        SecretString=json.dumps(value),
-        Tags=[{"Key": k, "Value": v} for k, v in secret_tags.items()],
-    )["ARN"]
+    arn = apps.create_app(
+        world.iam,
+        world.sm,
+        user_name=name,
+        secret_name=f"{name}-smtp",
+        value=value,
+        path=user_path,
+        secret_tags=secret_tags,
+        bound=bound,
+    )
     driver = SecretsManagerDriver(
         secret_id=arn,
         handler=world.driver.handler,

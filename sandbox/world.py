@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from moto import mock_aws
@@ -21,7 +21,7 @@ from moto.core.base_backend import BackendDict
 from moto.iam.models import iam_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from sandbox import moto_fidelity, rotation_service, secrets_manager
+from sandbox import answers, apps, moto_fidelity, rotation_service, secrets_manager
 from sandbox.secrets_manager import SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_rotator import smtp
@@ -34,18 +34,15 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from sandbox.accounts import MemberAccount
     from sandbox.rotation_service import Service
     from sandbox.secrets_manager import Handler, Rotation
 
+# Re-exported: what an app's user may do (sandbox.apps creates every app).
+SES_SEND_POLICY = apps.SES_SEND_POLICY
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
-}
-SES_SEND_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "ses:SendRawEmail", "Resource": "*"}],
 }
 
 
@@ -54,6 +51,18 @@ def _default_handler(event: dict[str, Any], context: Any) -> object:  # noqa: AN
     from rotation_handler.app import lambda_handler  # noqa: PLC0415
 
     return lambda_handler(event, context)
+
+
+class Member(Protocol):
+    """What the world needs of an app in another account (a ``sandbox.accounts.MemberAccount``)."""
+
+    @property
+    def account_id(self) -> str:
+        """The member account."""
+
+    @property
+    def driver(self) -> SecretsManagerDriver:
+        """The member secret's rotation driver."""
 
 
 @dataclass
@@ -72,7 +81,7 @@ class World:
     # What RotateSecret on the secret runs (asynchronously, through the driver) and its logs.
     service: Service | None = None
     # Apps set up in other accounts (sandbox.accounts.add_member_account).
-    members: list[MemberAccount] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
 
     def rotate(self, **kwargs: Any) -> Rotation:  # noqa: ANN401 - forwarded to the driver
         """Run a rotation through the driver (see :meth:`SecretsManagerDriver.rotate`)."""
@@ -284,11 +293,10 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
     base |= {
         "POWERTOOLS_METRICS_NAMESPACE": "SesSmtpRotationLocal",
         "SMTP_TEST_TIMEOUT_SECONDS": "10",
-        # The custom resource may answer the local CloudFormation stand-in on 127.0.0.1.
-        "SES_SMTP_ROTATION_LOCAL_WORLD": "1",
     }
     with (
         _patched_env(env, base),
+        answers.on_loopback(),
         _aws(moto_server=moto_server, environ=env) as endpoint_url,
         SesSmtpServer(
             region=region,
@@ -299,10 +307,6 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
     ):
         session = boto3.session.Session(region_name=region)
         iam, sm = session.client("iam"), session.client("secretsmanager")
-        iam.create_user(UserName=user_name)
-        iam.put_user_policy(
-            UserName=user_name, PolicyName="ses-send", PolicyDocument=json.dumps(SES_SEND_POLICY)
-        )
         value: dict[str, Any] = {
             "iam_user_name": user_name,
             "region": region,
@@ -312,7 +316,10 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
         if implicit_tls:
             value |= {"port": ses.tls_port, "tls_mode": "tls"}
         value |= dict(bootstrap or {})
-        arn = sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
+        # A user as IamUserName names one: the function binds it at the first rotation.
+        arn = apps.create_app(
+            iam, sm, user_name=user_name, secret_name=secret_name, value=value, bound=False
+        )
         fn_env: dict[str, str | None] = {"SECRET_ARN": arn, "SMTP_IAM_USER_NAME": user_name}
         fn_env |= dict(function_env or {})
         with (

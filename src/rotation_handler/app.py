@@ -7,19 +7,30 @@ staging guard and dispatches to the step.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import SecretsManagerEvent, event_source
 from botocore.config import Config
 
-from rotation_handler import accounts, custom_resource, guard, keys, steps, sweep
-from rotation_handler.exceptions import BadEventError, UnknownStepError
+from rotation_handler import (
+    accounts,
+    cloudformation,
+    custom_resource,
+    events,
+    guard,
+    keys,
+    steps,
+    sweep,
+    versions,
+)
+from rotation_handler.context import StepContext
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import ENV_VARS, Settings
+from rotation_handler.state import Verdict
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
 
 if TYPE_CHECKING:
@@ -49,6 +60,14 @@ class Runtime:
     fingerprint: tuple[str | None, ...]
     # The clients for a secret's account: the ones above, or a member account's assumed role.
     account_clients: accounts.AccountClients
+
+    @functools.cached_property
+    def cloudformation(self) -> custom_resource.StackReader:
+        """The CloudFormation client, built when the key clean-up first needs it."""
+        client: custom_resource.StackReader = self.account_clients.session.client(
+            "cloudformation", config=_BOTO_CONFIG
+        )
+        return client
 
     def clients_for(self, secret_id: str, context: LambdaContext) -> accounts.Clients:
         """Return the clients that act on ``secret_id`` (see :mod:`rotation_handler.accounts`)."""
@@ -90,38 +109,60 @@ def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     return _runtime
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One of the function's three jobs: how it runs, and the metrics it counts."""
+
+    run: Callable[[dict[str, Any], LambdaContext], tuple[dict[str, str] | None, bool]]
+    succeeded: str
+    failed: str
+
+
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
-@event_source(data_class=SecretsManagerEvent)
-def _handle(event: SecretsManagerEvent, context: LambdaContext) -> None:
+def _invoke(event: dict[str, Any], context: LambdaContext) -> dict[str, str] | None:
+    """Run one job inside the one invocation wrapper: logs, metrics, the failure line."""
     quiet_sdk_loggers()  # again: loggers made or lowered since the import (see observability)
+    job = _JOBS[events.kind_of(event)]
     try:
-        step, secret_id, token = _parse(event)
-        rt = runtime()
-        aws = rt.clients_for(secret_id, context)
-        state, verdict = guard.check(aws.sm, secret_id=secret_id, token=token, settings=rt.settings)
-        if verdict is guard.Verdict.ALREADY_CURRENT:
-            logger.info("version is already AWSCURRENT")
-        step(
-            steps.StepContext(
-                sm=aws.sm,
-                iam=aws.iam,
-                settings=rt.settings,
-                state=state,
-                token=token,
-                verdict=verdict,
-                seconds_left=lambda: _seconds_left(context),
-                rotation_token=_rotation_token(event),
-            )
-        )
+        result, ok = job.run(event, context)
     except Exception as err:
-        metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
-        # One line that names the step, the token and why (step and version_id are appended keys
-        # once the event parsed): what `ses-smtp-rotator rotate --wait` and people read.
+        metrics.add_metric(name=job.failed, unit=MetricUnit.Count, value=1)
+        # One line that names the step, the token and why (appended keys once the event
+        # parsed): what `ses-smtp-rotator rotate --wait` and people read.
         logger.error("step failed", extra={"error": first_line(err)})
         raise
+    metrics.add_metric(name=job.succeeded if ok else job.failed, unit=MetricUnit.Count, value=1)
+    return result
+
+
+def _step(event: dict[str, Any], context: LambdaContext) -> tuple[None, bool]:
+    """Run a rotation step: the staging guard, then the step itself."""
+    checked = events.step_event(event)
+    metrics.add_dimension(name="Step", value=checked.step)
+    logger.append_keys(step=checked.step, secret_id=checked.secret_id, version_id=checked.token)
+    rt = runtime()
+    aws = rt.clients_for(checked.secret_id, context)
+    state, verdict = guard.check(
+        aws.sm, secret_id=checked.secret_id, token=checked.token, settings=rt.settings
+    )
+    if verdict is Verdict.ALREADY_CURRENT:
+        logger.info("version is already AWSCURRENT")
+    steps.STEPS[checked.step](
+        StepContext(
+            sm=aws.sm,
+            iam=aws.iam,
+            settings=rt.settings,
+            state=state,
+            token=checked.token,
+            verdict=verdict,
+            seconds_left=lambda: _seconds_left(context),
+            versions=versions.Versions(sm=aws.sm, state=state, default_region=rt.settings.region),
+            rotation_token=checked.rotation_token,
+        )
+    )
     logger.info("step succeeded")
-    metrics.add_metric(name="RotationStepSucceeded", unit=MetricUnit.Count, value=1)
+    return None, True
 
 
 def first_line(err: BaseException) -> str:
@@ -138,86 +179,49 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@metrics.log_metrics
-def _sweep(event: Mapping[str, object], context: LambdaContext) -> dict[str, str]:
+def _sweep(event: dict[str, Any], context: LambdaContext) -> tuple[dict[str, str], bool]:
     """Run the scheduled sweep (``{"Action": "RetireOldKeys", "SecretId": ...}``)."""
-    quiet_sdk_loggers()
     metrics.add_dimension(name="Step", value=sweep.ACTION)
-    try:
-        secret_id = sweep.secret_id_of(event)
-        logger.append_keys(step=sweep.ACTION, secret_id=secret_id)
-        rt = runtime()
-        aws = rt.clients_for(secret_id, context)
-        outcome = sweep.retire_old_keys(
-            sm=aws.sm, iam=aws.iam, settings=rt.settings, secret_id=secret_id, now=keys.now_utc()
-        )
-    except Exception:
-        metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
-        raise
-    metrics.add_metric(name="RotationStepSucceeded", unit=MetricUnit.Count, value=1)
+    secret_id = sweep.secret_id_of(event)
+    logger.append_keys(step=sweep.ACTION, secret_id=secret_id)
+    rt = runtime()
+    aws = rt.clients_for(secret_id, context)
+    outcome = sweep.retire_old_keys(
+        sm=aws.sm, iam=aws.iam, settings=rt.settings, secret_id=secret_id, now=keys.now_utc()
+    )
     logger.info("sweep done", extra=outcome.summary())
-    return outcome.summary()
+    return outcome.summary(), True
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@metrics.log_metrics
-def _custom_resource(event: Mapping[str, object], context: LambdaContext) -> dict[str, str]:
+def _custom_resource(event: dict[str, Any], context: LambdaContext) -> tuple[dict[str, str], bool]:
     """Serve ``Custom::SmtpUserKeys`` and answer CloudFormation at the ResponseURL."""
-    quiet_sdk_loggers()
     metrics.add_dimension(name="Step", value=custom_resource.RESOURCE_TYPE)
-    try:
-        # Read here, not in Settings: a bad configuration must still be answered (FAILED).
-        local_world = os.environ.get(custom_resource.LOCAL_WORLD_VARIABLE) == "1"
-        request = custom_resource.parse(event, local_world=local_world)
-        logger.append_keys(
-            step=custom_resource.RESOURCE_TYPE,
-            request_type=request.request_type,
-            logical_resource_id=request.logical_id,
-        )
-        answer = custom_resource.serve(request, runtime)
-        custom_resource.respond(
-            request, answer, timeout=max(1.0, min(_ANSWER_TIMEOUT, _seconds_left(context)))
-        )
-    except Exception:
-        metrics.add_metric(name="CustomResourceFailed", unit=MetricUnit.Count, value=1)
-        raise
+    request = cloudformation.parse(event)
+    logger.append_keys(
+        step=custom_resource.RESOURCE_TYPE,
+        request_type=request.request_type,
+        logical_resource_id=request.logical_id,
+    )
+    answer = custom_resource.serve(request, runtime)
+    cloudformation.respond(
+        request, answer, timeout=max(1.0, min(_ANSWER_TIMEOUT, _seconds_left(context)))
+    )
     ok = answer.status == "SUCCESS"
-    name = "CustomResourceSucceeded" if ok else "CustomResourceFailed"
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-    log = logger.info if ok else logger.warning
-    log("custom resource answered", extra=answer.summary())
-    return answer.summary()
+    (logger.info if ok else logger.warning)("custom resource answered", extra=answer.summary())
+    return answer.summary(), ok
 
 
-def _parse(event: SecretsManagerEvent) -> tuple[Callable[[steps.StepContext], None], str, str]:
-    """Return the step function, SecretId and token of an event; tag logs and metrics with them."""
-    try:
-        step_name = str(event.step)
-    except KeyError:
-        step_name = "(none)"
-    step = steps.STEPS.get(step_name)
-    if step is None:
-        msg = f"unknown rotation step {step_name!r}: expected one of {', '.join(steps.STEPS)}"
-        raise UnknownStepError(msg)
-    metrics.add_dimension(name="Step", value=step_name)
-    secret_id: str | None
-    token: str | None
-    try:
-        secret_id, token = event.secret_id, event.client_request_token
-    except KeyError:
-        secret_id, token = None, None
-    if not secret_id or not token:
-        msg = "the event needs SecretId and ClientRequestToken (a Secrets Manager rotation event)"
-        raise BadEventError(msg)
-    logger.append_keys(step=step_name, secret_id=secret_id, version_id=token)
-    return step, str(secret_id), str(token)
-
-
-def _rotation_token(event: SecretsManagerEvent) -> str | None:
-    """Return the event's RotationToken, which PutSecretValue must carry (never logged)."""
-    token = event.get("RotationToken")
-    return token if isinstance(token, str) and token else None
+_JOBS: Final = {
+    events.Kind.STEP: _Job(
+        run=_step, succeeded="RotationStepSucceeded", failed="RotationStepFailed"
+    ),
+    events.Kind.SWEEP: _Job(
+        run=_sweep, succeeded="RotationStepSucceeded", failed="RotationStepFailed"
+    ),
+    events.Kind.CUSTOM_RESOURCE: _Job(
+        run=_custom_resource, succeeded="CustomResourceSucceeded", failed="CustomResourceFailed"
+    ),
+}
 
 
 def _seconds_left(context: LambdaContext) -> float:
@@ -241,16 +245,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     Raises
     ------
     RotationError
-        The step could not complete; the message says why and what to do.
+        The step could not complete; the message says why and what to do. An event that is
+        not a JSON object, or whose fields are not what Secrets Manager sends, is a
+        :class:`~rotation_handler.exceptions.BadEventError` quoting only a short part of them.
     """
-    if isinstance(event, dict) and "RequestType" in event:
-        answer: dict[str, str] = _custom_resource(event, context)
-        return answer
-    if isinstance(event, dict) and "Action" in event:
-        summary: dict[str, str] = _sweep(event, context)
-        return summary
-    _handle(event, context)
-    return None
+    events.kind_of(event)  # not a JSON object: refused before the wrappers read it
+    result: dict[str, str] | None = _invoke(event, context)
+    return result
 
 
 def reset_runtime() -> None:

@@ -6,13 +6,19 @@ value or the RotationToken.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+
+def error_code(err: ClientError) -> str:
+    """Return the AWS error code of a ``ClientError`` (``""`` when the answer had none)."""
+    return str(err.response.get("Error", {}).get("Code", ""))
+
 
 class RotationError(Exception):
     """Base class of every error the rotation function raises on purpose."""
-
-
-class ConfigurationError(RotationError):
-    """An environment variable of the function has a bad value; the message names it."""
 
 
 class UnknownStepError(RotationError):

@@ -7,13 +7,13 @@ repeated blindly by botocore's retry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from rotation_handler.exceptions import AccessKeyError
+from rotation_handler.exceptions import AccessKeyError, error_code
+from rotation_handler.records import AccessKey
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,20 +26,6 @@ _THROTTLING: Final = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 )
 _NO_BLIND_RETRY: Final = "ses-smtp-rotation-no-blind-retry"
-
-
-@dataclass(frozen=True, kw_only=True)
-class AccessKey:
-    """One IAM access key of the user (metadata only: IAM never returns the secret again)."""
-
-    access_key_id: str
-    active: bool
-    created: datetime
-
-
-def error_code(err: ClientError) -> str:
-    """Return the AWS error code of a ``ClientError`` (``""`` when the answer had none)."""
-    return str(err.response.get("Error", {}).get("Code", ""))
 
 
 def list_keys(iam: IAMClient, user_name: str) -> list[AccessKey]:
@@ -133,11 +119,6 @@ def set_status(iam: IAMClient, user_name: str, access_key_id: str, *, active: bo
             raise
         return False
     return True
-
-
-def read_tags(iam: IAMClient, user_name: str) -> dict[str, str]:
-    """Return the user's tags as a mapping."""
-    return {tag["Key"]: tag["Value"] for tag in iam.list_user_tags(UserName=user_name)["Tags"]}
 
 
 def write_tags(iam: IAMClient, user_name: str, tags: Mapping[str, str]) -> None:

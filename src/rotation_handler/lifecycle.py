@@ -1,8 +1,10 @@
-"""The access key lifecycle of a rotation, in one place.
+"""Which of an SMTP user's access keys may go, and when: the one place that decides.
 
-createSecret reads the state from the services (versions, the user's keys and records), classifies
-every key, frees a slot under IAM's two-key limit, records its intent, creates the key and stores
-it; finishSecret retires the key that stopped being live. Which key may go:
+createSecret classifies every key and frees a slot under IAM's two-key limit
+(:func:`classify`, :func:`make_room`); finishSecret retires the key that stopped being live
+(:func:`retire`), at once or after the grace period the sweep waits out (:func:`due_at`); the
+key clean-up deletes every key of a user whose stack is going (:func:`delete_user_keys`). Which
+key may make room:
 
 ==========================  ===================================================================
 class                       may it go?
@@ -17,35 +19,25 @@ old, Inactive               next
 old, Active                 last, with a warning: it is retired before its time
 ==========================  ===================================================================
 
-Nothing is concluded from an SDK error alone: a call that failed may still have taken effect
-(its answer was lost), so after a failed CreateAccessKey the keys are listed and compared, and
-after a failed PutSecretValue the new key is kept unless the stored version can be read back.
+Whether this secret may act on the user at all is the gate's (:mod:`rotation_handler.gate`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from rotation_handler import intents, keys, versions
-from rotation_handler.exceptions import (
-    AccessKeyError,
-    ForeignKeyError,
-    SecretValueError,
-    UserOwnedError,
-)
-from rotation_handler.guard import CURRENT, PENDING, PREVIOUS
+from rotation_handler import gate, keys, records, versions
+from rotation_handler.exceptions import ForeignKeyError, error_code
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import OldKeyAction
-from ses_smtp_rotator.endpoints import smtp_host
-from ses_smtp_rotator.exceptions import InvalidSecretError
-from ses_smtp_rotator.secret import CREDENTIAL_KEYS, parse_secret
+from rotation_handler.state import CURRENT, PREVIOUS
+from ses_smtp_rotator.contract import FUNCTION_TAGS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -53,8 +45,9 @@ if TYPE_CHECKING:
 
     from mypy_boto3_iam import IAMClient
 
-    from rotation_handler.keys import AccessKey
-    from rotation_handler.steps import StepContext
+    from rotation_handler.context import LabelledVersions, StepContext
+    from rotation_handler.records import AccessKey, User, UserRecords
+    from rotation_handler.state import SecretState
     from ses_smtp_rotator.secret import SmtpSecret
 
 
@@ -82,162 +75,12 @@ class ClassifiedKey:
     held_by: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Versions:
-    """The labelled versions createSecret reads: AWSCURRENT, AWSPREVIOUS and the live one."""
-
-    current: SmtpSecret
-    previous: SmtpSecret | None
-
-    @property
-    def live(self) -> SmtpSecret | None:
-        """The version readers use: AWSCURRENT, or AWSPREVIOUS while AWSCURRENT is a bootstrap."""
-        if self.current.has_credentials:
-            return self.current
-        previous = self.previous
-        same_user = previous is not None and previous.iam_user_name == self.current.iam_user_name
-        return previous if same_user and previous and previous.has_credentials else None
-
-    def holder(self, access_key_id: str) -> str | None:
-        """Return the stage of the labelled version that holds a key, if one does."""
-        if access_key_id == self.current.access_key_id:
-            return CURRENT
-        if self.previous is not None and access_key_id == self.previous.access_key_id:
-            return PREVIOUS
-        return None
-
-
-# -- createSecret --------------------------------------------------------------------------------
-
-
-def create_pending(ctx: StepContext) -> None:
-    """Create a new key and store it, with its passwords, as the token's AWSPENDING version.
-
-    Raises
-    ------
-    SecretValueError
-        AWSCURRENT has no value or does not follow the schema.
-    UserOwnedError
-        Another secret manages the IAM user's keys.
-    ForeignKeyError
-        IAM's two-key limit is held by keys this function must not delete.
-    AccessKeyError
-        The IAM user does not exist, or IAM refused the new key.
-    """
-    current = _read_current(ctx)
-    user = ctx.bound(current).iam_user_name
-    found = keys.list_keys(ctx.iam, user)
-    records = intents.UserRecords.from_tags(keys.read_tags(ctx.iam, user))
-    _check_owner(ctx, user, records)
-    # AWSPREVIOUS matters when it may hold the live key or one of the user's other keys.
-    others = any(key.access_key_id != current.access_key_id for key in found)
-    seen = Versions(
-        current=current,
-        previous=_read_previous(ctx) if others or not current.has_credentials else None,
-    )
-    base = ctx.bound(_base(ctx, seen))
-    left = make_room(ctx, user, classify(ctx, found, seen=seen, records=records))
-    existing = [key.access_key_id for key in left]
-    keys.write_tags(
-        ctx.iam,
-        user,
-        intents.opened(
-            secret_arn=ctx.state.arn,
-            token=ctx.token,
-            existing=existing,
-            now=keys.now_utc(),
-            seconds_left=ctx.seconds_left(),
-        ),
-    )
-    key_id, secret_key = _create(ctx, user, existing=existing)
-    pending = base.with_access_key(
-        key_id, secret_key, store_secret_access_key=ctx.settings.store_secret_access_key
-    )
-    _store(ctx, user, key_id, pending)
-    metrics.add_metric(name="AccessKeysCreated", unit=MetricUnit.Count, value=1)
-    logger.info("created pending key", extra={"access_key_id": key_id})
-
-
-def _read_current(ctx: StepContext) -> SmtpSecret:
-    current = ctx.read(CURRENT)
-    if current is None:
-        msg = f"secret {ctx.state.arn} has no AWSCURRENT value: put the bootstrap value first"
-        raise SecretValueError(msg)
-    return current
-
-
-def _read_previous(ctx: StepContext) -> SmtpSecret | None:
-    # A damaged old version cannot vouch for any key; its key counts as unreferenced.
-    if ctx.state.version_with(PREVIOUS) == ctx.token:
-        return None
-    return ctx.read_labelled(PREVIOUS)
-
-
-def _base(ctx: StepContext, seen: Versions) -> SmtpSecret:
-    """Return the value the new version starts from, before its credentials.
-
-    Normally AWSCURRENT's. When a bootstrap value was written over AWSCURRENT (a stack update of
-    an older template, or by hand), the live version's unknown fields and extra regions are kept
-    and the bootstrap's own fields win. The function's SES_REGION, SMTP_HOST and SMTP_PORT, when
-    set, win over both; EXTRA_SES_REGIONS adds regions to the ``passwords`` map.
-    """
-    arn = ctx.state.arn
-    value = versions.raw(arn, ctx.state.version_with(CURRENT))
-    live = seen.live
-    if live is not None and live is not seen.current:
-        kept = versions.raw(arn, ctx.state.version_with(PREVIOUS))
-        kept = {k: v for k, v in kept.items() if k not in CREDENTIAL_KEYS}
-        if live.passwords:
-            kept["passwords"] = dict.fromkeys(live.passwords)
-        value = kept | value
-        logger.warning("AWSCURRENT holds no credentials; the live key stays until a new one is")
-    settings = ctx.settings
-    if settings.ses_region and settings.ses_region != value.get("region"):
-        if value.get("host") == smtp_host(str(value.get("region") or settings.region)):
-            del value["host"]  # the default host of the old region follows the new region
-        value["region"] = settings.ses_region
-    if settings.smtp_host:
-        value["host"] = settings.smtp_host
-    if settings.smtp_port:
-        value["port"] = settings.smtp_port
-    if settings.extra_ses_regions:
-        value["passwords"] = _passwords_for(value.get("passwords"), settings.extra_ses_regions)
-    try:
-        base = parse_secret(json.dumps(value), default_region=settings.region, secret_id=arn)
-    except InvalidSecretError as err:
-        msg = f"the new version of secret {arn} would be unusable: {err}"
-        raise SecretValueError(msg) from None
-    versions.check_region(base, f"new version of secret {arn}")
-    return base
-
-
-def _passwords_for(listed: object, extra: tuple[str, ...]) -> dict[str, None]:
-    """Return the regions of the new ``passwords`` map: those already listed, then ``extra``.
-
-    The values are filled in by :meth:`SmtpSecret.with_access_key`, which derives each region's
-    password from the new key. A region dropped from EXTRA_SES_REGIONS stays until it is taken
-    out of the secret by hand: a reader may still use it.
-    """
-    return dict.fromkeys([*(listed if isinstance(listed, dict) else {}), *extra])
-
-
-def _check_owner(ctx: StepContext, user: str, records: intents.UserRecords) -> None:
-    if records.owner in (None, ctx.state.arn):
-        return
-    msg = (
-        f"IAM user {user} is managed by secret {records.owner} (tag {intents.OWNER_TAG}), not by "
-        f"{ctx.state.arn}: give each secret its own IAM user. If that secret no longer exists, "
-        f"remove the tag (aws iam untag-user --user-name {user} --tag-keys {intents.OWNER_TAG})"
-    )
-    raise UserOwnedError(msg)
-
-
 def classify(
     ctx: StepContext,
     existing: Iterable[AccessKey],
     *,
-    seen: Versions,
-    records: intents.UserRecords,
+    seen: LabelledVersions,
+    records: UserRecords,
 ) -> list[ClassifiedKey]:
     """Return every key of the user with its class (without searching unlabelled versions)."""
     existing = list(existing)
@@ -248,9 +91,8 @@ def classify(
     ]
     orphan = None
     if records.intent is not None and unreferenced:
-        staged = [version for version, stages in ctx.state.versions.items() if stages]
         orphan = records.intent.orphan(
-            existing, token=ctx.token, staged=staged, secret_arn=ctx.state.arn
+            existing, token=ctx.token, staged=ctx.state.staged(), secret_arn=ctx.state.arn
         )
     out = []
     for key in existing:
@@ -325,112 +167,6 @@ def _foreign_message(user: str, left: list[ClassifiedKey]) -> str:
     )
 
 
-def _create(ctx: StepContext, user: str, *, existing: list[str]) -> tuple[str, str]:
-    """Create the key; if the call fails, find out whether it made one before deciding."""
-    try:
-        return keys.create(ctx.iam, user)
-    except ClientError as err:
-        if keys.answered_without_effect(err):
-            # The answer to the only attempt that could take effect: IAM made no key.
-            _close_intent(ctx, user)
-        else:
-            _after_failed_create(ctx, user, existing=existing)
-        if keys.error_code(err) == "LimitExceeded":
-            msg = (
-                f"IAM user {user} reached the limit of {keys.MAX_KEYS} access keys meanwhile: "
-                "Secrets Manager will retry; if it fails again, the key in the way is named"
-            )
-            raise AccessKeyError(msg) from err
-        raise
-    except BotoCoreError:
-        _after_failed_create(ctx, user, existing=existing)
-        raise
-
-
-def _after_failed_create(ctx: StepContext, user: str, *, existing: list[str]) -> None:
-    """List and compare: delete the one key the failed call made (its secret was never seen).
-
-    A key that appeared since the attempt listed the keys was made by its call. When the list
-    cannot be read, or more than one key appeared (one may be made by hand), nothing is deleted
-    and the intent stays open: the next attempt, which can see the outcome, decides.
-    """
-    try:
-        appeared = [
-            k.access_key_id
-            for k in keys.list_keys(ctx.iam, user)
-            if k.access_key_id not in existing
-        ]
-        if len(appeared) > 1:
-            logger.warning("several keys appeared during CreateAccessKey; none is deleted")
-            return
-        for key_id in appeared:
-            keys.delete(ctx.iam, user, key_id)
-            logger.warning(
-                "CreateAccessKey failed after making a key; deleted it",
-                extra={"access_key_id": key_id},
-            )
-        _close_intent(ctx, user)
-    except (ClientError, BotoCoreError, AccessKeyError):
-        logger.warning("could not tell whether CreateAccessKey made a key; the next attempt will")
-
-
-def _close_intent(ctx: StepContext, user: str) -> None:
-    """Record that the attempt left no key behind (best effort: an open intent is safe)."""
-    with contextlib.suppress(ClientError, BotoCoreError):
-        keys.write_tags(ctx.iam, user, intents.closed())
-
-
-def _store(ctx: StepContext, user: str, key_id: str, pending: SmtpSecret) -> None:
-    """Put the pending version; after a failure, delete the key only if nothing was stored.
-
-    An error answer (4xx) proves the put took no effect: the key goes and the intent closes.
-    Without such proof (a lost answer, a 5xx) the put may have happened, or may still happen:
-    the key stays unless the version is read back holding it, and the intent stays open, so the
-    next attempt, which sees what was stored, keeps the key (stored) or deletes it (an orphan).
-    """
-    try:
-        versions.put_pending(
-            ctx.sm,
-            ctx.state.arn,
-            token=ctx.token,
-            secret=pending,
-            rotation_token=ctx.rotation_token,
-        )
-    except ClientError as err:
-        if keys.answered_without_effect(err):
-            with contextlib.suppress(ClientError, BotoCoreError):
-                keys.delete(ctx.iam, user, key_id)
-                _close_intent(ctx, user)
-            raise
-        if not _read_back(ctx, key_id):
-            raise
-    except BotoCoreError:
-        if not _read_back(ctx, key_id):
-            raise
-
-
-def _read_back(ctx: StepContext, key_id: str) -> bool:
-    """Whether the token's version holds the key after all (a failed put that was stored)."""
-    if _stored_key(ctx) == key_id:
-        logger.warning("PutSecretValue failed, but the pending version is stored")
-        return True
-    logger.warning(
-        "PutSecretValue failed without proof that nothing was stored; the new key stays for "
-        "the next attempt to sort out",
-        extra={"access_key_id": key_id},
-    )
-    return False
-
-
-def _stored_key(ctx: StepContext) -> str | None:
-    """Return the key the token's version holds, if it can be read (``None`` otherwise)."""
-    try:
-        stored = ctx.read(PENDING, version_id=ctx.token)
-    except (ClientError, BotoCoreError, SecretValueError):
-        return None
-    return None if stored is None else stored.access_key_id
-
-
 # -- finishSecret --------------------------------------------------------------------------------
 
 
@@ -449,9 +185,9 @@ def retire(ctx: StepContext, *, new: SmtpSecret | None, old: SmtpSecret | None) 
     action = ctx.settings.old_key_action
     if action is OldKeyAction.KEEP:
         return
-    ctx.check_user(old.iam_user_name)
     grace = ctx.settings.old_key_grace_period
-    if grace:
+    user = gate.admit(ctx, old.iam_user_name, records=bool(grace))
+    if user is not None and grace:
         interval = ctx.state.rotation_interval
         if interval is not None and grace >= interval:
             logger.warning(
@@ -459,25 +195,25 @@ def retire(ctx: StepContext, *, new: SmtpSecret | None, old: SmtpSecret | None) 
                 "will retire the previous key before its grace period ends",
                 extra={"grace_seconds": grace, "interval_seconds": interval},
             )
-        start_grace(ctx.iam, old.iam_user_name, old.access_key_id, now=keys.now_utc())
+        start_grace(ctx.iam, user, ctx.state.arn, old.access_key_id, now=keys.now_utc())
         return
     apply_action(ctx.iam, old.iam_user_name, old.access_key_id, action)
 
 
-def start_grace(iam: IAMClient, user: str, access_key_id: str, *, now: datetime) -> datetime:
-    """Return when the old key's grace period started, recording ``now`` if nothing did.
+def start_grace(
+    iam: IAMClient, user: User, secret_arn: str, access_key_id: str, *, now: datetime
+) -> None:
+    """Record that ``secret_arn``'s old key stopped being live at ``now``, unless recorded.
 
     A finishSecret run again (its promotion's answer was lost) keeps the first record, so the
-    period is never restarted. Without a record (a promotion by hand, a finishSecret that died
-    before recording, an upgrade), the sweep that first sees the key starts it: a key is never
-    retired earlier than the period after its promotion.
+    period is never restarted. Only this record lets the sweep retire the key
+    (:func:`rotation_handler.gate.may_retire`).
     """
-    recorded = intents.UserRecords.from_tags(keys.read_tags(iam, user)).retirement
-    if recorded is not None and recorded.access_key_id == access_key_id:
-        return recorded.since
-    keys.write_tags(iam, user, intents.retiring(access_key_id, since=now))
+    recorded = user.records.retirement
+    if recorded is not None and recorded.is_for(secret_arn, access_key_id):
+        return
+    keys.write_tags(iam, user.name, records.retiring(secret_arn, access_key_id, since=now))
     logger.info("old key stays Active for its grace period", extra={"access_key_id": access_key_id})
-    return now
 
 
 def apply_action(iam: IAMClient, user: str, access_key_id: str, action: OldKeyAction) -> bool:
@@ -491,3 +227,41 @@ def apply_action(iam: IAMClient, user: str, access_key_id: str, action: OldKeyAc
     metrics.add_metric(name="AccessKeysRetired", unit=MetricUnit.Count, value=1)
     logger.info("retired old key", extra={"access_key_id": access_key_id, "action": str(action)})
     return True
+
+
+def due_at(secret: SecretState, user: User, access_key_id: str, *, grace: int) -> datetime | None:
+    """When the sweep may retire ``access_key_id``: its grace period's end.
+
+    ``None`` when this secret's finishSecret recorded no retirement of that key on the user: the
+    sweep then leaves it alone (the next rotation retires it).
+    """
+    recorded = user.records.retirement
+    if recorded is None or not gate.may_retire(secret, user, access_key_id):
+        return None
+    return recorded.since + timedelta(seconds=grace)
+
+
+def delete_user_keys(iam: IAMClient, user: User) -> list[str]:
+    """Delete every access key of ``user`` and the function's records on it; return the ids.
+
+    Only for a user whose stack CloudFormation shows being torn down
+    (:func:`rotation_handler.gate.check_teardown`). The binding and the user's other tags stay:
+    they go with the user.
+    """
+    found = keys.list_keys(iam, user.name)
+    for key in found:
+        keys.delete(iam, user.name, key.access_key_id)
+    ours = [tag for tag in FUNCTION_TAGS if tag in user.tags]
+    if ours:
+        try:
+            iam.untag_user(UserName=user.name, TagKeys=ours)
+        except ClientError as err:  # the keys are gone: the user can still be deleted
+            logger.warning(
+                "could not remove the rotation's tags from the user",
+                extra={"user": user.name, "error": error_code(err)},
+            )
+    deleted = [key.access_key_id for key in found]
+    logger.info(
+        "deleted the app's access keys", extra={"user": user.name, "access_key_ids": deleted}
+    )
+    return deleted

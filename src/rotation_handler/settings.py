@@ -1,7 +1,9 @@
 """The function's configuration: the one module that reads the environment.
 
 Explicit argument beats environment variable beats default; a bad value raises
-:class:`ConfigurationError` naming the variable.
+:class:`ConfigurationError` naming the variable. It imports nothing else of the function's, so
+every module may read the settings (the error lives here for that reason; it is not a
+:class:`~rotation_handler.exceptions.RotationError`: it stops the function, not one rotation).
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
-from rotation_handler.exceptions import ConfigurationError
-
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+
+class ConfigurationError(ValueError):
+    """An environment variable of the function has a bad value; the message names it."""
 
 
 class OldKeyAction(StrEnum):
@@ -107,6 +111,11 @@ class Settings:
     cross_account_role_name: str | None = None
     # Regions whose passwords createSecret also derives into the secret's ``passwords`` map.
     extra_ses_regions: tuple[str, ...] = ()
+
+    @property
+    def binds_by_configuration(self) -> bool:
+        """Whether the configuration names both the secret and the user (one-secret function)."""
+        return bool(self.secret_arn and self.iam_user_name) and self.fleet is None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

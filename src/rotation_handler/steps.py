@@ -6,101 +6,27 @@ whole rotation with the same token, from createSecret.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rotation_handler import fleet, keys, lifecycle, smtp_check, versions
-from rotation_handler.exceptions import (
-    AccessKeyError,
-    NotBoundError,
-    SmtpTestError,
-    StagingError,
-)
-from rotation_handler.guard import CURRENT, PENDING, PREVIOUS, SecretState, Verdict
+from rotation_handler import creation, gate, keys, lifecycle, smtp_check, versions
+from rotation_handler.exceptions import AccessKeyError, SmtpTestError
 from rotation_handler.observability import logger, metrics
+from rotation_handler.state import CURRENT, PENDING, PREVIOUS, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mypy_boto3_iam import IAMClient
-    from mypy_boto3_secretsmanager import SecretsManagerClient
-
-    from rotation_handler.settings import Settings
+    from rotation_handler.context import StepContext
     from ses_smtp_rotator.secret import SmtpSecret
 
 
-@dataclass(frozen=True, kw_only=True)
-class StepContext:
-    """Everything a step needs: clients, settings, the guard's view of the secret, a deadline."""
-
-    sm: SecretsManagerClient
-    iam: IAMClient
-    settings: Settings
-    state: SecretState
-    token: str
-    verdict: Verdict
-    seconds_left: Callable[[], float]
-    # Fleet mode: the users this invocation found under the fleet's path (one GetUser each).
-    fleet_users: set[str] = field(default_factory=set)
-    # The event's RotationToken: PutSecretValue carries it (never logged, never in a repr).
-    rotation_token: str | None = field(default=None, repr=False)
-
-    def read(self, stage: str, *, version_id: str | None = None) -> SmtpSecret | None:
-        """Read a version of the secret (``None`` when it has no value yet)."""
-        return versions.read(
-            self.sm,
-            self.state.arn,
-            stage=stage,
-            version_id=version_id,
-            known_version=self.state.version_with(stage),
-            default_region=self.settings.region,
-        )
-
-    def read_labelled(self, stage: str) -> SmtpSecret | None:
-        """Read a version whose damage must not stop the step (it only names a key)."""
-        return versions.read_labelled(
-            self.sm, self.state, stage, default_region=self.settings.region
-        )
-
-    def read_pending(self, *, touches_user: bool = True) -> SmtpSecret:
-        """Read the token's AWSPENDING version, which createSecret must have filled.
-
-        ``touches_user=False`` (testSecret: a login, no IAM call) skips fleet mode's path check,
-        whose GetUser would be the one IAM call of the step; the ``SMTP_IAM_USER_NAME`` check stays.
-        """
-        pending = self.read(PENDING, version_id=self.token)
-        if pending is None or not pending.has_credentials:
-            msg = f"the AWSPENDING version {self.token} has no credentials: run createSecret first"
-            raise StagingError(msg)
-        return self.bound(pending, check_path=touches_user)
-
-    def bound(self, secret: SmtpSecret, *, check_path: bool = True) -> SmtpSecret:
-        """Refuse a secret naming a user other than ``SMTP_IAM_USER_NAME`` or outside the fleet."""
-        expected = self.settings.iam_user_name
-        if expected and secret.iam_user_name != expected:
-            msg = (
-                f"secret {self.state.arn} names IAM user {secret.iam_user_name} but this function "
-                f"is bound to {expected} (SMTP_IAM_USER_NAME): fix iam_user_name in the secret"
-            )
-            raise NotBoundError(msg)
-        if check_path:
-            self.check_user(secret.iam_user_name)
-        return secret
-
-    def check_user(self, user: str) -> None:
-        """Fleet mode: refuse a user outside ``FLEET_USER_PATH`` before touching it.
-
-        Raises
-        ------
-        NotInFleetError
-            The user's Path is outside the fleet's (see :func:`rotation_handler.fleet.check_user`).
-        """
-        if self.settings.fleet is None or user in self.fleet_users:
-            return
-        fleet.check_user(self.iam, self.settings, user)
-        self.fleet_users.add(user)
+def _pending(ctx: StepContext) -> SmtpSecret:
+    """Read the token's AWSPENDING version; check its user's name (no call)."""
+    pending = ctx.versions.read_pending(ctx.token)
+    gate.check_user_name(ctx.settings, ctx.state, pending.iam_user_name)
+    return pending
 
 
 def create_secret(ctx: StepContext) -> None:
@@ -108,16 +34,33 @@ def create_secret(ctx: StepContext) -> None:
 
     Guarantees: afterwards the token's version holds a key created for it; at most two keys
     exist; the live key (AWSCURRENT's) and keys of no record of ours are untouched; orphans of
-    earlier attempts are gone; the user belongs to this secret. The key lifecycle, and the
-    errors it raises (a bad AWSCURRENT value, a user another secret owns, a foreign key holding
-    the limit, IAM refusing the key), are :func:`rotation_handler.lifecycle.create_pending`'s.
+    earlier attempts are gone; the gate admitted the user for this secret first.
+
+    Raises
+    ------
+    SecretValueError
+        AWSCURRENT has no value or does not follow the schema.
+    NotBoundError
+        The gate refuses the user (bound to another secret or to none, outside the fleet).
+    ForeignKeyError
+        IAM's two-key limit is held by keys this function must not delete.
+    AccessKeyError
+        The IAM user does not exist, or IAM refused the new key.
     """
     # A rotation starts from what the service holds, not from what this container remembers.
     versions.forget(ctx.state.arn)
-    if ctx.verdict is Verdict.ALREADY_CURRENT or ctx.read(PENDING, version_id=ctx.token):
+    if ctx.verdict is Verdict.ALREADY_CURRENT or ctx.versions.read(PENDING, version_id=ctx.token):
         logger.info("pending version already has a value; nothing to create")
         return
-    lifecycle.create_pending(ctx)
+    current = creation.read_current(ctx)
+    user = gate.admit_read(ctx, current.iam_user_name)
+    found = keys.list_keys(ctx.iam, user.name)
+    seen = creation.labelled(ctx, current, found)
+    base = creation.compose(ctx, seen)
+    gate.admit_read(ctx, base.iam_user_name)
+    classified = lifecycle.classify(ctx, found, seen=seen, records=user.records)
+    left = lifecycle.make_room(ctx, user.name, classified)
+    creation.create_and_store(ctx, user, base=base, existing=[k.access_key_id for k in left])
 
 
 def set_secret(ctx: StepContext) -> None:
@@ -130,7 +73,7 @@ def set_secret(ctx: StepContext) -> None:
     """
     if ctx.verdict is Verdict.ALREADY_CURRENT:
         return
-    pending = ctx.read_pending()
+    pending = _pending(ctx)
     key_id = str(pending.access_key_id)
     found = next(
         (k for k in keys.list_keys(ctx.iam, pending.iam_user_name) if k.access_key_id == key_id),
@@ -144,6 +87,7 @@ def set_secret(ctx: StepContext) -> None:
         )
         raise AccessKeyError(msg)
     if not found.active:
+        gate.admit(ctx, pending.iam_user_name)
         keys.set_status(ctx.iam, pending.iam_user_name, key_id, active=True)
         logger.warning("pending key was inactive; activated it", extra={"access_key_id": key_id})
 
@@ -162,7 +106,7 @@ def test_secret(ctx: StepContext) -> None:
     """
     if ctx.verdict is Verdict.ALREADY_CURRENT:
         return
-    pending = ctx.read_pending(touches_user=False)
+    pending = _pending(ctx)
     outcome = smtp_check.log_in(
         pending,
         budget=min(ctx.settings.smtp_test_timeout, ctx.seconds_left()),
@@ -194,11 +138,13 @@ def finish_secret(ctx: StepContext) -> None:
     nothing unless an earlier run stopped between the two halves.
     """
     if ctx.verdict is Verdict.ALREADY_CURRENT:
-        new, old = ctx.read(CURRENT), ctx.read_labelled(PREVIOUS)
+        new, old = ctx.versions.read(CURRENT), ctx.versions.read_labelled(PREVIOUS)
     else:
-        new, old = ctx.read_pending(), ctx.read_labelled(CURRENT)
+        new, old = _pending(ctx), ctx.versions.read_labelled(CURRENT)
         if old is not None and not old.has_credentials:
-            old = ctx.read_labelled(PREVIOUS)
+            old = ctx.versions.read_labelled(PREVIOUS)
+        # The gate before the promotion: the new key must be one this secret may hold.
+        gate.admit(ctx, new.iam_user_name)
         versions.promote(
             ctx.sm, ctx.state.arn, token=ctx.token, current_version=ctx.state.version_with(CURRENT)
         )

@@ -3,12 +3,14 @@
 With ``OLD_KEY_GRACE_PERIOD``, finishSecret promotes the new version and leaves the old key Active,
 recording on the IAM user when its grace period started. A schedule invokes the function with
 ``{"Action": "RetireOldKeys", "SecretId": "<secret ARN>"}``; each run reads the state from the
-services (the labels, the user's keys and records) and acts only on AWSPREVIOUS's key, once the
-period since promotion has passed. It never touches AWSCURRENT's key (nor AWSPREVIOUS's while a
-bootstrap value written over AWSCURRENT makes it the live one) or a key no version holds.
+services (the labels, the user's keys and records) and acts only on AWSPREVIOUS's key, on a user
+the gate binds to this secret, once this secret's finishSecret recorded the key as retiring and
+the period since has passed. It never touches AWSCURRENT's key (nor AWSPREVIOUS's while a
+bootstrap value written over AWSCURRENT makes it the live one), a key no version holds, or a key
+without that record: those are left alone with a warning.
 
-Every run is safe to repeat and to die at any call: recording the start, deactivating and
-deleting are idempotent, and the next run finds the same state or a later one.
+Every run is safe to repeat and to die at any call: deactivating and deleting are idempotent,
+and the next run finds the same state or a later one.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rotation_handler import fleet, guard, keys, lifecycle, versions
-from rotation_handler.exceptions import BadEventError, NotBoundError
-from rotation_handler.guard import CURRENT, PREVIOUS
+from rotation_handler import gate, keys, lifecycle, versions
+from rotation_handler.exceptions import BadEventError
 from rotation_handler.observability import logger, metrics
 from rotation_handler.settings import OldKeyAction
+from rotation_handler.state import CURRENT, PREVIOUS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from rotation_handler.records import User
     from rotation_handler.settings import Settings
+    from rotation_handler.state import SecretState
 
 ACTION: Final = "RetireOldKeys"
 
@@ -87,16 +91,11 @@ def retire_old_keys(
     Raises
     ------
     NotBoundError
-        ``SECRET_ARN`` is set and the event names another secret, or (fleet mode) the secret
-        lacks the fleet's tag or its IAM user is outside the fleet's path.
+        The gate refuses the secret or its user (:mod:`rotation_handler.gate`).
     StagingError
         The secret does not exist.
     """
-    state = guard.describe(sm, secret_id, settings)
-    if settings.secret_arn and settings.secret_arn not in (state.arn, secret_id):
-        msg = f"this function is bound to secret {settings.secret_arn} and refuses {state.arn}"
-        raise NotBoundError(msg)
-    fleet.check_secret(state, settings)
+    state = gate.admit_secret(sm, secret_id, settings)
     versions.forget(state.arn)
     _report_rotation_age(state, now=now)
     current, previous = (
@@ -110,26 +109,47 @@ def retire_old_keys(
     key_id, user = previous.access_key_id, previous.iam_user_name
     if key_id == current.access_key_id or user != current.iam_user_name:
         return Outcome(secret_arn=state.arn, result="nothing-to-retire")
-    fleet.check_user(iam, settings, user)
+    admitted = gate.admit_user(iam, settings, state, user, records=True)
     found = next((k for k in keys.list_keys(iam, user) if k.access_key_id == key_id), None)
     action = settings.old_key_action
     done = found is None or (action is OldKeyAction.DEACTIVATE and not found.active)
     if done or action is OldKeyAction.KEEP:
         result = "kept: OLD_KEY_ACTION=keep" if not done else "already-retired"
         return Outcome(secret_arn=state.arn, result=result, access_key_id=key_id)
-    since = lifecycle.start_grace(iam, user, key_id, now=now)
-    due = since + timedelta(seconds=settings.old_key_grace_period)
+    return _retire_when_due(iam, settings, state, admitted, key_id, now=now)
+
+
+def _retire_when_due(  # noqa: PLR0913 - keyword-only facts of one sweep
+    iam: IAMClient,
+    settings: Settings,
+    state: SecretState,
+    user: User | None,
+    key_id: str,
+    *,
+    now: datetime,
+) -> Outcome:
+    """Apply the action to ``key_id`` once this secret's recorded grace period has passed."""
+    grace = settings.old_key_grace_period
+    due = None if user is None else lifecycle.due_at(state, user, key_id, grace=grace)
+    if user is None or due is None:
+        logger.warning(
+            "the old key has no retirement record of this secret's finishSecret: it is left "
+            "alone (the next rotation retires it)",
+            extra={"access_key_id": key_id},
+        )
+        return Outcome(secret_arn=state.arn, result="left-alone: no retirement record")
     if now < due:
         metrics.add_metric(name="OldKeysInGracePeriod", unit=MetricUnit.Count, value=1)
         return Outcome(
             secret_arn=state.arn, result="in-grace-period", access_key_id=key_id, retire_after=due
         )
-    _report_late_use(iam, key_id, since=since)
-    lifecycle.apply_action(iam, user, key_id, action)
+    _report_late_use(iam, key_id, since=due - timedelta(seconds=grace))
+    action = settings.old_key_action
+    lifecycle.apply_action(iam, user.name, key_id, action)
     return Outcome(secret_arn=state.arn, result=f"retired: {action}", access_key_id=key_id)
 
 
-def _report_rotation_age(state: guard.SecretState, *, now: datetime) -> None:
+def _report_rotation_age(state: SecretState, *, now: datetime) -> None:
     """Emit ``SecondsSinceLastRotation``, what the stack's overdue alarm watches.
 
     A secret that never rotated counts from its creation: the deploy rotates at once, so a secret

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
 from rotation_handler.exceptions import SecretValueError, StagingError
-from rotation_handler.guard import CURRENT, PENDING
 from rotation_handler.observability import logger
+from rotation_handler.state import CURRENT, PENDING
 from ses_smtp_rotator.endpoints import region_of_host
 from ses_smtp_rotator.exceptions import InvalidSecretError
 from ses_smtp_rotator.secret import SmtpSecret, parse_secret
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_secretsmanager.type_defs import GetSecretValueResponseTypeDef
 
-    from rotation_handler.guard import SecretState
+    from rotation_handler.state import SecretState
 
 
 # (secret ARN, version id) -> SecretString, newest last; a rotation touches three versions.
@@ -116,6 +117,44 @@ def read_labelled(
     except SecretValueError:
         logger.warning("version is unusable; its key is left alone", extra={"stage": stage})
         return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Versions:
+    """One secret's versions as a step reads them (what :class:`StepContext.versions` holds)."""
+
+    sm: SecretsManagerClient
+    state: SecretState
+    default_region: str
+
+    def read(self, stage: str, *, version_id: str | None = None) -> SmtpSecret | None:
+        """Read a version of the secret (``None`` when it has no value yet); see :func:`read`."""
+        return read(
+            self.sm,
+            self.state.arn,
+            stage=stage,
+            version_id=version_id,
+            known_version=self.state.version_with(stage),
+            default_region=self.default_region,
+        )
+
+    def read_labelled(self, stage: str) -> SmtpSecret | None:
+        """Read a version whose damage must not stop the step; see :func:`read_labelled`."""
+        return read_labelled(self.sm, self.state, stage, default_region=self.default_region)
+
+    def read_pending(self, token: str) -> SmtpSecret:
+        """Read the token's AWSPENDING version, which createSecret must have filled.
+
+        Raises
+        ------
+        StagingError
+            The version holds no credentials yet.
+        """
+        pending = self.read(PENDING, version_id=token)
+        if pending is None or not pending.has_credentials:
+            msg = f"the AWSPENDING version {token} has no credentials: run createSecret first"
+            raise StagingError(msg)
+        return pending
 
 
 def check_region(secret: SmtpSecret, where: str) -> None:

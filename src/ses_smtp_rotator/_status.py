@@ -30,6 +30,7 @@ from ses_smtp_rotator._status_model import (
     Report,
     Version,
 )
+from ses_smtp_rotator.contract import RETIRE_TAG, Retirement
 from ses_smtp_rotator.exceptions import InvalidSecretError, SecretUnavailableError
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
 from ses_smtp_rotator.secret import parse_secret
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.type_defs import SecretVersionsListEntryTypeDef
 
 __all__ = ["Key", "Problem", "Report", "Version", "collect", "configure", "run"]
-RETIRE_TAG: Final = "ses-smtp-rotation:retire"
 MAX_PAGES: Final = 10  # Secrets Manager keeps about 100 versions: 100 per page is plenty
 UNLABELLED_READS: Final = 20  # as many unlabelled versions as the rotation function searches
 
@@ -195,24 +195,23 @@ def _read_keys(report: Report, sm: SecretsManagerClient, *, now: datetime) -> No
         return
     report.keys = [Key(k["AccessKeyId"], k["Status"], k.get("CreateDate")) for k in listed]
     _match_keys(report, sm)
-    retire = tags.get(RETIRE_TAG, "").split()
+    retire = Retirement.decode(tags.get(RETIRE_TAG, ""))
     for key in report.keys:
         key.last_used = _last_used(iam, key.access_key_id)
         key.grace_period_since = _grace_since(retire, key)
     _status_problems.judge_keys(report, now=now)
 
 
-def _grace_since(retire: list[str], key: Key) -> datetime | None:
-    """When ``key``'s grace period started, if the record (``v1 <key id> <epoch>``) names it.
+def _grace_since(retire: Retirement | None, key: Key) -> datetime | None:
+    """When ``key``'s grace period started, if the function's retirement record names it.
 
     Only an Active key that AWSCURRENT does not hold is in its grace period.
     """
-    named = retire[:2] == ["v1", key.access_key_id] and len(retire) == 3  # noqa: PLR2004
-    if not (named and retire[2].isdigit()) or key.status != "Active":
+    if retire is None or retire.access_key_id != key.access_key_id or key.status != "Active":
         return None
     if any(CURRENT in held["stages"] for held in key.held_by):
         return None
-    return datetime.fromtimestamp(int(retire[2]), tz=UTC)
+    return retire.since
 
 
 def _match_keys(report: Report, sm: SecretsManagerClient) -> None:

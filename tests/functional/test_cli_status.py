@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ses_smtp_rotator.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from ses_smtp_rotator.contract import Retirement
 from tests import leakscan
 from tests.functional.test_readme import aws
 
@@ -290,7 +291,9 @@ def test_a_key_in_its_grace_period_shows_since_when(
     old = world.value("AWSPREVIOUS")["access_key_id"]
     tags = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
     (record,) = [t["Value"] for t in tags if t["Key"] == "ses-smtp-rotation:retire"]
-    started = datetime.fromtimestamp(int(record.split()[2]), tz=UTC)
+    parsed = Retirement.decode(record)
+    assert parsed is not None
+    started = parsed.since
     # WHEN status runs
     code, found = report(status, world, "--show-key-ids")
     # THEN the old key is in its grace period since the promotion, which is no problem

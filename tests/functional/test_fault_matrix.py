@@ -37,6 +37,7 @@ from sandbox.faults import (
     SMTP_KINDS,
     SMTP_OPERATION,
     WIRE_KINDS,
+    WRITE_KINDS,
     Fault,
     FaultKind,
     inject,
@@ -64,6 +65,19 @@ EVERY_ACTION_KINDS: Final = (
     FaultKind.DIES_AFTER,
 )
 OLD_KEY_STATUS: Final = {"deactivate": "Inactive", "delete": None, "keep": "Active"}
+# The calls that change something: each also meets a lost answer followed by throttled retries
+# (the last error a 4xx) and a request applied only after the next call of its service.
+WRITES: Final = frozenset(
+    {
+        "CreateAccessKey",
+        "DeleteAccessKey",
+        "UpdateAccessKey",
+        "TagUser",
+        "UntagUser",
+        "PutSecretValue",
+        "UpdateSecretVersionStage",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -100,12 +114,23 @@ def recordings() -> dict[tuple[str, str], list[Call]]:
     return recorded
 
 
+def kinds_for(call: Call, action: str) -> tuple[FaultKind, ...]:
+    """The fault kinds a call meets: a write also every kind that takes effect unseen."""
+    kinds = AWS_KINDS if action == DEFAULT_ACTION else EVERY_ACTION_KINDS
+    if call.operation in WRITES:
+        return (*[kind for kind in kinds if kind not in WRITE_KINDS], *sorted(WRITE_KINDS))
+    return tuple(kind for kind in kinds if kind not in WRITE_KINDS)
+
+
 def scenarios() -> list[Scenario]:
     """Every recorded call x every fault kind (throttles for the default action only)."""
     found: list[Scenario] = []
     for (phase, action), calls in recordings().items():
-        kinds = AWS_KINDS if action == DEFAULT_ACTION else EVERY_ACTION_KINDS
-        found += [Scenario(phase, action, call, kind) for call in calls for kind in kinds]
+        found += [
+            Scenario(phase, action, call, kind)
+            for call in calls
+            for kind in kinds_for(call, action)
+        ]
     smtp_call = Call("smtp", SMTP_OPERATION, 1, "testSecret")
     found += [Scenario("steady", DEFAULT_ACTION, smtp_call, kind) for kind in SMTP_KINDS]
     return found
@@ -259,6 +284,11 @@ def test_the_matrix_covers_every_step_and_kind() -> None:
     steps = {cell.call.step for cell in cells}
     assert steps >= {"createSecret", "setSecret", "testSecret", "finishSecret"}
     assert {cell.kind for cell in cells} == set(AWS_KINDS) | set(SMTP_KINDS)
+    # AND every write call of every recording meets both kinds that take effect unseen
+    for (phase, action), calls in recordings().items():
+        for call in calls:
+            met = {c.kind for c in cells if (c.phase, c.action, c.call) == (phase, action, call)}
+            assert (call.operation in WRITES) == (met >= WRITE_KINDS), (phase, action, call)
     steady = {call.operation for call in recordings()["steady", DEFAULT_ACTION]}
     assert {"CreateAccessKey", "PutSecretValue", "UpdateSecretVersionStage"} <= steady
     assert {cell.id for cell in cells} == {cell.id for cell in set(cells)}, "ids must be unique"

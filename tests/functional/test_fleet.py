@@ -23,18 +23,21 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from moto.secretsmanager.models import secretsmanager_backends
 
-from rotation_handler import app, intents
+from rotation_handler import app
 from rotation_handler.custom_resource import NOT_CREATED, RESOURCE_TYPE
 from rotation_handler.exceptions import (
     CustomResourceError,
     ForeignKeyError,
+    NotBoundError,
     NotInFleetError,
     SmtpTestError,
+    UserOwnedError,
 )
-from sandbox import invariants
+from sandbox import invariants, stacks
 from sandbox.faults import Fault, FaultKind, RawBody, inject
 from sandbox.fleet import FLEET_NAME, TAG_KEY, USER_PATH, add_app, fleet_env
 from sandbox.secrets_manager import LocalLambdaContext
+from ses_smtp_rotator.contract import BINDING_TAG
 from tests import leakscan
 
 if TYPE_CHECKING:
@@ -148,7 +151,7 @@ def test_three_apps_rotate_and_each_keeps_its_own_keys(fleet: Fleet) -> None:
         assert keys[rotated.value()["access_key_id"]] == "Active"
         assert keys[rotated.value("AWSPREVIOUS")["access_key_id"]] == "Inactive"
         assert rotated.value()["iam_user_name"] == rotated.user_name
-        assert user_tags(rotated)[intents.OWNER_TAG] == rotated.secret_arn
+        assert user_tags(rotated)[BINDING_TAG] == rotated.secret_arn
     all_keys = [key for rotated in apps for key in rotated.access_keys()]
     assert len(all_keys) == len(set(all_keys)) == 6
 
@@ -177,26 +180,27 @@ def test_each_step_that_touches_the_user_reads_it_once(fleet: Fleet) -> None:
         assert member.rotate().ok
     finally:
         events.unregister("before-call.iam.GetUser", unique_id="count-get-user")
-    # THEN every step that touches the user checked its path exactly once, and testSecret (a
-    # login, no IAM call) did not read it
+    # THEN every step that writes to the user (createSecret, finishSecret) asked the gate about
+    # it exactly once; setSecret (nothing to activate) and testSecret (a login) did not read it
     assert len(counted) == 8
-    assert all(calls == (step != "testSecret") for step, calls in counted), counted
+    writes = {"createSecret", "finishSecret"}
+    assert all(calls == (step in writes) for step, calls in counted), counted
 
 
 def test_a_throttled_get_user_is_retried_by_the_sdk(fleet: Fleet) -> None:
-    # GIVEN an app / WHEN IAM throttles the GetUser of every step that reads the user (three:
-    # testSecret does not)
+    # GIVEN an app / WHEN IAM throttles the GetUser of every step that reads the user (two:
+    # createSecret and finishSecret)
     member = fleet.add("app-a")
-    with inject(app.runtime().iam, Fault("GetUser", FaultKind.THROTTLE, times=3)) as fault:
+    with inject(app.runtime().iam, Fault("GetUser", FaultKind.THROTTLE, times=2)) as fault:
         rotation = member.rotate(max_attempts=1)
     # THEN botocore's retry absorbs it and the rotation completes in one attempt
-    assert fault.fired == 3
+    assert fault.fired == 2
     assert rotation.ok, rotation.attempts[-1].error
     assert invariants.violations(member) == []
 
 
-def test_single_secret_mode_never_reads_the_user(world: World) -> None:
-    # GIVEN the single-secret function (its template grants no iam:GetUser)
+def test_single_secret_mode_reads_the_user_only_for_its_records(world: World) -> None:
+    # GIVEN the single-secret function, bound to its user and secret by its configuration
     calls: list[str] = []
 
     def count_get_user(**_: Any) -> None:  # noqa: ANN401 - botocore hook
@@ -211,8 +215,9 @@ def test_single_secret_mode_never_reads_the_user(world: World) -> None:
         world.sweep()
     finally:
         events.unregister("before-call.iam.GetUser", unique_id="count-get-user")
-    # THEN it never called GetUser
-    assert calls == []
+    # THEN only createSecret (the user's records: binding, intent) and the sweep read the user:
+    # setSecret, testSecret and finishSecret rely on SMTP_IAM_USER_NAME alone
+    assert calls == ["GetUser", "GetUser", "GetUser"]
 
 
 @pytest.mark.parametrize(
@@ -457,13 +462,19 @@ class CloudFormation:
         return f"http://127.0.0.1:{self.server.server_address[1]}/answer?signature=presigned"
 
     def event(
-        self, request_type: str, *, user: str, secret_id: str, physical_id: str | None = None
+        self,
+        request_type: str,
+        *,
+        user: str,
+        secret_id: str,
+        physical_id: str | None = None,
+        stack_id: str = "arn:aws:cloudformation:us-east-1:123456789012:stack/app-a/1",
     ) -> dict[str, Any]:
         self.requests += 1
         event: dict[str, Any] = {
             "RequestType": request_type,
             "ResponseURL": self.url,
-            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/app-a/1",
+            "StackId": stack_id,
             "RequestId": f"request-{self.requests}",
             "LogicalResourceId": "SmtpUserKeys",
             "ResourceType": RESOURCE_TYPE,
@@ -503,13 +514,17 @@ def cloudformation() -> Iterator[CloudFormation]:
 def test_the_custom_resource_validates_then_deletes_the_apps_keys_and_records(
     fleet: Fleet, cloudformation: CloudFormation
 ) -> None:
-    # GIVEN two rotated apps; the first app's user also carries a tag of its own
+    # GIVEN two rotated apps, each deployed by its stack; the first app's user also carries a
+    # tag of its own
     member, other = fleet.add("app-a"), fleet.add("app-b")
     for rotating in (member, member, other):
         assert rotating.rotate().ok
     member.iam.tag_user(UserName="app-a", Tags=[{"Key": "team", "Value": "mail"}])
+    stack = stacks.deploy(
+        fleet.world, stack_name="app-a", user="app-a", secret_arn=member.secret_arn
+    )
     before = snapshot(fleet.world)
-    ids = {"user": "app-a", "secret_id": member.secret_arn}
+    ids = {"user": "app-a", "secret_id": member.secret_arn, "stack_id": stack}
     # WHEN the app's stack creates, then updates the resource
     for request_type in ("Create", "Update"):
         physical = None if request_type == "Create" else "app-a"
@@ -519,25 +534,27 @@ def test_the_custom_resource_validates_then_deletes_the_apps_keys_and_records(
         assert (answer["Status"], answer["PhysicalResourceId"]) == ("SUCCESS", "app-a")
     assert snapshot(fleet.world) == before
     other_before = (other.access_keys(), user_tags(other))
-    # WHEN a Delete arrives while the app's secret still rotates (anyone who may invoke the
-    # function can send one)
+    # WHEN a Delete arrives while CloudFormation is not deleting the stack (anyone who may invoke
+    # the function can send one)
     early = cloudformation.send(
         fleet.world, cloudformation.event("Delete", physical_id="app-a", **ids)
     )
     # THEN it is FAILED and the keys its readers use are untouched
     assert early["Status"] == "FAILED"
-    assert "still has rotation turned on" in early["Reason"]
+    assert "does not show stack" in early["Reason"]
     assert snapshot(fleet.world) == before
     # WHEN the app's stack is deleted: its rotation schedule goes first (rotation off), then
     # the resource
     member.sm.cancel_rotate_secret(SecretId=member.secret_arn)
+    stacks.deleting(fleet.world, stack)
     answer = cloudformation.send(
         fleet.world, cloudformation.event("Delete", physical_id="app-a", **ids)
     )
-    # THEN every key of its user is gone, with the function's records; its own tag stays
+    # THEN every key of its user is gone, with the function's records; its own tag and the
+    # stack's binding stay (they go with the user)
     assert answer["Status"] == "SUCCESS"
     assert member.access_keys() == {}
-    assert user_tags(member) == {"team": "mail"}
+    assert user_tags(member) == {"team": "mail", BINDING_TAG: member.secret_arn}
     # AND the other app is untouched and still rotates
     assert (other.access_keys(), user_tags(other)) == other_before
     assert other.rotate().ok
@@ -557,38 +574,44 @@ def test_the_custom_resource_validates_then_deletes_the_apps_keys_and_records(
 def test_a_delete_anyone_could_send_takes_no_live_or_foreign_key(
     fleet: Fleet, cloudformation: CloudFormation
 ) -> None:
-    # GIVEN a rotating app (its secret tagged by CloudFormation with its stack), and a user of
-    # the path with a key made by hand and no owner
-    member = fleet.add(
-        "app-a", tags={TAG_KEY: FLEET_NAME, "aws:cloudformation:stack-id": "stack/app-a"}
-    )
+    # GIVEN a rotating app deployed by its stack, and a user of the path made by hand (bound to
+    # no secret) with a key made by hand
+    member = fleet.add("app-a")
     assert member.rotate().ok
-    bare = fleet.add("app-b")
+    stack = stacks.deploy(
+        fleet.world, stack_name="app-a", user="app-a", secret_arn=member.secret_arn
+    )
+    bare = fleet.add("app-b", bound=False)
     bare.iam.create_access_key(UserName="app-b")
-    other_secret = bare.secret_arn
+    # AND an attacker's stack whose own clean-up resource names the live app's user
+    attacker = stacks.deploy(
+        fleet.world, stack_name="attacker", user="app-a", secret_arn=bare.secret_arn
+    )
     before = snapshot(fleet.world)
 
-    def delete(user: str, secret_id: str, stack_id: str = "stack/app-a") -> dict[str, Any]:
-        event = cloudformation.event("Delete", physical_id=user, user=user, secret_id=secret_id)
-        event["StackId"] = stack_id
+    def delete(user: str, secret_id: str, stack_id: str) -> dict[str, Any]:
+        event = cloudformation.event(
+            "Delete", physical_id=user, user=user, secret_id=secret_id, stack_id=stack_id
+        )
         return cloudformation.send(fleet.world, event)
 
-    # WHEN Deletes name the live app's user: with its own secret (still rotating), with
-    # another secret
-    refused = [delete("app-a", member.secret_arn), delete("app-a", other_secret)]
+    # WHEN Deletes name the live app's user: from its own stack (not being deleted), from a
+    # stack that does not exist, and from the attacker's stack while it is being deleted
+    stacks.deleting(fleet.world, attacker)
+    refused = [
+        delete("app-a", member.secret_arn, stack),
+        delete(
+            "app-a", member.secret_arn, "arn:aws:cloudformation:us-east-1:123456789012:stack/x/1"
+        ),
+        delete("app-a", member.secret_arn, attacker),
+    ]
     # THEN each is FAILED, naming why
-    assert [answer["Status"] for answer in refused] == ["FAILED", "FAILED"]
-    assert "still has rotation turned on" in refused[0]["Reason"]
-    assert "is managed by secret" in refused[1]["Reason"]
-    # WHEN rotation is off but the Delete comes from another stack than the secret's
-    member.sm.cancel_rotate_secret(SecretId=member.secret_arn)
-    before = snapshot(fleet.world)
-    foreign_stack = delete("app-a", member.secret_arn, stack_id="stack/someone-else")
-    # THEN it is FAILED too
-    assert foreign_stack["Status"] == "FAILED"
-    assert "belongs to stack stack/app-a" in foreign_stack["Reason"]
-    # WHEN a Delete names the user nobody owns
-    unowned = delete("app-b", other_secret)
+    assert [answer["Status"] for answer in refused] == ["FAILED"] * 3
+    assert "does not show stack" in refused[0]["Reason"]
+    assert "could not confirm" in refused[1]["Reason"]
+    assert "not a resource of stack" in refused[2]["Reason"]
+    # WHEN a Delete names the user bound to no secret
+    unowned = delete("app-b", bare.secret_arn, attacker)
     # THEN it succeeds without deleting its hand-made key (no key of the rotation's is there)
     assert unowned["Status"] == "SUCCESS"
     assert "nothing was deleted" in unowned["Reason"]
@@ -645,7 +668,7 @@ def test_the_custom_resource_refuses_a_user_outside_the_path(
     ("change", "reason"),
     [
         pytest.param({"tags": {}}, "has no such tag", id="untagged-secret"),
-        pytest.param({"owned_by_other": True}, "is managed by secret", id="user-of-another-secret"),
+        pytest.param({"owned_by_other": True}, "is bound to secret", id="user-of-another-secret"),
         pytest.param({"no_user_name": True}, "needs UserName", id="no-user-name"),
         pytest.param({"user": "app-nobody"}, "IAM user app-nobody does not exist", id="no-user"),
         pytest.param({"resource_type": "Custom::Other"}, "unsupported request", id="other-type"),
@@ -661,10 +684,8 @@ def test_the_custom_resource_refuses_what_is_not_the_apps(
     user = change.get("user", "app-a")
     event = cloudformation.event("Create", user=user, secret_id=member.secret_arn)
     if change.get("owned_by_other"):
-        # the request names app-b's user, whose keys app-b's secret manages
-        event = cloudformation.event(
-            "Delete", user="app-b", secret_id=member.secret_arn, physical_id="app-b"
-        )
+        # the request names app-b's user, bound to app-b's secret
+        event = cloudformation.event("Create", user="app-b", secret_id=member.secret_arn)
     if change.get("no_user_name"):
         del event["ResourceProperties"]["UserName"]
     if "resource_type" in change:
@@ -747,20 +768,25 @@ def test_the_custom_resource_in_single_secret_mode(
     refused = cloudformation.send(world, other)
     assert refused["Status"] == "FAILED"
     assert "SMTP_IAM_USER_NAME" in refused["Reason"]
-    # AND once rotation is off, the Delete removes the bound user's keys and records
+    # AND once its stack is being deleted, rotation off, the Delete removes the bound user's keys
+    # and the function's records (the binding its first rotation wrote goes with the user)
+    stack = stacks.deploy(
+        world, stack_name="single", user=world.user_name, secret_arn=world.secret_arn
+    )
     world.sm.cancel_rotate_secret(SecretId=world.secret_arn)
+    stacks.deleting(world, stack)
     deleted = cloudformation.send(
-        world, cloudformation.event("Delete", physical_id=world.user_name, **ids)
+        world, cloudformation.event("Delete", physical_id=world.user_name, stack_id=stack, **ids)
     )
     assert deleted["Status"] == "SUCCESS"
     assert world.access_keys() == {}
-    assert user_tags(world) == {}
+    assert user_tags(world) == {BINDING_TAG: world.secret_arn}
     # AND one naming another secret is refused
     other_secret = world.sm.create_secret(Name="another", SecretString="{}")["ARN"]
     wrong = cloudformation.event("Create", user=world.user_name, secret_id=other_secret)
     refused = cloudformation.send(world, wrong)
     assert refused["Status"] == "FAILED"
-    assert f"(SECRET_ARN), not {other_secret}" in refused["Reason"]
+    assert f"(SECRET_ARN) and refuses {other_secret}" in refused["Reason"]
     # AND a Delete after the user is gone succeeds
     world.iam.delete_user_policy(UserName=world.user_name, PolicyName="ses-send")
     world.iam.delete_user(UserName=world.user_name)
@@ -794,3 +820,75 @@ def test_a_finish_run_again_after_the_user_left_the_path_retires_nothing(fleet: 
     assert isinstance(record.error, NotInFleetError)
     assert member.access_keys()[old] == "Active"
     assert snapshot(fleet.world) == before
+
+
+# -- the trust boundary: an app's operator, who may write only their own secret -----------------
+
+
+def _write_own_secret(app_world: World, value: dict[str, Any]) -> None:
+    """What app A's operator may do: put a version of A's own secret (it becomes AWSCURRENT)."""
+    app_world.sm.put_secret_value(SecretId=app_world.secret_arn, SecretString=json.dumps(value))
+
+
+def test_an_apps_sweep_never_retires_another_apps_live_key(
+    make_fleet: Callable[..., Fleet],
+) -> None:
+    # GIVEN two rotated apps with a grace period, and B's live key id (it is in the shared logs)
+    fleet = make_fleet(OLD_KEY_GRACE_PERIOD="1s")
+    a, b = fleet.add("app-a"), fleet.add("app-b")
+    for rotating in (a, b, b):
+        assert rotating.rotate().ok
+    live = b.value()["access_key_id"]
+    forged = {"iam_user_name": "app-b", "region": a.region, "host": a.ses.host, "port": a.ses.port}
+    # WHEN A's operator writes two versions of A's secret naming B's user: the older with B's
+    # live key, the newer with a made-up one, then A's sweeps run past the grace period
+    _write_own_secret(a, forged | {"access_key_id": live, "username": live, "password": "x"})
+    made_up = "AKIAFORGEDFORGED0001"
+    _write_own_secret(a, forged | {"access_key_id": made_up, "username": made_up, "password": "x"})
+    # THEN every sweep of A is refused: B's user is bound to B's secret, not to A's
+    for _ in range(2):
+        with pytest.raises(UserOwnedError, match="is bound to secret"):
+            a.sweep()
+        time.sleep(1.5)
+    # AND B's live key is still Active and B still logs in
+    assert b.access_keys()[live] == "Active"
+    assert b.login().ok
+
+
+def test_no_secret_can_claim_a_user_that_no_secret_is_bound_to(fleet: Fleet) -> None:
+    # GIVEN an app whose user was made by hand (bound to no secret), with a key of its own,
+    # and another rotated app
+    victim = fleet.add("app-v", bound=False)
+    own_key = victim.iam.create_access_key(UserName="app-v")["AccessKey"]["AccessKeyId"]
+    a = fleet.add("app-a")
+    assert a.rotate().ok
+    before = (victim.access_keys(), user_tags(victim))
+    # WHEN A's operator points A's secret at that user and rotates A
+    _write_own_secret(a, {"iam_user_name": "app-v", "region": a.region, "host": a.ses.host})
+    rotation = a.rotate(max_attempts=1)
+    # THEN the rotation is refused, naming the adoption command, and nothing of the user changed
+    assert not rotation.ok
+    assert isinstance(rotation.attempts[-1].error, NotBoundError)
+    assert "bound to no secret" in str(rotation.attempts[-1].error)
+    assert (victim.access_keys(), user_tags(victim)) == before
+    assert victim.access_keys() == {own_key: "Active"}
+
+
+def test_a_forged_delete_never_takes_the_keys_of_an_app_whose_rotation_is_off(
+    fleet: Fleet, cloudformation: CloudFormation
+) -> None:
+    # GIVEN a rotated app whose rotation was turned off (as a failed rotation's runbook advises)
+    b = fleet.add("app-b")
+    assert b.rotate().ok
+    b.sm.cancel_rotate_secret(SecretId=b.secret_arn)
+    keys_before = b.access_keys()
+    # WHEN anyone who may invoke the function sends a Delete naming its user and secret, with a
+    # StackId of their choosing
+    event = cloudformation.event(
+        "Delete", user="app-b", secret_id=b.secret_arn, physical_id="app-b"
+    )
+    answer = cloudformation.send(fleet.world, event)
+    # THEN it is refused and B's keys are untouched: CloudFormation shows no such teardown
+    assert answer["Status"] == "FAILED"
+    assert b.access_keys() == keys_before
+    assert b.login().ok

@@ -125,7 +125,7 @@ def test_a_second_secret_on_the_same_user_is_refused_naming_the_first(world: Wor
         error = rotation.attempts[-1].error
         assert isinstance(error, UserOwnedError)
         assert world.secret_arn in str(error)
-        assert "untag-user" in str(error)
+        assert "tag-user --user-name" in str(error)
     # AND A's keys are untouched and A's credentials still log in; A keeps rotating
     assert world.access_keys() == keys_before
     assert world.login().ok

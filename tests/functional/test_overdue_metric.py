@@ -11,7 +11,7 @@ import os
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from rotation_handler import guard, sweep
+from rotation_handler import gate, sweep
 from rotation_handler.observability import metrics
 from rotation_handler.settings import Settings
 
@@ -77,7 +77,7 @@ def test_the_metric_grows_with_the_time_since_the_rotation(
     assert world.rotate().ok
     rotated = world.sm.describe_secret(SecretId=world.secret_arn)["LastRotatedDate"]
     # WHEN the sweep runs 40 days later
-    state = guard.describe(world.sm, world.secret_arn)
+    state = gate.admit_secret(world.sm, world.secret_arn, Settings.from_env(os.environ))
     assert state.last_rotated == rotated
     later = rotated + timedelta(days=40)
     metrics.clear_metrics()

@@ -35,6 +35,7 @@ import boto3
 import pytest
 
 from sandbox import demo, invariants, local
+from sandbox.fleet import add_app, fleet_env
 from ses_smtp_rotator import client as smtp_client
 from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 from tests import leakscan
@@ -161,6 +162,10 @@ HOW: Final[dict[str, str]] = {
     'aws secretsmanager describe-secret --secret-id "$SES_SMTP_SECRET_ID"': RUN,
     "aws iam list-access-keys --user-name <IamUserName>": RUN,
     "aws iam untag-user --user-name <user> --tag-keys ses-smtp-rotation:secret": RUN,
+    (
+        "aws iam tag-user --user-name <user> --tags "
+        "Key=ses-smtp-rotation:bound-to,Value=<SecretArn>"
+    ): RUN,
     "aws iam get-access-key-last-used --access-key-id <old key id>": RUN,
     'aws secretsmanager cancel-rotate-secret --secret-id "$SES_SMTP_SECRET_ID"': RUN,
     (
@@ -353,12 +358,21 @@ def aws(command: str) -> dict[str, Any]:
     client: Any = boto3.client(service)  # type: ignore[call-overload]
     name = client.meta.method_to_api_mapping[operation.replace("-", "_")]
     members = client.meta.service_model.operation_model(name).input_shape.members
-    # The CLI takes a list parameter as one or more words; here each list has one item.
+    # The CLI takes a list parameter as one or more words; here each list has one item. A list
+    # of structures takes the CLI's shorthand, Key=value,Other=value.
     wrapped: dict[str, Any] = {
-        k: [v] if members[k].type_name == "list" else v for k, v in params.items()
+        k: [_shorthand(v) if members[k].member.type_name == "structure" else v]
+        if members[k].type_name == "list"
+        else v
+        for k, v in params.items()
     }
     method: Callable[..., dict[str, Any]] = getattr(client, operation.replace("-", "_"))
     return method(**wrapped)
+
+
+def _shorthand(value: str) -> dict[str, str]:
+    """Parse the AWS CLI's shorthand for one structure (``Key=a,Value=b``)."""
+    return dict(pair.split("=", 1) for pair in value.split(","))
 
 
 @pytest.fixture
@@ -655,22 +669,45 @@ def test_runbook_inspect_and_roll_back(served_world: World, tmp_path: Path) -> N
 
 
 def test_runbook_release_a_user_another_secret_claimed(served_world: World, tmp_path: Path) -> None:
-    # GIVEN a user claimed by a secret that no longer exists (a deleted stack)
+    # GIVEN a user bound to a secret that no longer exists (a deleted stack kept its user), and
+    # the owner record an earlier version wrote for it
     world = served_world
     gone = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:deleted-stack-AbCdEf"
     world.iam.tag_user(
-        UserName=world.user_name, Tags=[{"Key": "ses-smtp-rotation:secret", "Value": gone}]
+        UserName=world.user_name,
+        Tags=[
+            {"Key": "ses-smtp-rotation:bound-to", "Value": gone},
+            {"Key": "ses-smtp-rotation:secret", "Value": gone},
+        ],
     )
     refused = world.rotate(max_attempts=1)
     assert not refused.ok
     assert gone in str(refused.attempts[-1].error)
     world.cancel_rotation(refused.token)
-    # WHEN the runbook's command releases the user
+    # WHEN an administrator runs the runbook's commands: bind the user, drop the old record
+    runbook(world, tmp_path, "aws iam tag-user")
     runbook(world, tmp_path, "aws iam untag-user")
-    # THEN the next rotation claims it for this secret and completes
+    # THEN the next rotation completes for this secret, which the user is now bound to
     assert world.rotate(max_attempts=1).ok
     tags = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
-    assert {"Key": "ses-smtp-rotation:secret", "Value": world.secret_arn} in tags
+    assert {"Key": "ses-smtp-rotation:bound-to", "Value": world.secret_arn} in tags
+
+
+def test_runbook_adopts_a_user_made_by_hand_for_a_fleet(
+    make_world: Callable[..., World], tmp_path: Path
+) -> None:
+    # GIVEN a fleet function and an app whose user was made by hand (bound to no secret)
+    fleet_world = make_world(function_env=fleet_env())
+    member = add_app(fleet_world, "app-by-hand", bound=False)
+    refused = member.rotate(max_attempts=1)
+    assert not refused.ok
+    assert "bound to no secret" in str(refused.attempts[-1].error)
+    member.cancel_rotation(refused.token)
+    # WHEN someone who may tag IAM users runs the documented adoption command
+    runbook(member, tmp_path, "aws iam tag-user")
+    # THEN the fleet function rotates it
+    assert member.rotate(max_attempts=1).ok
+    assert member.login().ok
 
 
 def test_runbook_old_key_last_used(served_world: World, tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from rotation_handler import app, intents, keys
+from rotation_handler import app, records
 from rotation_handler.exceptions import (
     ForeignKeyError,
     SmtpTestError,
@@ -89,7 +89,7 @@ FUNCTION_ENV: Final = {
 }
 # Every AWS operation a rotation step makes, with how often one attempt can make it. Most are
 # in a recording of a clean rotation (test_the_fault_list_covers_every_call_a_rotation_makes);
-# ListUserTags and ListSecretVersionIds run only when a key no version references is found, and
+# ListSecretVersionIds runs only when a key no version references is found, and
 # DeleteAccessKey / UpdateAccessKey only when there is an old key to retire or room to make.
 AWS_CALLS: Final = {
     ("sm", "DescribeSecret"): 4,
@@ -98,7 +98,7 @@ AWS_CALLS: Final = {
     ("sm", "UpdateSecretVersionStage"): 1,
     ("sm", "ListSecretVersionIds"): 1,
     ("iam", "ListAccessKeys"): 2,
-    ("iam", "ListUserTags"): 1,
+    ("iam", "GetUser"): 1,
     ("iam", "TagUser"): 1,
     ("iam", "CreateAccessKey"): 1,
     ("iam", "DeleteAccessKey"): 2,
@@ -431,9 +431,8 @@ class RotationMachine(RuleBasedStateMachine):
         self.foreign_secrets.add(key["SecretAccessKey"])
 
     def _open_intent_vouches(self) -> bool:
-        """Whether the next createSecret would take a new key for a dead run's (intents.Intent)."""
-        tags = keys.read_tags(self.world.iam, self.world.user_name)
-        intent = intents.UserRecords.from_tags(tags).intent
+        """Whether the next createSecret would take a new key for a dead run's (records.Intent)."""
+        intent = records.UserRecords.from_tags(user_tags(self.world)).intent
         labelled = [version for version, stages in self.world.driver.stages().items() if stages]
         # The next createSecret is the pending rotation's retry, or one of a new token.
         token = self.pending or "a rotation not started yet"
@@ -538,8 +537,7 @@ class RotationMachine(RuleBasedStateMachine):
         assert key_statuses(world) == keys_before
 
     def _owner(self) -> str | None:
-        tags = keys.read_tags(self.world.iam, self.world.user_name)
-        return intents.UserRecords.from_tags(tags).owner
+        return records.UserRecords.from_tags(user_tags(self.world)).bound_to
 
     def _rollback_target(self) -> str | None:
         """AWSPREVIOUS's version, if it holds a key that still exists."""
@@ -747,3 +745,9 @@ def test_the_machine_catches_a_function_that_deletes_foreign_keys() -> None:
     # WHEN the state machine drives it / THEN it finds a sequence that breaks the contract
     with pytest.raises(AssertionError, match=r"cannot vouch|touched keys made by hand"):
         run_state_machine_as_test(GreedyMachine, settings=quick)
+
+
+def user_tags(world: World) -> dict[str, str]:
+    """The user's tags, as the function's records read them."""
+    listed = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
+    return {tag["Key"]: tag["Value"] for tag in listed}

@@ -6,8 +6,9 @@ from typing import Any, NoReturn
 
 import pytest
 
-from rotation_handler import custom_resource
-from rotation_handler.exceptions import ConfigurationError, CustomResourceError
+from rotation_handler import cloudformation, custom_resource
+from rotation_handler.exceptions import CustomResourceError
+from rotation_handler.settings import ConfigurationError
 
 
 def event(**change: Any) -> dict[str, Any]:  # noqa: ANN401 - any event field
@@ -24,22 +25,15 @@ def event(**change: Any) -> dict[str, Any]:  # noqa: ANN401 - any event field
 
 
 @pytest.mark.parametrize(
-    ("url", "local_world"),
+    "url",
     [
-        ("https://cloudformation-custom-resource-response.s3.amazonaws.com/x", False),
-        (
-            "https://cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com/x",
-            False,
-        ),
-        (
-            "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/x",
-            False,
-        ),
-        ("http://127.0.0.1:8080/answer", True),
+        "https://cloudformation-custom-resource-response.s3.amazonaws.com/x",
+        "https://cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com/x",
+        "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/x",
     ],
 )
-def test_an_aws_or_local_world_response_url_is_accepted(url: str, *, local_world: bool) -> None:
-    request = custom_resource.parse(event(ResponseURL=url), local_world=local_world)
+def test_an_aws_response_url_is_accepted(url: str) -> None:
+    request = cloudformation.parse(event(ResponseURL=url))
     assert request.response_url == url
     assert request.properties["UserName"] == "app-a"
 
@@ -63,7 +57,7 @@ def test_an_aws_or_local_world_response_url_is_accepted(url: str, *, local_world
 def test_any_other_response_url_is_refused(url: str | None) -> None:
     # Outside the local world, 127.0.0.1 is refused too (Lambda's runtime API listens there).
     with pytest.raises(CustomResourceError, match=r"https ResponseURL on an amazonaws\.com host"):
-        custom_resource.parse(event(ResponseURL=url))
+        cloudformation.parse(event(ResponseURL=url))
 
 
 def _failing_runtime(error: Exception) -> Any:  # noqa: ANN401 - stands in for app.runtime
@@ -85,7 +79,7 @@ def test_a_failure_is_a_failed_answer_with_a_physical_id_cloudformation_can_dele
     request_type: str, physical_id: str | None, answered_id: str
 ) -> None:
     # GIVEN a function whose configuration is bad
-    request = custom_resource.parse(event(RequestType=request_type, PhysicalResourceId=physical_id))
+    request = cloudformation.parse(event(RequestType=request_type, PhysicalResourceId=physical_id))
     error = ConfigurationError("FLEET_USER_PATH must be an IAM path")
     # WHEN it serves the request / THEN the answer is FAILED with the reason
     answer = custom_resource.serve(request, _failing_runtime(error))
@@ -96,7 +90,7 @@ def test_a_failure_is_a_failed_answer_with_a_physical_id_cloudformation_can_dele
 
 def test_an_unexpected_error_is_answered_by_its_type_only() -> None:
     # GIVEN an error that is none of the function's (its text is not vetted for secrets)
-    request = custom_resource.parse(event())
+    request = cloudformation.parse(event())
     answer = custom_resource.serve(request, _failing_runtime(ValueError("not-for-the-answer")))
     # THEN CloudFormation hears of it by its type, pointed at the log
     assert answer.status == "FAILED"

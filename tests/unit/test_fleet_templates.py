@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 import pytest
 
-from rotation_handler.custom_resource import LOCAL_WORLD_VARIABLE
+from rotation_handler import cloudformation
 from rotation_handler.settings import Settings
+from ses_smtp_rotator.contract import BINDING_TAG
 from tests.unit.test_template_policy import (
     ALLOWED_TAG_KEYS,
     MIN_CONCURRENCY,
@@ -126,6 +127,9 @@ def _member_role(resource: object) -> bool:
     return isinstance(sub, list) and sub[0] == MEMBER_ROLE and set(sub[1]) == {"Id"}
 
 
+APP_STACKS = "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/*"
+
+
 def _scope(resource: object, statement: dict[str, Any], template: Template) -> str | None:
     """The one service prefix a scoped Resource allows, or None when it is not scoped."""
     sub = sub_string(resource)
@@ -139,6 +143,11 @@ def _scope(resource: object, statement: dict[str, Any], template: Template) -> s
         "sts": _member_role(resource),
         "logs": sub is not None and sub in _log_groups(template),
         "lambda": resource == {"Fn::GetAtt": "FleetFunction.Arn"},
+        # The app stacks of the fleet's account and region: read only (the key clean-up asks
+        # CloudFormation whether a stack is deleting its resource).
+        "cloudformation": sub == APP_STACKS
+        and set(alternatives(statement.get("Action", [])))
+        == {"cloudformation:DescribeStackResources"},
     }
     return next((service for service, scoped in scopes.items() if scoped), None)
 
@@ -302,7 +311,7 @@ def test_every_fleet_permission_is_scoped_or_justified(name: str) -> None:
     # THEN each statement is scoped to the fleet's users, tagged secrets, key, member roles or
     # log group, and tagging is limited to the function's own tag keys
     assert fleet_policy_problems(template, lines) == []
-    assert tag_problems(template) == []
+    assert tag_problems(template, binds=False) == []
 
 
 def test_the_fleet_function_keeps_the_single_templates_hardening(
@@ -363,11 +372,15 @@ def test_an_app_is_tagged_for_the_fleet_and_cleans_up_its_keys(app: Template) ->
     assert user["Properties"]["Path"] == {"Ref": "UserPath"}
     (policy,) = user["Properties"]["Policies"]
     assert [s["Action"] for s in policy["PolicyDocument"]["Statement"]] == ["ses:SendRawEmail"]
-    # AND its secret carries the fleet's tag and names only the user
+    # AND its secret carries the fleet's tag and names only the user, by the user's own name
     assert {"Key": FLEET_TAG_KEY, "Value": {"Ref": "FleetName"}} in secret["Properties"]["Tags"]
     body = sub_string(secret["Properties"]["SecretString"])
     assert body is not None
-    assert json.loads(body.replace(f"${{{user_name}}}", "u")) == {"iam_user_name": "u"}
+    assert user["Properties"]["UserName"] == {"Fn::Sub": "${AWS::StackName}-ses-smtp"}
+    assert json.loads(body) == {"iam_user_name": "${AWS::StackName}-ses-smtp"}
+    # AND the user is bound to that secret by the stack (the fleet function never binds)
+    binding = {"Key": BINDING_TAG, "Value": {"Ref": secret_name}}
+    assert user["Properties"]["Tags"] == [binding]
     # AND the fleet function rotates it, at once on creation
     (schedule,) = _of_type(app, "AWS::SecretsManager::RotationSchedule").values()
     fleet_function = {"Ref": "FleetFunctionArn"}
@@ -424,10 +437,11 @@ def test_the_three_templates_agree_on_the_fleets_names(
 
 def test_the_function_writes_only_the_tag_keys_the_fleet_allows() -> None:
     # GIVEN the rotation function's sources / THEN every tag key they write is allowed here too
-    sources = ROOT / "src" / "rotation_handler"
+    sources = [*(ROOT / "src" / "rotation_handler").glob("*.py")]
+    sources.append(ROOT / "src" / "ses_smtp_rotator" / "contract.py")
     written = {
         match
-        for path in sources.glob("*.py")
+        for path in sources
         for match in re.findall(r"ses-smtp-rotation:[\w-]+", path.read_text(encoding="utf-8"))
     }
     assert written
@@ -529,7 +543,7 @@ def _extra_tag_key(template: Template) -> None:
 
 
 def _policy(template: Template, lines: Sequence[str]) -> Problems:
-    return fleet_policy_problems(template, lines) + tag_problems(template)
+    return fleet_policy_problems(template, lines) + tag_problems(template, binds=False)
 
 
 def _functions(template: Template, _lines: Sequence[str]) -> Problems:
@@ -667,10 +681,14 @@ def test_the_fleets_overdue_alarm_watches_the_metric_the_sweeps_emit(
     assert alarm["Threshold"] == {"Ref": "RotationOverdueHours"}
 
 
-def test_no_template_lets_the_custom_resource_answer_on_loopback() -> None:
-    # The local world's switch (http to 127.0.0.1 for its CloudFormation stand-in) must never
-    # reach a deployed function: in Lambda, 127.0.0.1 is the runtime API.
-    templates = [ROOT / "template.yaml", *sorted((ROOT / "fleet").glob("*.yaml"))]
-    assert len(templates) == 4
-    for template in templates:
-        assert LOCAL_WORLD_VARIABLE not in template.read_text(encoding="utf-8"), template.name
+def test_the_function_answers_cloudformation_only_on_aws_and_reads_no_switch() -> None:
+    # GIVEN the function's sources / WHEN the places that read the environment are collected
+    sources = sorted((ROOT / "src" / "rotation_handler").glob("*.py"))
+    readers = {path.name for path in sources if "environ" in path.read_text(encoding="utf-8")}
+    # THEN only the settings (and the cold start that hands them os.environ) read it: no switch
+    # lets a deployed function answer on 127.0.0.1, which in Lambda is the runtime API
+    assert readers == {"settings.py", "app.py"}
+    app_text = (ROOT / "src" / "rotation_handler" / "app.py").read_text(encoding="utf-8")
+    assert app_text.count("os.environ") == 1
+    # AND the function's own rule refuses loopback
+    assert not cloudformation.aws_answer_url("http://127.0.0.1:8080/answer")

@@ -15,27 +15,66 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_lambda_requirements_match_the_lock_file() -> None:
     # GIVEN the pinned dependencies in uv.lock
-    expected = requirements.render()
-    # WHEN we read what sam build will install into the zip
-    actual = requirements.TARGET.read_text(encoding="utf-8")
+    expected = (requirements.render(), requirements.render_bundled())
+    # WHEN we read what sam build will install into the zip, with the layer and bundled
+    actual = (
+        requirements.TARGET.read_text(encoding="utf-8"),
+        requirements.BUNDLED_TARGET.read_text(encoding="utf-8"),
+    )
     # THEN they are the same, so the zip ships exactly the tested versions
-    assert actual == expected, "src/requirements.txt is stale: run `make requirements`"
+    assert actual == expected, "a requirements file is stale: run `make requirements`"
+    assert requirements.main([]) == 0
 
 
-def test_lambda_requirements_pin_every_runtime_dependency_but_boto3() -> None:
+def _pinned(text: str) -> dict[str, str]:
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert all("==" in line for line in lines)
+    return dict(line.split("==") for line in lines)
+
+
+def _locked(name: str) -> str:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    (version,) = {p["version"] for p in lock["package"] if p["name"] == name}
+    return str(version)
+
+
+def test_the_bundled_requirements_pin_every_runtime_dependency_but_boto3() -> None:
     # GIVEN the `client` extra, which is what the handler needs besides the library
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    pinned = {
-        line.split("==")[0]
-        for line in requirements.TARGET.read_text(encoding="utf-8").splitlines()
-        if line and not line.startswith("#")
-    }
+    pinned = _pinned(requirements.BUNDLED_TARGET.read_text(encoding="utf-8"))
     client = project["optional-dependencies"]["client"]
-    runtime = {dep.split(">")[0].split("=")[0].split("<")[0] for dep in client}
+    runtime = {re.split(r"[<>=\[]", dep)[0] for dep in client}
+    # THEN the bundled build pins all of it at the locked versions, except the runtime's boto3
     assert "aws-lambda-powertools" in runtime
-    assert runtime - {"boto3"} <= pinned
+    assert runtime - {"boto3"} <= set(pinned)
     assert "boto3" not in pinned
-    assert all("==" in line for line in requirements.render().splitlines()[3:])
+    assert pinned["aws-lambda-powertools"] == _locked("aws-lambda-powertools")
+
+
+def test_the_default_build_leaves_powertools_and_its_dependencies_to_the_layer() -> None:
+    # GIVEN what the bundled build adds for Powertools
+    bundled = _pinned(requirements.BUNDLED_TARGET.read_text(encoding="utf-8"))
+    # WHEN we read what a plain `sam build` installs
+    default = _pinned(requirements.TARGET.read_text(encoding="utf-8"))
+    # THEN none of it: Powertools, jmespath and typing-extensions come from AWS's layer
+    assert {"aws-lambda-powertools", "jmespath", "typing-extensions"} <= set(bundled)
+    assert default == {}
+
+
+def test_a_stale_requirements_file_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a bundled requirements file that lost its Powertools line
+    stale = tmp_path / "src" / "requirements-bundled.txt"
+    stale.parent.mkdir()
+    stale.write_text(requirements.BUNDLED_HEADER, encoding="utf-8")
+    monkeypatch.setattr(requirements, "BUNDLED_TARGET", stale)
+    monkeypatch.setattr(requirements, "TARGET", tmp_path / "src" / "missing.txt")
+    # WHEN the check runs / THEN it fails and names both files
+    assert requirements.main([]) == 1
+    err = capsys.readouterr().err
+    assert f"{stale} is stale" in err
+    assert "missing.txt is stale" in err
 
 
 def test_library_ships_type_information() -> None:

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from rotation_handler.exceptions import ConfigurationError
-from rotation_handler.settings import DEFAULT_FLEET_TAG_KEY, Fleet, OldKeyAction, Settings
+from rotation_handler.settings import (
+    DEFAULT_FLEET_TAG_KEY,
+    ConfigurationError,
+    Fleet,
+    OldKeyAction,
+    Settings,
+)
 
 
 def test_defaults() -> None:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from rotation_handler.settings import DEFAULT_FLEET_TAG_KEY, MAX_GRACE_PERIOD, Settings
+from ses_smtp_rotator.contract import BINDING_TAG, FUNCTION_TAGS, INTENT_TAG, RETIRE_TAG
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -134,7 +135,13 @@ def _scoped_resources(template: Template) -> tuple[list[object], list[str]]:
 def _is_scoped(resource: object, template: Template) -> bool:
     refs, log_arns = _scoped_resources(template)
     sub = sub_string(resource)
-    return resource in refs or (sub is not None and (bool(USER_ARN.match(sub)) or sub in log_arns))
+    # The stack itself: the key clean-up asks CloudFormation about its own stack's resources.
+    own_stack = resource == {"Ref": "AWS::StackId"}
+    return (
+        own_stack
+        or resource in refs
+        or (sub is not None and (bool(USER_ARN.match(sub)) or sub in log_arns))
+    )
 
 
 def is_justified(lines: Sequence[str], node: object, line: int | None = None) -> bool:
@@ -277,12 +284,13 @@ def function_problems(template: Template) -> Problems:
 # --- hardening: tag keys, concurrency, timeout, the stored API key -------------------------------
 
 TAG_ACTIONS = ("iam:taguser", "iam:untaguser")
-# The tag keys the function writes on the SMTP user: its rotation intent and the owning secret.
-ALLOWED_TAG_KEYS = {
-    "ses-smtp-rotation:intent",
-    "ses-smtp-rotation:secret",
-    "ses-smtp-rotation:retire",
-}
+# The tag keys the function writes on the SMTP user (its rotation intent, the grace period's
+# start); a single-secret function also binds its one user to its secret, a fleet function never.
+WRITTEN_TAG_KEYS = {INTENT_TAG, RETIRE_TAG}
+BINDING_TAG_KEYS = WRITTEN_TAG_KEYS | {BINDING_TAG}
+# What the key clean-up removes: the function's records, and the owner record of older versions.
+REMOVED_TAG_KEYS = set(FUNCTION_TAGS)
+ALLOWED_TAG_KEYS = BINDING_TAG_KEYS | REMOVED_TAG_KEYS
 # Lambda's documented floor for a rotation function's concurrency (below it, steps are throttled).
 MIN_CONCURRENCY = 10
 # What a step's IAM, KMS and Secrets Manager calls may take besides the SMTP test: about a dozen
@@ -303,8 +311,15 @@ def _tagging_actions(statement: dict[str, Any]) -> tuple[set[str], set[str]]:
     return tagging, actions
 
 
-def tag_problems(template: Template) -> Problems:
-    """iam:TagUser/UntagUser only alone, only for the function's own tag keys (and some key)."""
+def tag_problems(template: Template, *, binds: bool = True) -> Problems:
+    """iam:TagUser/UntagUser each alone, only for the function's own tag keys (and some key).
+
+    ``binds``: the template's function may write the binding tag (a single-secret function).
+    """
+    expected = {
+        "iam:TagUser": BINDING_TAG_KEYS if binds else WRITTEN_TAG_KEYS,
+        "iam:UntagUser": REMOVED_TAG_KEYS,
+    }
     problems: Problems = []
     for name, resource in template["Resources"].items():
         kind = resource["Type"]
@@ -318,11 +333,11 @@ def tag_problems(template: Template) -> Problems:
                 where = f"{name} statement {statement.get('Sid', '?')}"
                 condition = statement.get("Condition", {})
                 keys = condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
-                if actions - tagging:
+                if actions - tagging or len(tagging) > 1:
                     problems.append(f"{where}: tagging shares a statement with other actions")
                 if keys is None:
                     problems.append(f"{where}: tagging without an aws:TagKeys condition")
-                elif set(alternatives(keys)) != ALLOWED_TAG_KEYS:
+                elif set(alternatives(keys)) != expected.get(next(iter(tagging)), set()):
                     problems.append(f"{where}: tag keys {sorted(alternatives(keys))}")
                 if condition.get("Null", {}).get("aws:TagKeys") != "false":
                     problems.append(f"{where}: no Null check on aws:TagKeys")
@@ -426,7 +441,10 @@ def test_hardening_rules_hold(template: Template) -> None:
         for statement in _role_statements(template)
         if isinstance(statement, dict) and _tagging_actions(statement)[0]
     ]
-    assert [s["Sid"] for s in tagging] == ["TagTheSmtpUserWithRotationRecords"]
+    assert [s["Sid"] for s in tagging] == [
+        "TagTheSmtpUserWithRotationRecords",
+        "UntagTheSmtpUsersRotationRecords",
+    ]
 
 
 def test_the_key_clean_up_may_untag_only_the_function_s_own_records(template: Template) -> None:
@@ -438,19 +456,23 @@ def test_the_key_clean_up_may_untag_only_the_function_s_own_records(template: Te
         if isinstance(statement, dict)
         and "iam:UntagUser" in alternatives(statement.get("Action", []))
     ]
-    # THEN exactly the tagging statement allows it, under its tag-key condition
-    assert [s["Sid"] for s in untagging] == ["TagTheSmtpUserWithRotationRecords"]
+    # THEN exactly the untagging statement allows it, under its tag-key condition
+    assert [s["Sid"] for s in untagging] == ["UntagTheSmtpUsersRotationRecords"]
     assert tag_problems(template) == []
 
 
 def test_the_function_writes_only_allowed_tag_keys() -> None:
-    # GIVEN the rotation function's sources / WHEN the tag keys they name are collected
+    # GIVEN the rotation function's sources and the contract module that names its tags
+    sources = [
+        *HANDLER_SOURCES.glob("*.py"),
+        HANDLER_SOURCES.parent / "ses_smtp_rotator" / "contract.py",
+    ]
     written = {
         match
-        for path in HANDLER_SOURCES.glob("*.py")
+        for path in sources
         for match in re.findall(r"ses-smtp-rotation:[\w-]+", path.read_text(encoding="utf-8"))
     }
-    # THEN the template's condition allows each of them (the fleet's tag is only read, on secrets)
+    # THEN the template's conditions name each of them (the fleet's tag is only read, on secrets)
     assert written
     assert written - {DEFAULT_FLEET_TAG_KEY} <= ALLOWED_TAG_KEYS
 

@@ -1,8 +1,11 @@
-"""Records the function keeps on the IAM user: owner, last intent, old key's retirement.
+"""The IAM user as the function sees it: its keys, and the records the function keeps on it.
 
-The owner tag (``ses-smtp-rotation:secret``) names the one secret whose rotations manage the
-user's keys: createSecret writes it on first use and refuses a secret that is not the owner, so two
-deployments naming one user can never take each other's keys for their own.
+The records are tags on the user: its binding, the last intent, the retirement.
+
+The binding (``ses-smtp-rotation:bound-to``) names the one secret whose rotations may act on the
+user. The function reads it (the gate, :mod:`rotation_handler.gate`, decides with it) and writes
+it only when its own configuration names both the secret and the user (``SECRET_ARN`` and
+``SMTP_IAM_USER_NAME``) and the user has none yet.
 
 The intent: how a later attempt knows a key no version holds was made by this function.
 
@@ -20,23 +23,30 @@ staging label any more). An intent of a rotation that is still labelled (it stor
 still being retried) vouches for nothing else. It also names the secret (a digest of its ARN):
 an intent another secret recorded vouches for nothing here. IAM has no tags on access keys, so the
 user tag is the only place that survives a crash.
+
+The retirement (:class:`ses_smtp_rotator.contract.Retirement`): finishSecret records which key
+stopped being live, when, and for which secret; the sweep retires only a key so recorded.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
+
+from ses_smtp_rotator.contract import (
+    BINDING_TAG,
+    INTENT_TAG,
+    LEGACY_OWNER_TAG,
+    RETIRE_TAG,
+    Retirement,
+    digest,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from rotation_handler.keys import AccessKey
-
-TAG: Final = "ses-smtp-rotation:intent"
-OWNER_TAG: Final = "ses-smtp-rotation:secret"
-RETIRE_TAG: Final = "ses-smtp-rotation:retire"
+TAG: Final = INTENT_TAG
 # The tag value of an intent whose attempt cleaned up after itself: it vouches for no key.
 CLOSED: Final = "closed"
 # A key created by an attempt appears before its Lambda run ends, at most 900 s (Lambda's limit)
@@ -46,9 +56,30 @@ MAX_RUN: Final = timedelta(seconds=900)
 _SKEW: Final = timedelta(seconds=60)
 
 
-def token_digest(token: str) -> str:
-    """Return a short, stable digest of a ClientRequestToken (or a secret ARN) for tags and logs."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
+token_digest = digest
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessKey:
+    """One IAM access key of the user (metadata only: IAM never returns the secret again)."""
+
+    access_key_id: str
+    active: bool
+    created: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class User:
+    """An IAM user as GetUser answered: its path and tags (the function's records among them)."""
+
+    name: str
+    path: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def records(self) -> UserRecords:
+        """The binding, intent and retirement recorded on the user."""
+        return UserRecords.from_tags(self.tags)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,41 +149,24 @@ class Intent:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Retirement:
-    """When the old key stopped being AWSCURRENT's: its grace period counts from then."""
-
-    access_key_id: str
-    since: datetime
-
-    def encode(self) -> str:
-        """Tag value: ``v1 <key id> <epoch seconds>``."""
-        return f"v1 {self.access_key_id} {int(self.since.timestamp())}"
-
-    @classmethod
-    def decode(cls, value: str) -> Retirement | None:
-        """Parse a tag value; ``None`` for anything this version did not write."""
-        parts = value.split()
-        if len(parts) != 3 or parts[0] != "v1" or not parts[2].isdigit():  # noqa: PLR2004
-            return None
-        return cls(access_key_id=parts[1], since=datetime.fromtimestamp(int(parts[2]), tz=UTC))
-
-
-@dataclass(frozen=True, kw_only=True)
 class UserRecords:
-    """What the user's tags say: the owner, the last attempt's intent, the old key's retirement."""
+    """What the user's tags say: its binding, the last attempt's intent, the retirement."""
 
-    owner: str | None
+    bound_to: str | None
     intent: Intent | None
     retirement: Retirement | None = None
+    # Written by earlier versions ("the first secret to rotate it"): it grants nothing now.
+    legacy_owner: str | None = None
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> UserRecords:
         """Read the records from the user's tags (other tags are ignored)."""
         value, retire = tags.get(TAG), tags.get(RETIRE_TAG)
         return cls(
-            owner=tags.get(OWNER_TAG) or None,
+            bound_to=tags.get(BINDING_TAG) or None,
             intent=Intent.decode(value) if value else None,
             retirement=Retirement.decode(retire) if retire else None,
+            legacy_owner=tags.get(LEGACY_OWNER_TAG) or None,
         )
 
 
@@ -164,9 +178,9 @@ def opened(
     now: datetime,
     seconds_left: float,
 ) -> dict[str, str]:
-    """Return the tags that record, before creating a key, that an attempt for ``token`` starts.
+    """Return the tag that records, before creating a key, that an attempt for ``token`` starts.
 
-    They also claim the user for ``secret_arn``. ``seconds_left`` is the time the Lambda run has
+    ``seconds_left`` is the time the Lambda run has
     left (capped at Lambda's 900 s): a key this attempt creates appears before then.
     """
     ends_by = now + min(MAX_RUN, timedelta(seconds=max(0.0, seconds_left)))
@@ -177,12 +191,18 @@ def opened(
         ends_by=ends_by,
         existing=frozenset(existing),
     )
-    return {OWNER_TAG: secret_arn, TAG: intent.encode()}
+    return {TAG: intent.encode()}
 
 
-def retiring(access_key_id: str, *, since: datetime) -> dict[str, str]:
-    """Return the tag that starts the grace period of ``access_key_id`` at ``since``."""
-    return {RETIRE_TAG: Retirement(access_key_id=access_key_id, since=since).encode()}
+def retiring(secret_arn: str, access_key_id: str, *, since: datetime) -> dict[str, str]:
+    """Return the tag that starts the grace period of ``secret_arn``'s old key at ``since``."""
+    record = Retirement(secret_digest=digest(secret_arn), access_key_id=access_key_id, since=since)
+    return {RETIRE_TAG: record.encode()}
+
+
+def binding(secret_arn: str) -> dict[str, str]:
+    """Return the tag that binds a user to ``secret_arn`` (single-secret functions only)."""
+    return {BINDING_TAG: secret_arn}
 
 
 def closed() -> dict[str, str]:

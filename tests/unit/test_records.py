@@ -4,8 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotation_handler.intents import Intent, token_digest
-from rotation_handler.keys import AccessKey
+from rotation_handler.records import AccessKey, Intent, token_digest
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 END = T0 + timedelta(seconds=60)
