@@ -121,7 +121,7 @@ bench: setup ## Benchmarks: rotation overshoot, AWS calls, cold start, package s
 	PY313_DIR="$(PY313_DIR)" $(RUN) python -m bench
 
 .PHONY: template
-template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm64, also bundled): template.yaml and fleet/*.yaml.
+template: ## sam validate --lint, cfn-lint, checkov, the IAM policy check, sam build (also bundled): template.yaml and fleet/*.yaml.
 	@# Each check runs quietly: one line with its duration; its full output only when it fails.
 	@# No network but the package index: telemetry and checkov's update check off, --skip-download.
 	@# fleet/template.yaml holds the fleet's function: it is built too, into .aws-sam/fleet.
@@ -140,6 +140,8 @@ template: ## sam validate --lint, cfn-lint, checkov, sam build (python3.13, arm6
 	  check checkov .venv-checkov/bin/checkov --quiet --compact --skip-download \
 	    --framework cloudformation --file "$$file"; \
 	done; \
+	echo "IAM policies of template.yaml, fleet/*.yaml and docs/*.md (tools/policy_check.py)"; \
+	check "policies" $(RUN) python -m tools.policy_check; \
 	check "sam build" env PATH="$(PY313_DIR):$$PATH" .venv-sam/bin/sam build; \
 	check "handler" test -f .aws-sam/build/RotationFunction/rotation_handler/app.py; \
 	check "no powertools" test ! -e .aws-sam/build/RotationFunction/aws_lambda_powertools; \

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from bench.fleet import FleetRun
 
 VIOLATIONS_GOAL: Final = Goal(limit=0, text="0")
+# A fleet rotation's calls in the steady state: the single secret's 15, plus the GetUser its
+# finishSecret makes before it retires the old key (the gate reads the user's path there).
+FLEET_CALLS_GOAL: Final = Goal(limit=16, text="<= 16")
 # How far the per-app figures of the largest and the smallest fleet may differ and still be
 # called linear in N: wall time within a factor of 1.5, calls per rotation within 5 %.
 LINEAR_TIME_FACTOR: Final = 1.5
@@ -111,6 +114,12 @@ def size_rows(run: FleetRun) -> tuple[list[Row], dict[str, Any]]:
         Row(
             measure=f"{label}: throttles absorbed by botocore's retry, rotations retried",
             figure=throttling,
+        ),
+        judged(
+            f"{label}: AWS calls per rotation (steady state, retries included)",
+            f"{steady.calls_per_rotation:.2f}",
+            value=steady.calls_per_rotation,
+            goal=FLEET_CALLS_GOAL,
         ),
         judged(
             f"{label}: invariant violations ({len(run.rounds)} rounds, all apps)",

@@ -17,7 +17,12 @@ import json
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 from rotation_handler import gate, keys, records, versions
 from rotation_handler.context import LabelledVersions
@@ -49,9 +54,25 @@ def read_current(ctx: StepContext) -> SmtpSecret:
     return current
 
 
-def labelled(ctx: StepContext, current: SmtpSecret, found: list[AccessKey]) -> LabelledVersions:
-    """Return AWSCURRENT with AWSPREVIOUS, read only when it may hold the live or another key."""
-    others = any(key.access_key_id != current.access_key_id for key in found)
+def labelled(
+    ctx: StepContext, current: SmtpSecret, found: list[AccessKey], user: User
+) -> LabelledVersions:
+    """Return AWSCURRENT with AWSPREVIOUS, read only when it may say something new.
+
+    Not read when every other key of the user is the one the user's record shows live before
+    the rotation that is now AWSCURRENT began (that is AWSPREVIOUS's key, an old key of ours).
+    """
+    intent = user.records.intent
+    arn, now_current = ctx.state.arn, ctx.state.version_with(CURRENT)
+    others = [
+        key.access_key_id
+        for key in found
+        if key.access_key_id != current.access_key_id
+        and not (
+            intent
+            and intent.held_live(key.access_key_id, current_version=now_current, secret_arn=arn)
+        )
+    ]
     previous = None
     # A damaged old version cannot vouch for any key; its key counts as unreferenced.
     if (others or not current.has_credentials) and ctx.state.version_with(PREVIOUS) != ctx.token:
@@ -107,7 +128,9 @@ def _passwords_for(listed: object, extra: tuple[str, ...]) -> dict[str, None]:
     return dict.fromkeys([*(listed if isinstance(listed, dict) else {}), *extra])
 
 
-def create_and_store(ctx: StepContext, user: User, *, base: SmtpSecret, existing: list[str]) -> str:
+def create_and_store(
+    ctx: StepContext, user: User, *, base: SmtpSecret, existing: list[str], live: str | None
+) -> str:
     """Record the intent, create the key, store it as AWSPENDING; return the new key's id.
 
     Raises
@@ -123,6 +146,7 @@ def create_and_store(ctx: StepContext, user: User, *, base: SmtpSecret, existing
         existing=existing,
         now=keys.now_utc(),
         seconds_left=ctx.seconds_left(),
+        live=live,
     )
     keys.write_tags(ctx.iam, user.name, opened | gate.claim(ctx.settings, ctx.state, user))
     key_id, secret_key = _create(ctx, user.name, existing=existing)
@@ -149,7 +173,7 @@ def _create(ctx: StepContext, user: str, *, existing: list[str]) -> tuple[str, s
             # The answer to the only attempt that could take effect: IAM made no key.
             _close_intent(ctx, user)
         else:
-            _after_failed_create(ctx, user, existing=existing)
+            _after_failed_create(ctx, user, existing=existing, sent=True)
         if error_code(err) == "LimitExceeded":
             msg = (
                 f"IAM user {user} reached the limit of {keys.MAX_KEYS} access keys meanwhile: "
@@ -157,19 +181,22 @@ def _create(ctx: StepContext, user: str, *, existing: list[str]) -> tuple[str, s
             )
             raise AccessKeyError(msg) from err
         raise
-    except BotoCoreError:
-        _after_failed_create(ctx, user, existing=existing)
+    except BotoCoreError as err:
+        # Could not connect: the request never left (botocore raises these before sending).
+        sent = not isinstance(err, (EndpointConnectionError, ConnectTimeoutError))
+        _after_failed_create(ctx, user, existing=existing, sent=sent)
         raise
 
 
-def _after_failed_create(ctx: StepContext, user: str, *, existing: list[str]) -> None:
+def _after_failed_create(ctx: StepContext, user: str, *, existing: list[str], sent: bool) -> None:
     """List and compare: delete the one key the failed call made (its secret was never seen).
 
     A key that appeared since the attempt listed the keys was made by its call: it is deleted and
-    the intent closed. When none appeared, the call may still take effect (IAM is eventually
-    consistent; a timed-out request may be in flight), so the intent stays open and vouches for
-    a key that appears later: the next attempt deletes it. When the list cannot be read, or more
-    than one key appeared (one may be made by hand), nothing is deleted either.
+    the intent closed. When none appeared and the request was ``sent``, it may still take effect
+    (IAM is eventually consistent; a timed-out request may be in flight), so the intent stays
+    open and vouches for a key that appears later: the next attempt deletes it. A request that
+    never left closes the intent, so a key made by hand before the retry is foreign. When the list
+    cannot be read, or more than one key appeared (one may be made by hand), nothing is deleted.
     """
     try:
         appeared = [
@@ -177,6 +204,9 @@ def _after_failed_create(ctx: StepContext, user: str, *, existing: list[str]) ->
             for k in keys.list_keys(ctx.iam, user)
             if k.access_key_id not in existing
         ]
+        if not appeared and not sent:
+            _close_intent(ctx, user)
+            return
         if len(appeared) != 1:
             logger.warning(
                 "CreateAccessKey failed and the keys do not show its outcome; the record of the "

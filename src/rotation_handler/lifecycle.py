@@ -86,8 +86,18 @@ def classify(
     existing = list(existing)
     live = seen.live
     protected = {seen.current.access_key_id, live.access_key_id if live else None} - {None}
+    now_current, arn = ctx.state.version_with(CURRENT), ctx.state.arn
+
+    def holder(key_id: str) -> str | None:
+        # AWSPREVIOUS's key, read or (when not read) shown by the record of the current rotation.
+        held = seen.holder(key_id)
+        shown = records.intent is not None and records.intent.held_live(
+            key_id, current_version=now_current, secret_arn=arn
+        )
+        return held or (PREVIOUS if seen.previous is None and shown else None)
+
     unreferenced = [
-        k for k in existing if k.access_key_id not in protected and not seen.holder(k.access_key_id)
+        k for k in existing if k.access_key_id not in protected and not holder(k.access_key_id)
     ]
     orphan = None
     if records.intent is not None and unreferenced:
@@ -96,7 +106,7 @@ def classify(
         )
     out = []
     for key in existing:
-        stage = seen.holder(key.access_key_id)
+        stage = holder(key.access_key_id)
         if key.access_key_id in protected:
             out.append(ClassifiedKey(key=key, kind=KeyClass.LIVE, held_by=stage or PREVIOUS))
         elif stage is not None:

@@ -91,6 +91,20 @@ class Intent:
     started_at: datetime
     ends_by: datetime
     existing: frozenset[str]
+    # The live key when the attempt started (AWSCURRENT's): once this rotation is AWSCURRENT, the
+    # key that was live before it, which AWSPREVIOUS holds, without reading AWSPREVIOUS.
+    live: str | None = None
+
+    def held_live(
+        self, access_key_id: str, *, current_version: str | None, secret_arn: str
+    ) -> bool:
+        """Whether ``access_key_id`` was live when the rotation now AWSCURRENT began (ours, old)."""
+        return (
+            self.live == access_key_id
+            and current_version is not None
+            and self.secret_digest == token_digest(secret_arn)
+            and self.token_digest == token_digest(current_version)
+        )
 
     def speaks_for(self, token: str, *, staged: Iterable[str], secret_arn: str) -> bool:
         """Whether this intent may vouch for keys during an attempt of rotation ``token``.
@@ -125,26 +139,30 @@ class Intent:
         return made[0] if len(made) == 1 else None
 
     def encode(self) -> str:
-        """Tag value: ``v3 <secret> <token> <start> <end> <key id> ...`` (no commas in tags)."""
+        """Tag value: ``v4 <secret> <token> <start> <end> <live|-> <key id> ...`` (no commas)."""
         stamps = [str(int(moment.timestamp())) for moment in (self.started_at, self.ends_by)]
         digests = [self.secret_digest, self.token_digest]
-        return " ".join(["v3", *digests, *stamps, *sorted(self.existing)])
+        return " ".join(["v4", *digests, *stamps, self.live or "-", *sorted(self.existing)])
 
     @classmethod
     def decode(cls, value: str) -> Intent | None:
         """Parse a tag value; ``None`` for anything this version did not write.
 
-        Earlier formats (v2 had no secret) vouch for nothing: they cannot say whose they are.
+        Earlier formats (v2 had no secret) vouch for nothing: they cannot say whose they are; v3
+        names no live key.
         """
         parts = value.split()
-        if len(parts) < 5 or parts[0] != "v3" or not (parts[3].isdigit() and parts[4].isdigit()):  # noqa: PLR2004
+        version = parts[0] if parts else ""
+        if len(parts) < 5 or version not in {"v3", "v4"} or not (parts[3] + parts[4]).isdigit():  # noqa: PLR2004
             return None
+        live, keys = (None, parts[5:]) if version == "v3" else (parts[5], parts[6:])
         return cls(
             secret_digest=parts[1],
             token_digest=parts[2],
             started_at=datetime.fromtimestamp(int(parts[3]), tz=UTC),
             ends_by=datetime.fromtimestamp(int(parts[4]), tz=UTC),
-            existing=frozenset(parts[5:]),
+            existing=frozenset(keys),
+            live=None if live in (None, "-") else live,
         )
 
 
@@ -170,18 +188,19 @@ class UserRecords:
         )
 
 
-def opened(
+def opened(  # noqa: PLR0913 - keyword-only facts of one attempt
     *,
     secret_arn: str,
     token: str,
     existing: Iterable[str],
     now: datetime,
     seconds_left: float,
+    live: str | None = None,
 ) -> dict[str, str]:
     """Return the tag that records, before creating a key, that an attempt for ``token`` starts.
 
-    ``seconds_left`` is the time the Lambda run has
-    left (capped at Lambda's 900 s): a key this attempt creates appears before then.
+    ``seconds_left`` is the time the Lambda run has left (capped at Lambda's 900 s): a key this
+    attempt creates appears before then. ``live`` is the live key as the attempt starts.
     """
     ends_by = now + min(MAX_RUN, timedelta(seconds=max(0.0, seconds_left)))
     intent = Intent(
@@ -190,6 +209,7 @@ def opened(
         started_at=now,
         ends_by=ends_by,
         existing=frozenset(existing),
+        live=live,
     )
     return {TAG: intent.encode()}
 

@@ -55,12 +55,14 @@ def create_secret(ctx: StepContext) -> None:
     current = creation.read_current(ctx)
     user = gate.admit_read(ctx, current.iam_user_name)
     found = keys.list_keys(ctx.iam, user.name)
-    seen = creation.labelled(ctx, current, found)
+    seen = creation.labelled(ctx, current, found, user)
     base = creation.compose(ctx, seen)
     gate.admit_read(ctx, base.iam_user_name)
     classified = lifecycle.classify(ctx, found, seen=seen, records=user.records)
     left = lifecycle.make_room(ctx, user.name, classified)
-    creation.create_and_store(ctx, user, base=base, existing=[k.access_key_id for k in left])
+    live = seen.live.access_key_id if seen.live else None
+    existing = [key.access_key_id for key in left]
+    creation.create_and_store(ctx, user, base=base, existing=existing, live=live)
 
 
 def set_secret(ctx: StepContext) -> None:

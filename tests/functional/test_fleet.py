@@ -786,7 +786,7 @@ def test_the_custom_resource_in_single_secret_mode(
     wrong = cloudformation.event("Create", user=world.user_name, secret_id=other_secret)
     refused = cloudformation.send(world, wrong)
     assert refused["Status"] == "FAILED"
-    assert f"(SECRET_ARN) and refuses {other_secret}" in refused["Reason"]
+    assert f"(SECRET_ARN) and refuses to rotate {other_secret}" in refused["Reason"]
     # AND a Delete after the user is gone succeeds
     world.iam.delete_user_policy(UserName=world.user_name, PolicyName="ses-send")
     world.iam.delete_user(UserName=world.user_name)
@@ -892,3 +892,28 @@ def test_a_forged_delete_never_takes_the_keys_of_an_app_whose_rotation_is_off(
     assert answer["Status"] == "FAILED"
     assert b.access_keys() == keys_before
     assert b.login().ok
+
+
+def test_a_delete_for_a_user_iam_hides_lets_the_stack_go(
+    fleet: Fleet, cloudformation: CloudFormation
+) -> None:
+    # GIVEN an app's user deleted by hand: with the fleet's path-scoped policy, IAM answers
+    # GetUser with AccessDenied (as for a user outside the path), not NoSuchEntity
+    member = fleet.add("app-a")
+    before = snapshot(fleet.world)
+    hook: Any = denied_get_user
+    events = app.runtime().iam.meta.events
+    events.register_first("before-send.iam.GetUser", hook, unique_id="deny-get-user")
+    try:
+        # WHEN its stack's Delete arrives
+        event = cloudformation.event(
+            "Delete", user="app-a", secret_id=member.secret_arn, physical_id="app-a"
+        )
+        answer = cloudformation.send(fleet.world, event)
+    finally:
+        events.unregister("before-send.iam.GetUser", unique_id="deny-get-user")
+    # THEN it succeeds without deleting anything (the fleet function holds no key IAM hides
+    # from it), so the stack's deletion is not stuck in DELETE_FAILED
+    assert answer["Status"] == "SUCCESS"
+    assert "gone or outside the fleet's path" in answer["Reason"]
+    assert snapshot(fleet.world) == before

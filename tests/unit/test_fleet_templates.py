@@ -148,6 +148,7 @@ def _scope(resource: object, statement: dict[str, Any], template: Template) -> s
         "cloudformation": sub == APP_STACKS
         and set(alternatives(statement.get("Action", [])))
         == {"cloudformation:DescribeStackResources"},
+        "sqs": resource == {"Fn::GetAtt": "FleetDeadLetterQueue.Arn"},
     }
     return next((service for service, scoped in scopes.items() if scoped), None)
 
@@ -213,7 +214,10 @@ def function_problems(template: Template) -> Problems:
         "Tracing": "Active",
         "Handler": "rotation_handler.app.lambda_handler",
         "CodeUri": "../src/",
-        "ReservedConcurrentExecutions": {"Ref": "FleetConcurrency"},
+        "ReservedConcurrentExecutions": {
+            "Fn::If": ["ReservesConcurrency", {"Ref": "FleetConcurrency"}, {"Ref": "AWS::NoValue"}]
+        },
+        "DeadLetterQueue": {"Type": "SQS", "TargetArn": {"Fn::GetAtt": "FleetDeadLetterQueue.Arn"}},
     }
     problems = [
         f"function {key} is {merged.get(key)!r}, expected {value!r}"
@@ -232,8 +236,17 @@ def function_problems(template: Template) -> Problems:
     if variables.get("FLEET_TAG_KEY") != FLEET_TAG_KEY:
         problems.append(f"FLEET_TAG_KEY is {variables.get('FLEET_TAG_KEY')!r}")
     concurrency = template["Parameters"]["FleetConcurrency"]
-    if concurrency.get("Default") != MIN_CONCURRENCY or concurrency.get("MinValue", 0) < 10:
-        problems.append(f"FleetConcurrency {concurrency!r}: default 10, never below 10")
+    if concurrency.get("Default") != MIN_CONCURRENCY or concurrency.get("MinValue") != 0:
+        problems.append(f"FleetConcurrency {concurrency!r}: default 10, 0 allowed")
+    # 1-9 refused by a rule: 0 reserves nothing, below 10 a rotation function is throttled.
+    rule = template.get("Rules", {}).get("NoReservationOrAtLeastTen", {})
+    refused = {
+        "Fn::Not": [{"Fn::Contains": [[str(n) for n in range(1, 10)], {"Ref": "FleetConcurrency"}]}]
+    }
+    if [a.get("Assert") for a in rule.get("Assertions", [])] != [
+        refused
+    ] or "RuleCondition" in rule:
+        problems.append("FleetConcurrency: no rule refusing 1-9")
     return problems
 
 
@@ -397,6 +410,7 @@ def test_an_app_is_tagged_for_the_fleet_and_cleans_up_its_keys(app: Template) ->
     assert keys["DependsOn"] == user_name
     assert keys["Properties"] == {
         "ServiceToken": {"Ref": "FleetFunctionArn"},
+        "ServiceTimeout": 600,
         "UserName": {"Ref": user_name},
         "SecretId": {"Ref": secret_name},
     }
@@ -528,7 +542,7 @@ def _secret_action_on_users(template: Template) -> None:
 
 def _kms_without_context(template: Template) -> None:
     statement = _by_sid(template, "UseTheSecretsKeyThroughSecretsManager")
-    del statement["Condition"]["ArnLike"]
+    del statement["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"]
 
 
 def _any_role(template: Template) -> None:
@@ -564,6 +578,15 @@ def _unreserved(template: Template) -> None:
     del function["Properties"]["ReservedConcurrentExecutions"]
 
 
+def _reserves_one(template: Template) -> None:
+    del template["Rules"]["NoReservationOrAtLeastTen"]
+
+
+def _no_dead_letter_queue(template: Template) -> None:
+    (function,) = _of_type(template, "AWS::Serverless::Function").values()
+    del function["Properties"]["DeadLetterQueue"]
+
+
 def _other_tag_key(template: Template) -> None:
     (function,) = _of_type(template, "AWS::Serverless::Function").values()
     function["Properties"]["Environment"]["Variables"]["FLEET_TAG_KEY"] = "fleet"
@@ -592,6 +615,8 @@ def _any_account(template: Template) -> None:
         pytest.param(_bound_to_one_secret, _functions, "SECRET_ARN", id="bound"),
         pytest.param(_low_concurrency, _functions, "FleetConcurrency", id="concurrency"),
         pytest.param(_unreserved, _functions, "ReservedConcurrentExecutions", id="unreserved"),
+        pytest.param(_reserves_one, _functions, "refusing 1-9", id="concurrency-rule"),
+        pytest.param(_no_dead_letter_queue, _functions, "DeadLetterQueue", id="no-dlq"),
         pytest.param(_other_tag_key, _functions, "FLEET_TAG_KEY", id="tag-key-env"),
         pytest.param(_swapped_slot, _functions, "MemberInvokePermission3", id="slot"),
         pytest.param(_any_account, _functions, "SourceAccount", id="source-account"),

@@ -25,12 +25,45 @@ def test_intent_round_trips_through_its_tag_value() -> None:
         started_at=T0,
         ends_by=END,
         existing=frozenset({"AKIAB", "AKIAA"}),
+        live="AKIAA",
     )
     value = intent.encode()
     stamps = f"{int(T0.timestamp())} {int(END.timestamp())}"
-    assert value == f"v3 {token_digest(SECRET)} {token_digest(TOKEN)} {stamps} AKIAA AKIAB"
+    assert value == f"v4 {token_digest(SECRET)} {token_digest(TOKEN)} {stamps} AKIAA AKIAA AKIAB"
     assert "," not in value  # IAM tag values allow no commas
     assert Intent.decode(value) == intent
+
+
+def test_an_earlier_v3_intent_still_vouches_but_names_no_live_key() -> None:
+    stamps = f"{int(T0.timestamp())} {int(END.timestamp())}"
+    decoded = Intent.decode(f"v3 {token_digest(SECRET)} {token_digest(TOKEN)} {stamps} AKIAA")
+    assert decoded is not None
+    assert (decoded.existing, decoded.live) == (frozenset({"AKIAA"}), None)
+
+
+@pytest.mark.parametrize(
+    ("key_id", "current_version", "secret", "shown"),
+    [
+        pytest.param("AKIAA", TOKEN, SECRET, True, id="the-live-key-before-the-current-rotation"),
+        pytest.param("AKIAB", TOKEN, SECRET, False, id="another-key"),
+        pytest.param("AKIAA", "another-token", SECRET, False, id="rotation-not-current"),
+        pytest.param("AKIAA", None, SECRET, False, id="no-current-version"),
+        pytest.param("AKIAA", TOKEN, "arn:another-secret", False, id="another-secrets-record"),
+    ],
+)
+def test_the_record_shows_the_old_key_only_for_the_current_rotation_of_its_secret(
+    key_id: str, current_version: str | None, secret: str, *, shown: bool
+) -> None:
+    intent = Intent(
+        secret_digest=token_digest(SECRET),
+        token_digest=token_digest(TOKEN),
+        started_at=T0,
+        ends_by=END,
+        existing=frozenset({"AKIAA"}),
+        live="AKIAA",
+    )
+    found = intent.held_live(key_id, current_version=current_version, secret_arn=secret)
+    assert found is shown
 
 
 @pytest.mark.parametrize(
@@ -40,7 +73,7 @@ def test_intent_round_trips_through_its_tag_value() -> None:
         pytest.param("closed", id="closed"),
         pytest.param("v1 abc 1 AKIA", id="earlier-format"),
         pytest.param("v2 abc 1 2 AKIA", id="v2-names-no-secret"),
-        pytest.param("v4 abc def 1 2 AKIA", id="later-format"),
+        pytest.param("v5 abc def 1 2 - AKIA", id="later-format"),
         pytest.param("v3 abc def yesterday 2", id="bad-start"),
         pytest.param("v3 abc def 1", id="no-end"),
         pytest.param("owner=team-mail", id="someone-elses-tag"),

@@ -1,10 +1,11 @@
 """Least privilege and house rules of template.yaml, checked offline.
 
 A policy statement is *scoped* when each possible Resource (both branches of an ``!If``) is the
-one secret, the one SMTP user's ARN, the optional KMS key or SES identity parameter, or the
-function's own log group. Anything else (``*``, a wildcard ARN, an action wildcard, NotResource,
-a managed policy, a SAM policy template) needs a comment containing ``justification:`` in the
-comment block directly above the statement (or the ``ManagedPolicyArns`` key), or on its first line.
+one secret, the one SMTP user's ARN, the optional KMS key or SES identity parameter, the
+function's own log group, or the stack's own (dead-letter) queue. Anything else (``*``, a
+wildcard ARN, an action wildcard, NotResource, a managed policy, a SAM policy template) needs a
+comment containing ``justification:`` in the comment block directly above the statement (or the
+``ManagedPolicyArns`` key), or on its first line.
 Each check is a function returning problems, so the mutation tests can prove it can fail.
 """
 
@@ -123,6 +124,13 @@ def _scoped_resources(template: Template) -> tuple[list[object], list[str]]:
         if resource["Type"] == "AWS::SecretsManager::Secret"
     ]
     refs += [{"Ref": name} for name in SCOPED_PARAMETERS if name in template.get("Parameters", {})]
+    # The stack's own queues (the dead-letter queue of asynchronous invocations).
+    refs += [
+        {"Fn::GetAtt": form}
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::SQS::Queue"
+        for form in (f"{name}.Arn", [name, "Arn"])
+    ]
     log_arns = [
         "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
         f"{sub_string(resource['Properties']['LogGroupName'])}:*"
