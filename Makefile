@@ -8,7 +8,9 @@ SHELL := /bin/bash
 # PYTHON=<a python 3.11 or later> (a name on PATH or a path).
 PYTHON_CANDIDATES := python3.11 python3.12 python3.13
 ifndef PYTHON
-PYTHON := $(firstword $(foreach name,$(PYTHON_CANDIDATES),$(shell command -v $(name) 2>/dev/null)))
+# The name, not its path: uv matches the environment's interpreter by it (a pyenv shim's path
+# would not match the interpreter behind it).
+PYTHON := $(firstword $(foreach name,$(PYTHON_CANDIDATES),$(if $(shell command -v $(name) 2>/dev/null),$(name))))
 endif
 NO_PYTHON := found none of $(PYTHON_CANDIDATES) on PATH: install Python 3.11 or later, or give \
   make PYTHON=<path to a python3.11 or later>
