@@ -4,7 +4,16 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3.11
+# The interpreter of the tools' environment: the first of python3.11, 3.12, 3.13 on PATH, or
+# PYTHON=<a python 3.11 or later> (a name on PATH or a path).
+PYTHON_CANDIDATES := python3.11 python3.12 python3.13
+ifndef PYTHON
+# The name, not its path: uv matches the environment's interpreter by it (a pyenv shim's path
+# would not match the interpreter behind it).
+PYTHON := $(firstword $(foreach name,$(PYTHON_CANDIDATES),$(if $(shell command -v $(name) 2>/dev/null),$(name))))
+endif
+NO_PYTHON := found none of $(PYTHON_CANDIDATES) on PATH: install Python 3.11 or later, or give \
+  make PYTHON=<path to a python3.11 or later>
 # uv is the one tool installed outside the lock: pinned here, bootstrapped with the stock pip.
 UV_VERSION := 0.13.9
 TOOLS := .tools
@@ -29,6 +38,7 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
+	$(if $(PYTHON),,$(error $(NO_PYTHON)))
 	$(PYTHON) -m venv $(TOOLS)/uv
 	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 

@@ -20,6 +20,7 @@ from email.message import EmailMessage
 
 from ses_smtp_rotator.client import SmtpCredentials, get_smtp_credentials
 from ses_smtp_rotator.endpoints import TlsMode
+from ses_smtp_rotator.exceptions import SesSmtpCredentialsError
 
 TIMEOUT = 10.0
 INVALID_CREDENTIALS = 535
@@ -59,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = args[0], args[1], "SES SMTP test"
     message.set_content("Sent with credentials from AWS Secrets Manager.")
-    send(secret_id, message)
+    try:
+        send(secret_id, message)
+    except (SesSmtpCredentialsError, smtplib.SMTPException, OSError) as err:
+        # One line, never a traceback: the library's messages say what to do and hold no secret;
+        # smtplib's name the server's answer.
+        print(f"not sent: {err}", file=sys.stderr)
+        return 1
     print(f"sent to {args[1]}")
     return 0
 

@@ -7,12 +7,16 @@ by the ``ClientRequestToken`` and returns at once, and the four steps run afterw
 of their own (one attempt: a step that fails ends it, as the service's first try does). A second
 call with the same token while that rotation is pending changes nothing (botocore's retry of a
 call whose answer was lost); another token is refused as the service refuses it ("a previous
-rotation isn't complete").
+rotation isn't complete"). A secret that no driver serves and that has no rotation function is
+refused as the service refuses it (``InvalidRequestException``), instead of moto's rotation of
+nothing.
 
 The function's log lines go where Lambda sends them: to the CloudWatch Logs group
 ``/aws/lambda/<function name of the rotation ARN>`` (moto's, so ``FilterLogEvents`` sees them),
-one stream per attempt, and not to this process's stdout. :attr:`Service.log_lines` keeps them too,
-so that the tests' leak scan reads them. It works the same with ``mock_aws`` and with moto's
+one stream per attempt, and not to this process's stdout; so does what the attempt's thread prints
+on stdout (its metrics, as embedded-metric JSON), as Lambda sends a function's stdout there
+(:class:`sandbox.lambda_stdout.StdoutRouter`). :attr:`Service.log_lines` keeps them too, so that
+the tests' leak scan reads them. It works the same with ``mock_aws`` and with moto's
 server, which runs in this process.
 """
 
@@ -31,15 +35,19 @@ from moto.logs.models import logs_backends
 from moto.secretsmanager.exceptions import InvalidRequestException
 from moto.secretsmanager.models import SecretsManagerBackend
 
+from sandbox.lambda_stdout import StdoutRouter
 from sandbox.secrets_manager import RotationInProgressError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sandbox.secrets_manager import SecretsManagerDriver
 
 FUNCTION_LOGGER: Final = "ses-smtp-rotation"
 """The rotation function's Powertools logger (its ``service``)."""
 JOIN_SECONDS: Final = 30.0
 IN_PROGRESS: Final = "A previous rotation isn't complete. That rotation will be reattempted."
+NO_FUNCTION: Final = "No Lambda rotation function ARN is associated with this secret."
 _MARK: Final = "_hands_rotation_to_the_local_driver"
 
 
@@ -69,6 +77,15 @@ class Service:
         parts = self.lambda_arn.split(":")
         return parts[3] if len(parts) > 3 and parts[3] else self.driver.region  # noqa: PLR2004 - arn:partition:service:region
 
+    @property
+    def logs_account(self) -> str:
+        """The function's account (from its ARN), where its log group lives.
+
+        It differs from the secret's when a fleet's function rotates a member account's secret.
+        """
+        parts = self.lambda_arn.split(":")
+        return parts[4] if len(parts) > 4 and parts[4] else self.driver.account_id  # noqa: PLR2004 - arn:partition:service:region:account
+
     def begin(self, token: str) -> None:
         """Run an attempt of ``token``'s rotation on a thread, unless one is running already."""
         with self._lock:
@@ -84,8 +101,10 @@ class Service:
         stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         _FORWARDER.add(self, stream)
         try:
-            self.driver.attempt(token)
+            with _STDOUT.routed():
+                self.driver.attempt(token)
         finally:
+            _STDOUT.flush_thread()
             _FORWARDER.remove()
 
     def join(self, timeout: float = JOIN_SECONDS) -> bool:
@@ -98,7 +117,7 @@ class Service:
     def forward(self, line: str, created: float, stream: str) -> None:
         """Put one of the function's log lines into its log group (made on first use)."""
         self.log_lines.append(line)
-        backend = logs_backends[self.driver.account_id][self.logs_region]
+        backend = logs_backends[self.logs_account][self.logs_region]
         backend.ensure_log_group(self.log_group)  # deleted since serve() made it: as Lambda does
         backend.ensure_log_stream(self.log_group, stream)
         backend.put_log_events(
@@ -120,6 +139,14 @@ class _Forwarder(logging.Filter):
     def remove(self) -> None:
         self._sinks.pop(threading.get_ident(), None)
 
+    def writer(self) -> Callable[[str], None] | None:
+        """Return how the calling thread's attempt logs a line, or ``None`` outside attempts."""
+        found = self._sinks.get(threading.get_ident())
+        if found is None:
+            return None
+        service, stream = found
+        return lambda line: service.forward(line, time.time(), stream)
+
     def filter(self, record: logging.LogRecord) -> bool:
         sink = self._sinks.get(record.thread or 0)
         if sink is None:
@@ -133,6 +160,9 @@ class _Forwarder(logging.Filter):
 
 
 _FORWARDER: Final = _Forwarder()
+
+
+_STDOUT: Final = StdoutRouter(_FORWARDER.writer)
 _SERVED: dict[str, Service] = {}  # secret ARN -> its service
 _SERVED_LOCK: Final = threading.Lock()
 
@@ -147,7 +177,7 @@ def serve(driver: SecretsManagerDriver) -> Service:
     secret = driver._secret()  # noqa: SLF001 - the driver's own secret
     service = Service(driver=driver, lambda_arn=secret.rotation_lambda_arn)
     # The stack creates the function's log group (template.yaml), before any rotation ran.
-    logs_backends[driver.account_id][service.logs_region].ensure_log_group(service.log_group)
+    logs_backends[service.logs_account][service.logs_region].ensure_log_group(service.log_group)
     with _SERVED_LOCK:
         _SERVED[secret.arn] = service
     return service
@@ -191,6 +221,10 @@ def install() -> None:
         rotate_immediately: bool = True,  # noqa: FBT001, FBT002 - moto's signature
     ) -> str:
         found = _served(self, secret_id, rotation_lambda_arn) if rotate_immediately else None
+        known = self.secrets.get(secret_id) if secret_id in self.secrets else None
+        unset = not (rotation_lambda_arn or getattr(known, "rotation_lambda_arn", None))
+        if found is None and known is not None and unset:
+            raise InvalidRequestException(NO_FUNCTION)
         if found is None:
             return original(
                 self,

@@ -1,11 +1,12 @@
-"""The demo's mail-sending app: reads the secret like a real app and sends every ~100 ms.
+"""The demo's consumers of the secret: an app, a read-once daemon, a daemon kept by ``sync``.
 
-It uses the client helper (:class:`ses_smtp_rotator.client.SmtpSender`) with its own boto3
+The app uses the client helper (:class:`ses_smtp_rotator.client.SmtpSender`) with its own boto3
 client, reaching moto through ``AWS_ENDPOINT_URL`` as a deployed app reaches AWS. Each message is
-its own connection (as Django's SMTP backend does), with credentials cached far longer than the
-demo runs: so the app meets the rotation boundary every time. With ``OLD_KEY_ACTION=deactivate``
-the cached password of the old key stops working at finishSecret; the helper gets a 535, re-reads
-the secret, finds the new AWSCURRENT and sends. Nothing it reports contains a secret.
+its own connection (as Django's SMTP backend does). It moves to a new key when its cache expires
+(``max_age``: 1 s in the demo, shorter than the grace period) or, when the old key was retired
+first, after a 535: each login refused is one line (``app: … refused (535)``) and one count, and
+each move to another key one line saying which of the two it was. Nothing it reports contains a
+secret.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,6 +44,7 @@ _MAX_AGE = 3600
 _STOP_TIMEOUT = 15.0
 # What can go wrong in one send: network/SMTP (OSError), AWS, or a secret that does not parse.
 _SEND_ERRORS = (OSError, BotoCoreError, ClientError, SesSmtpCredentialsError)
+_CODE_INVALID = 535
 
 
 def mask(key_id: str | None) -> str:
@@ -54,13 +56,29 @@ def mask(key_id: str | None) -> str:
 
 @dataclass
 class SendStats:
-    """What the app saw so far."""
+    """What a consumer saw so far: each count is of the lines it printed (or would print)."""
 
     ok: int = 0
     failed: int = 0
-    rereads: int = 0
-    refused: int = 0  # logins refused (535) with the credentials it held
+    rereads: int = 0  # moves to another key: after a 535, or when its cache expired
+    refused: int = 0  # logins refused (535) with the credentials it held: one line each
     errors: list[str] = field(default_factory=list)
+
+
+class _ObservedSender(SmtpSender):
+    """The client helper's sender, telling each login SES refused with 535 as it happens."""
+
+    def __init__(self, *args: Any, on_refused: Callable[[str], None], **kwargs: Any) -> None:  # noqa: ANN401 - SmtpSender's
+        super().__init__(*args, **kwargs)
+        self._on_refused = on_refused
+
+    def _open(self, credentials: SmtpCredentials) -> None:
+        try:
+            super()._open(credentials)
+        except smtplib.SMTPAuthenticationError as err:
+            if err.smtp_code == _CODE_INVALID:
+                self._on_refused(credentials.username)
+            raise
 
 
 class Consumer(Background):
@@ -122,9 +140,18 @@ class MailApp(Consumer):
         super().__init__(region=region, interval=interval, on_event=on_event)
         self.secret_id = secret_id
         self.max_age = max_age
-        self._sender = SmtpSender(
-            secret_id, max_age=max_age, client=self._sm, timeout=_SMTP_TIMEOUT
+        self._sender = _ObservedSender(
+            secret_id,
+            max_age=max_age,
+            client=self._sm,
+            timeout=_SMTP_TIMEOUT,
+            on_refused=self._refused,
         )
+
+    def _refused(self, key_id: str) -> None:
+        """One login of the sender refused (535): counted and shown, one line each."""
+        self.stats.refused += 1
+        self._on_event(f"app: {mask(key_id)} refused (535) → re-read the secret")
 
     def stop(self) -> None:
         """Stop sending, wait (bounded) for the thread to end, close the connection."""
@@ -134,6 +161,7 @@ class MailApp(Consumer):
     def send_one(self) -> bool:
         """Send one message on its own connection; return whether it was sent."""
         number = self.stats.ok + self.stats.failed + 1
+        refused_before = self.stats.refused
         message = EmailMessage()
         message["From"], message["To"] = SENDER, RECIPIENT
         message["Subject"] = f"demo message {number}"
@@ -153,16 +181,20 @@ class MailApp(Consumer):
             self._on_event(line)
             return False
         self.stats.ok += 1
-        if creds.username != before.username:  # the sender re-read the secret (a 535, or expiry)
+        held = self.key_id or before.username
+        if creds.username != held:  # after a 535 (shown as it happened), or its cache expired
             self.stats.rereads += 1
             self._on_event(
-                f"app: {mask(before.username)} refused (535) → re-read the secret → "
-                f"sent with {mask(creds.username)}"
+                f"app: moved from {mask(held)} to {mask(creds.username)} "
+                f"({self._why_moved(after_535=self.stats.refused > refused_before)})"
             )
-        elif self.key_id is not None and creds.username != self.key_id:
-            self._on_event(f"app: cache expired → re-read → sends with {mask(creds.username)}")
         self.key_id = creds.username
         return True
+
+    def _why_moved(self, *, after_535: bool) -> str:
+        if after_535:
+            return "the secret re-read after the 535 above"
+        return f"its cache of the secret, {self.max_age:g} s, expired"
 
 
 class ReadOnceApp(Consumer):
@@ -209,16 +241,15 @@ class ReadOnceApp(Consumer):
             line = f"{self.name}: send {number} FAILED: {_describe(err)}"
             if isinstance(err, smtplib.SMTPAuthenticationError) and self._creds is not None:
                 self.stats.refused += 1
-                line += (
-                    f": its key {mask(self._creds.username)} was retired before its next start "
-                    "read the secret again (no grace period left)"
-                )
+                line += f": its key {mask(self._creds.username)} {self.why_refused}"
             self.stats.errors.append(line)
             self._on_event(line)
             return False
         self.stats.ok += 1
         self.key_id = creds.username
         return True
+
+    why_refused = "was retired before its next start read the secret again (no grace period left)"
 
     def _should_reload(self) -> bool:
         return time.monotonic() - self._started >= self.restart_every
@@ -236,6 +267,7 @@ class SyncedDaemon(ReadOnceApp):
     """
 
     name = "synced daemon"
+    why_refused = "was retired before sync's next pass rewrote its file (no grace period left)"
 
     def __init__(  # noqa: PLR0913 - every option is keyword-only
         self,

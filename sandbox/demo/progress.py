@@ -63,7 +63,6 @@ class Progress(Background):
         self.times = StepTimes()
         self.test_auth = 0
         self.test_refused = 0
-        self.inactive_refused = 0
         self.attempt_number = 0
         self._pending_key: str | None = None
         self._running: tuple[str, float] | None = None
@@ -113,7 +112,6 @@ class Progress(Background):
             attempts = self.world.ses.auth_attempts
             new, self._seen = attempts[self._seen :], len(attempts)
             for attempt in new:
-                self.inactive_refused += attempt.reason == "inactive"
                 if self._pending_key is None or attempt.access_key_id != self._pending_key:
                     continue
                 self.test_auth += 1

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -217,7 +218,7 @@ def _run_with(world: World, args: argparse.Namespace, console: Console, workdir:
     _print_world(world, console)
     summary = Summary(planned=args.rotations)
     console.rule("bootstrap rotation (what the deployment's first rotation does)")
-    progress = Progress(console, world)
+    bootstrap_progress = progress = Progress(console, world)
     with progress:
         world.driver.on_step = progress
         summary.bootstrap = _rotate(world, progress, console, number=0)
@@ -257,7 +258,8 @@ def _run_with(world: World, args: argparse.Namespace, console: Console, workdir:
             summary.notes.append("the app could not send before the rotations")
         for number in range(1, args.rotations + 1):
             fail = args.fail_once if number == 1 else None
-            report = _rotate(world, progress, console, number=number, fail_step=fail)
+            with sweeper.paused:
+                report = _rotate(world, progress, console, number=number, fail_step=fail)
             summary.rotations.append(report)
             time.sleep(_seconds(args.grace) + _PAUSE_AFTER_GRACE)
             console.print(
@@ -268,6 +270,9 @@ def _run_with(world: World, args: argparse.Namespace, console: Console, workdir:
             if not report.ok:
                 break
     summary.record(app=app, progress=progress, auth_total=len(world.ses.auth_attempts))
+    # The bootstrap rotation's SMTP test is in the lines above too: its attempts count.
+    summary.auth_test += bootstrap_progress.test_auth
+    summary.auth_refused += bootstrap_progress.test_refused
     old_key_refusals = sum(
         attempt.reason in {"inactive", "unknown-key"} for attempt in world.ses.auth_attempts
     )
@@ -279,6 +284,8 @@ def _run_with(world: World, args: argparse.Namespace, console: Console, workdir:
     )
     summary.record_synced(synced)
     summary.retired_by_sweep = sweeper.retired
+    summary.sweep_deactivated = sweeper.actions["deactivate"]
+    summary.sweep_deleted = sweeper.actions["delete"]
     summary.notes += sweeper.errors
     return summary
 
@@ -290,22 +297,29 @@ class Sweeper(Background):
         super().__init__("sweep")
         self.world, self.every, self.console = world, every, console
         self.retired = 0
+        self.actions: Counter[str] = Counter()
         self.errors: list[str] = []
+        # Held by a rotation while it runs: the rotation's counts of keys deactivated and deleted
+        # are its own, the sweep's are the sweep's (the schedule is hourly, the grace period 24h).
+        self.paused = threading.Lock()
 
     def run(self) -> None:
         """Sweep until stopped; a failed sweep is reported and ends the thread."""
         while not self._stop.wait(self.every):
             try:
-                summary = self.world.sweep()
+                with self.paused:
+                    summary = self.world.sweep()
             except Exception as err:  # noqa: BLE001 - reported, and the demo fails
                 self.errors.append(f"the sweep failed: {type(err).__name__}: {err}")
                 return
             if summary.get("Result", "").startswith("retired"):
+                action = summary["Result"].split(": ")[-1]
                 self.retired += 1
+                self.actions[action] += 1
                 self.console.print(
                     Text(
                         f"    sweep: grace period over, {mask(summary.get('AccessKeyId'))} "
-                        f"{summary['Result'].split(': ')[-1]}d",
+                        f"{action}d",
                         style="cyan",
                     )
                 )

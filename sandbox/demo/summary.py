@@ -1,4 +1,11 @@
-"""The demo's closing summary: per-rotation rows, totals, step times, and the verdict."""
+"""The demo's closing summary: per-rotation rows, totals, step times, and the verdict.
+
+Every figure is counted from the same events as the lines the demo printed above it: the app's
+535s are the ``app: … refused (535)`` lines, each daemon's failures its ``FAILED`` lines, the
+sweep's retirements its ``sweep:`` lines (and they count in the keys deactivated or deleted), the
+old key's 535s every refusal of an old key the SMTP server logged (the consumers' refusals, added
+up). ``tests/functional/test_demo.py`` checks that the two agree.
+"""
 
 from __future__ import annotations
 
@@ -53,25 +60,31 @@ class Summary:
     synced_ok: int = 0
     synced_failed: int = 0
     retired_by_sweep: int = 0
+    sweep_deactivated: int = 0
+    sweep_deleted: int = 0
+    app_refused: int = 0
+    daemon_refused: int = 0
+    synced_refused: int = 0
 
     def record(self, *, app: MailApp, progress: Progress, auth_total: int) -> None:
         """Take the app's and the progress printer's counts once the rotations are over."""
         stats = app.stats
         self.sends_ok, self.sends_failed, self.rereads = stats.ok, stats.failed, stats.rereads
-        self.auth_inactive = progress.inactive_refused
+        self.app_refused = stats.refused
         self.auth_test, self.auth_refused = progress.test_auth, progress.test_refused
         self.auth_total, self.times = auth_total, progress.times
 
     def record_daemon(
         self, daemon: ReadOnceApp, *, old_key_refusals: int, restart_every: float, grace: str
     ) -> None:
-        """Take the read-once daemon's counts; explain its failures.
+        """Take the read-once daemon's counts and the server's old-key refusals; explain failures.
 
-        The SES-like server counts every login refused for an old key (Inactive or deleted); the
-        daemon's are its own, the rest are the app's (each followed by a re-read).
+        The SES-like server logs every login refused for an old key (Inactive or deleted): each is
+        one consumer's, counted by that consumer too.
         """
         self.daemon_ok, self.daemon_failed = daemon.stats.ok, daemon.stats.failed
-        self.rereads = max(0, old_key_refusals - daemon.stats.refused)
+        self.daemon_refused = daemon.stats.refused
+        self.auth_inactive = old_key_refusals
         if self.daemon_failed:
             self.notes.append(
                 f"the read-once daemon failed {self.daemon_failed} sends: it reads the secret "
@@ -82,6 +95,7 @@ class Summary:
     def record_synced(self, synced: SyncedDaemon) -> None:
         """Take the synced daemon's counts."""
         self.synced_ok, self.synced_failed = synced.stats.ok, synced.stats.failed
+        self.synced_refused = synced.stats.refused
         if self.synced_failed:
             self.notes.append(
                 f"the daemon kept in step by sync failed {self.synced_failed} sends: the old key "
@@ -94,11 +108,13 @@ class Summary:
         return ([self.bootstrap] if self.bootstrap else []) + self.rotations
 
     def total(self, name: str) -> int:
-        """Sum of one count (``created``, ``deactivated``, ``deleted``) over every rotation.
+        """Sum of one count (``created``, ``deactivated``, ``deleted``) over every row.
 
-        The bootstrap rotation counts: its key is as much a key created as any other.
+        The bootstrap rotation counts: its key is as much a key created as any other; so do the
+        sweep's retirements (between rotations), as its lines show them.
         """
-        return sum(int(getattr(report, name)) for report in self.reports)
+        sweep = {"deactivated": self.sweep_deactivated, "deleted": self.sweep_deleted}
+        return sum(int(getattr(report, name)) for report in self.reports) + sweep.get(name, 0)
 
     @property
     def passed(self) -> bool:
@@ -129,6 +145,10 @@ def _rotation_table(summary: Summary) -> Table:
             f"{report.seconds:.2f}s",
             "held" if report.ok and not report.problems else "BROKEN",
         )
+    if summary.retired_by_sweep:
+        table.add_row(
+            "sweep", "", "0", str(summary.sweep_deactivated), str(summary.sweep_deleted), "", ""
+        )
     return table
 
 
@@ -144,7 +164,7 @@ def _totals_table(summary: Summary) -> Table:
     )
     table.add_row(
         "app (client helper): sent ok / failed / 535s",
-        f"{summary.sends_ok} / {summary.sends_failed} / {summary.rereads}",
+        f"{summary.sends_ok} / {summary.sends_failed} / {summary.app_refused}",
     )
     table.add_row(
         "read-once daemon: sent ok / failed", f"{summary.daemon_ok} / {summary.daemon_failed}"

@@ -16,7 +16,7 @@ from ses_smtp_rotator import _aws, _console
 from ses_smtp_rotator.credentials import SmtpCredentials, read_secret
 from ses_smtp_rotator.diagnose import KeyInfo, diagnose
 from ses_smtp_rotator.endpoints import TlsMode
-from ses_smtp_rotator.exceptions import CheckFailedError, UsageError
+from ses_smtp_rotator.exceptions import CheckFailedError, RegionNotFoundError, UsageError
 from ses_smtp_rotator.smtp import ProbeOutcome, ProbeResult, probe_login
 
 _CODE_INVALID = 535
@@ -74,7 +74,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port", type=port, help="SMTP port (587, 25, 2587 STARTTLS; 465, 2465 TLS)"
     )
     parser.add_argument("--username", help="SMTP user name: the access key id")
-    parser.add_argument("--region", help="region the endpoint serves (default: from the host)")
+    parser.add_argument(
+        "--region",
+        help="with --secret-id: the secret's region (default: the secret ARN's, else the AWS "
+        "chain's, else AWS_REGION; the SES region comes from the secret); without: the region "
+        "the endpoint serves (default: from the host)",
+    )
     parser.add_argument("--tls", choices=[mode.value for mode in TlsMode], help="default: by port")
     parser.add_argument(
         "--timeout", type=seconds, default=10.0, help="seconds per network step (default 10)"
@@ -152,7 +157,8 @@ def _target(args: argparse.Namespace) -> Target:
 
 
 def _target_from_secret(secret_id: str, stage: str | None, region: str | None) -> Target:
-    secret = read_secret(secret_id, version_stage=stage or "AWSCURRENT")
+    client = _aws.secrets_client(region, secret_id)
+    secret = read_secret(secret_id, version_stage=stage or "AWSCURRENT", client=client)
     credentials = SmtpCredentials.of(secret, secret_id)
     return Target(
         host=credentials.host,
@@ -160,7 +166,7 @@ def _target_from_secret(secret_id: str, stage: str | None, region: str | None) -
         username=credentials.username,
         password=credentials.password,
         tls=secret.tls,
-        region=region or secret.region,
+        region=secret.region,
         secret_access_key=secret.secret_access_key,
         iam_user_name=secret.iam_user_name,
     )
@@ -171,7 +177,8 @@ def lookup_key(target: Target) -> tuple[KeyInfo | None, str | None]:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - only a 535
 
     try:
-        iam = _aws.client("iam")
+        # IAM is global: the SES region signs as well as any, and needs no configured region.
+        iam = _aws.client("iam", region=target.region or None)
         user = target.iam_user_name or iam.get_access_key_last_used(
             AccessKeyId=target.username
         ).get("UserName")
@@ -179,7 +186,7 @@ def lookup_key(target: Target) -> tuple[KeyInfo | None, str | None]:
             for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
                 if key.get("AccessKeyId") == target.username:
                     return KeyInfo(target.username, key["Status"], key["CreateDate"]), None
-    except (ClientError, BotoCoreError) as err:
+    except (ClientError, BotoCoreError, RegionNotFoundError) as err:
         reason = _aws.error_code(err)
     else:
         reason = "the key was not found in IAM"

@@ -74,6 +74,17 @@ def err(text: str) -> None:
     sys.stderr.write(text.replace("\n", " ") + "\n")
 
 
+REGION_HELP: Final = (
+    "the secret's region (default: the secret ARN's, else AWS_DEFAULT_REGION or the profile's, "
+    "else AWS_REGION)"
+)
+
+
+def add_region(parser: argparse.ArgumentParser, help_text: str = REGION_HELP) -> None:
+    """Add ``--region``: where the command calls AWS (see :func:`ses_smtp_rotator._aws.region`)."""
+    parser.add_argument("--region", help=help_text)
+
+
 def seconds_type(maximum: float, example: str) -> Callable[[str], float]:
     """Return an argparse type for a finite number of seconds above 0 and at most ``maximum``.
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from ses_smtp_rotator import _aws, _console
 from ses_smtp_rotator.credentials import SmtpCredentials, read_secret
 from ses_smtp_rotator.exceptions import UsageError
 
@@ -71,6 +72,7 @@ FORMATS: Final[dict[str, Callable[[SmtpCredentials], str]]] = {
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``export``'s arguments (none of them is secret)."""
     parser.add_argument("--secret-id", required=True, help="name or ARN of the rotated secret")
+    _console.add_region(parser)
     parser.add_argument(
         "--format",
         choices=sorted(FORMATS),
@@ -94,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
         The secret cannot be read or was never rotated (exit code 1).
     InvalidSecretError
         The secret's value is malformed (exit code 2).
-    UsageError
-        The output file cannot be written, or its owner or group cannot be kept (exit code 2).
+    UsageError, RegionNotFoundError
+        The output file cannot be written, or its owner or group cannot be kept; no region
+        (exit code 2).
     """
     # A one-shot command reads the current value (no cache), with the client helper's reader.
-    creds = SmtpCredentials.of(read_secret(args.secret_id), args.secret_id)
+    client = _aws.secrets_client(args.region, args.secret_id)
+    creds = SmtpCredentials.of(read_secret(args.secret_id, client=client), args.secret_id)
     text = FORMATS[args.format](creds)
     if args.output == STDOUT:
         sys.stdout.write(text)

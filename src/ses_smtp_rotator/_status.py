@@ -17,12 +17,19 @@ least one problem (or the secret cannot be described); 2: bad usage. Key ids are
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from ses_smtp_rotator import _aws, _console, _status_problems, _status_render
-from ses_smtp_rotator._status_problems import CURRENT, PENDING, PREVIOUS, Problem
+from ses_smtp_rotator._status_model import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    Key,
+    Problem,
+    Report,
+    Version,
+)
 from ses_smtp_rotator.contract import RETIRE_TAG, Retirement
 from ses_smtp_rotator.exceptions import InvalidSecretError, SecretUnavailableError
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
@@ -35,58 +42,15 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_secretsmanager.type_defs import SecretVersionsListEntryTypeDef
 
+__all__ = ["Key", "Problem", "Report", "Version", "collect", "configure", "run"]
 MAX_PAGES: Final = 10  # Secrets Manager keeps about 100 versions: 100 per page is plenty
 UNLABELLED_READS: Final = 20  # as many unlabelled versions as the rotation function searches
-
-
-@dataclass
-class Version:
-    """One version of the secret: labels, age and what it holds (never the value itself)."""
-
-    version_id: str
-    stages: list[str]
-    created: datetime | None
-    holds: str = "unread"  # credentials, bootstrap, no-value, invalid, unreadable, unread
-    access_key_id: str | None = None
-    note: str | None = None
-    iam_user: str | None = None  # the user it names (not a secret)
-
-
-@dataclass
-class Key:
-    """One access key of the user: IAM's view, and which version holds it."""
-
-    access_key_id: str
-    status: str
-    created: datetime | None
-    held_by: list[dict[str, Any]] = field(default_factory=list)  # version_id, stages
-    grace_period_since: datetime | None = None
-    last_used: dict[str, str | None] | None = None
-    new_in_rotation: bool = False
-
-
-@dataclass
-class Report:
-    """Everything ``status`` found about one secret."""
-
-    arn: str
-    name: str
-    enabled: bool
-    schedule: dict[str, Any]
-    last_rotated: datetime | None
-    next_rotation: datetime | None
-    versions: list[Version]
-    state: str = "idle"  # idle, in-progress, stuck
-    pending_version: str | None = None
-    pending_since: datetime | None = None
-    iam_user: str | None = None
-    keys: list[Key] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``status``'s arguments (none of them is secret)."""
     parser.add_argument("--secret-id", required=True, help="name or ARN of the rotated secret")
+    _console.add_region(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     parser.add_argument(
         "--show-key-ids",
@@ -103,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     SecretUnavailableError
         The secret cannot be described or its versions listed (exit code 1).
     """
-    report = collect(args.secret_id, now=datetime.now(UTC))
+    report = collect(args.secret_id, now=datetime.now(UTC), region=args.region)
     view = _status_render.View(report=report, show_key_ids=args.show_key_ids)
     if args.json:
         _console.out(json.dumps(view.as_json(), indent=2))
@@ -112,27 +76,33 @@ def run(args: argparse.Namespace) -> int:
     return _console.EXIT_FAILED if report.problems else _console.EXIT_OK
 
 
-def collect(secret_id: str, *, now: datetime) -> Report:
+def collect(secret_id: str, *, now: datetime, region: str | None = None) -> Report:
     """Read the secret's rotation state from Secrets Manager and IAM (read-only calls).
+
+    ``region`` as :func:`ses_smtp_rotator._aws.region` takes it (``None``: the secret ARN's, the
+    chain's, ``AWS_REGION``).
 
     Raises
     ------
     SecretUnavailableError
         The secret cannot be described or its versions listed.
+    RegionNotFoundError
+        No region given or found.
     """
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
 
-    sm = _aws.client("secretsmanager")
+    sm = _aws.secrets_client(region, secret_id)
     quiet_sdk_loggers()  # botocore at DEBUG would log GetSecretValue's answer: the whole secret
     try:
         described = sm.describe_secret(SecretId=secret_id)
         listed = _list_versions(sm, described["ARN"])
     except (ClientError, BotoCoreError) as err:
-        msg = (
-            f"cannot read secret {secret_id} ({_aws.error_code(err)}): check its name, the "
-            "region, and that you may call secretsmanager:DescribeSecret and "
-            "ListSecretVersionIds on it"
+        fix = _aws.advice(
+            err,
+            "check its name, the region, and that you may call secretsmanager:DescribeSecret "
+            "and ListSecretVersionIds on it",
         )
+        msg = f"cannot read secret {secret_id} ({_aws.error_code(err)}): {fix}"
         raise SecretUnavailableError(msg) from None
     rules = dict(described.get("RotationRules") or {})
     report = Report(
@@ -211,7 +181,7 @@ def _read_keys(report: Report, sm: SecretsManagerClient, *, now: datetime) -> No
     report.iam_user = next((v.iam_user for v in report.versions if v.iam_user), None)
     if report.iam_user is None:
         return
-    iam = _aws.client("iam")
+    iam = _aws.client("iam", region=sm.meta.region_name)
     try:
         listed = iam.list_access_keys(UserName=report.iam_user)["AccessKeyMetadata"]
         tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=report.iam_user)["Tags"]}

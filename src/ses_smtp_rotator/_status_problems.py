@@ -1,6 +1,6 @@
 """The problems ``status`` looks for, and the runbook's commands that fix each one.
 
-Each ``judge_*`` function reads a :class:`~ses_smtp_rotator._status.Report` and appends a
+Each ``judge_*`` function reads a :class:`~ses_smtp_rotator._status_model.Report` and appends a
 :class:`Problem` for each thing that needs a person. Messages and fixes write ``{key}`` where a
 key id goes: the output shows it in full or masked (:mod:`ses_smtp_rotator._status_render`).
 """
@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
+
+from ses_smtp_rotator._status_model import CURRENT, PENDING, PREVIOUS, Problem
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from ses_smtp_rotator._status import Report, Version
+    from ses_smtp_rotator._status_model import Report, Version
 
-CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 # An empty pending version is normal while createSecret runs; a Lambda run lasts 900 s at most,
 # so one still empty after that means createSecret failed (or never ran).
 EMPTY_PENDING_LIMIT: Final = timedelta(seconds=900)
@@ -26,16 +26,6 @@ EMPTY_PENDING_LIMIT: Final = timedelta(seconds=900)
 # hours and at the end of the UTC day otherwise: a day is the bound here.
 DEFAULT_WINDOW: Final = timedelta(hours=24)
 HOURLY_WINDOW: Final = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something that needs a person, with the commands (or the words) that fix it."""
-
-    code: str
-    message: str  # "{key}" stands for key_id, masked or not as the output asks
-    fix: tuple[str, ...] = ()  # commands; "{key}" as in message
-    key_id: str | None = None
 
 
 def _window(rules: dict[str, Any]) -> timedelta:

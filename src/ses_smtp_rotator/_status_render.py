@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from ses_smtp_rotator._status import Key, Report, Version
-    from ses_smtp_rotator._status_problems import Problem
+    from ses_smtp_rotator._status_model import Key, Problem, Report, Version
 
 _EDGE: Final = 4  # characters of a key id kept at each end when masked
 SCHEMA_VERSION: Final = 1

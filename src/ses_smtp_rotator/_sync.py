@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from ses_smtp_rotator import _console, _export
+from ses_smtp_rotator import _aws, _console, _export
 from ses_smtp_rotator._console import EXIT_FAILED, EXIT_OK, SMTP_PASSWORD_ENV
 from ses_smtp_rotator._console import SECRET_ACCESS_KEY_ENV as SES_KEY_ENV
 from ses_smtp_rotator.credentials import DEFAULT_MAX_AGE, get_smtp_credentials
@@ -81,6 +81,7 @@ interval = _console.seconds_type(MAX_INTERVAL, "300")
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``sync``'s arguments (none of them is secret)."""
     parser.add_argument("--secret-id", required=True, help="name or ARN of the rotated secret")
+    _console.add_region(parser)
     parser.add_argument(
         "--output",
         required=True,
@@ -122,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     UsageError
         The output is ``-``, a directory, or in a directory that does not exist; an empty
         ``--on-change`` (exit code 2).
+    RegionNotFoundError
+        No ``--region``, the secret id is not an ARN, and no region is configured (exit code 2).
     """
     if args.on_change is not None and not args.on_change.strip():
         msg = "--on-change is empty: give the command to run after a change, or leave it out"
@@ -131,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         output=_checked_output(args.output),
         fmt=args.format,
         on_change=args.on_change,
+        client=_aws.secrets_client(args.region, args.secret_id),
     )
     with _stop_on_signals() as stop:
         if args.once:

@@ -12,8 +12,9 @@ Exit codes (mapped in :func:`main`, and only there):
   cause), or the secret could not be read or holds no credentials yet (never rotated), or
   ``sync --once``'s ``--on-change`` command failed, or ``status`` found a problem, or the
   rotation ``rotate --wait`` followed failed, was cancelled or timed out;
-* ``2``: bad input or usage (unknown region, no key given, an argument where a secret must not be,
-  a malformed secret, a missing extra).
+* ``2``: bad input or usage (an unknown option, named with its closest; an unknown region; no
+  region for a command that calls AWS; no key given, or not a key; an argument that looks like a
+  secret; a malformed secret; a missing extra). With no command at all, the usage is printed.
 
 Subcommands live in :data:`COMMANDS`; adding one means adding a :class:`Command` there.
 """
@@ -21,12 +22,22 @@ Subcommands live in :data:`COMMANDS`; adding one means adding a :class:`Command`
 from __future__ import annotations
 
 import argparse
-import json
-import warnings
+import difflib
+import re
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn
 
-from ses_smtp_rotator import __version__, _check, _console, _export, _rotate, _status, _sync
+from ses_smtp_rotator import (
+    __version__,
+    _check,
+    _console,
+    _derive,
+    _export,
+    _rotate,
+    _status,
+    _sync,
+)
 from ses_smtp_rotator._console import (
     EXIT_FAILED,
     EXIT_OK,
@@ -34,9 +45,7 @@ from ses_smtp_rotator._console import (
     SECRET_ACCESS_KEY_ENV,
     SMTP_PASSWORD_ENV,
 )
-from ses_smtp_rotator.endpoints import validate_region
 from ses_smtp_rotator.exceptions import SesSmtpCredentialsError, UsageError
-from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -69,50 +78,12 @@ class Command:
     secret_env: str | None = None  # None: the command takes no secret at all
 
 
-def _configure_derive(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--region",
-        action="append",
-        default=[],
-        help="SES region to derive the password for; repeat for several",
-    )
-    parser.add_argument(
-        "--legacy-v2",
-        action="store_true",
-        help="derive the deprecated version 2 password (not region-bound) instead",
-    )
-    parser.add_argument("--json", action="store_true", help='print {"region": "password"}')
-
-
-def _run_derive(args: argparse.Namespace) -> int:
-    regions = [validate_region(region) for region in dict.fromkeys(args.region)]
-    if not regions and not args.legacy_v2:
-        msg = "give at least one --region (the SES endpoint's region, for example eu-west-1)"
-        raise UsageError(msg)
-    key = _console.read_secret(SECRET_ACCESS_KEY_ENV, "secret access key")
-    if args.legacy_v2:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            legacy = derive_legacy_v2_password(key)
-        _console.err("note: version 2 passwords are deprecated; derive v4 with --region")
-        passwords = dict.fromkeys(regions, legacy) or {"*": legacy}
-    else:
-        passwords = {region: derive_smtp_password(key, region) for region in regions}
-    if args.json:
-        _console.out(json.dumps(passwords))
-    elif len(passwords) == 1:
-        _console.out(next(iter(passwords.values())))
-    else:
-        _console.out("\n".join(f"{region}\t{password}" for region, password in passwords.items()))
-    return EXIT_OK
-
-
 COMMANDS: tuple[Command, ...] = (
     Command(
         "derive",
         f"derive SES SMTP passwords from a secret access key (stdin or {SECRET_ACCESS_KEY_ENV})",
-        _configure_derive,
-        _run_derive,
+        _derive.configure,
+        _derive.run,
         SECRET_ACCESS_KEY_ENV,
     ),
     Command(
@@ -178,22 +149,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    args, extra = build_parser().parse_known_args(argv)
-    if extra:
-        # Never echo them: the likeliest stray argument is a key or a password.
-        options = sorted({token.split("=", 1)[0] for token in extra if token.startswith("-")})
-        named = f" ({', '.join(options)})" if options else ""
+# What a secret on argv looks like: a long run of base64 characters (a secret access key is 40,
+# an SMTP password 44), or an option named after one.
+_SECRET_VALUE: Final = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
+_SECRET_NAME: Final = re.compile(r"secret|passw|token|key", re.IGNORECASE)
+
+
+def _looks_secret(tokens: Sequence[str]) -> bool:
+    for token in tokens:
+        name, equals, value = token.partition("=")
+        if token.startswith("-") and (_SECRET_NAME.search(name) or _SECRET_VALUE.fullmatch(value)):
+            return True
+        if not token.startswith("-") and _SECRET_VALUE.fullmatch(token) and not equals:
+            return True
+    return False
+
+
+def _unexpected(args: argparse.Namespace, extra: Sequence[str], known: Sequence[str]) -> str:
+    """Return the one line that answers arguments the command does not take (no value shown)."""
+    if _looks_secret(extra):
         where = (
             f"pipe the secret on stdin or set {args.secret_env}"
             if args.secret_env
             else f"`{args.command}` takes no secret"
         )
-        msg = (
-            f"unexpected arguments{named}, values not shown: secrets are never taken from the "
+        return (
+            "an argument looks like a secret (values not shown): secrets are never taken from the "
             f"command line because argv leaks to shell history and `ps`; {where}"
         )
-        raise UsageError(msg)
+    options = list(dict.fromkeys(t.split("=", 1)[0] for t in extra if t.startswith("-")))
+    if not options:
+        return f"`{args.command}` takes no positional argument ({len(extra)} given, not shown)"
+    answers = []
+    for option in options:
+        close = difflib.get_close_matches(option, known, n=1, cutoff=0.6)
+        answers.append(f"{option} (did you mean {close[0]}?)" if close else option)
+    return (
+        f"`{args.command}` has no option {', '.join(answers)}; "
+        f"`{PROG} {args.command} --help` lists its options"
+    )
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subparsers = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001
+        sub = subparsers.choices[args.command]  # type: ignore[index]
+        known = [o for action in sub._actions for o in action.option_strings]  # noqa: SLF001
+        raise UsageError(_unexpected(args, extra, known))
     return args
 
 
@@ -205,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     >>> main(["derive", "--region", "not a region"])  # doctest: +SKIP
     2
     """
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        build_parser().print_help(sys.stderr)
+        return EXIT_USAGE
     command = "this command"
     try:
         args = _parse(argv)
@@ -218,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _console.err(
             f"{PROG}: error: {command} needs {err.name}, which this installation lacks: install "
-            f"the `{extra}` extra (pip install 'ses-smtp-rotator[{extra}]')"
+            f"the `{extra}` extra: from the wheel, pip install "
+            f"'ses_smtp_rotator-{__version__}-py3-none-any.whl[{extra}]' (`make package` builds "
+            f"it into dist/); from a clone, pip install '.[{extra}]'"
         )
         return EXIT_USAGE
     except SesSmtpCredentialsError as err:

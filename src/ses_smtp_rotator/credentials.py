@@ -151,6 +151,14 @@ def read_secret(
     try:
         value = client.get_secret_value(SecretId=secret_id, VersionStage=version_stage)
     except (ClientError, BotoCoreError) as err:
+        missing = _aws.error_code(err) == "ResourceNotFoundException"
+        if missing and version_stage != "AWSCURRENT" and _exists(client, secret_id):
+            msg = (
+                f"secret {secret_id} has no version labelled {version_stage}"
+                + (": no rotation is in progress" if version_stage == "AWSPENDING" else "")
+                + f"; `ses-smtp-rotator status --secret-id {secret_id}` shows its versions"
+            )
+            raise SecretUnavailableError(msg) from None
         raise SecretUnavailableError(_unavailable(secret_id, err)) from None
     secret = parse_secret(
         value.get("SecretString", ""), default_region=client.meta.region_name, secret_id=secret_id
@@ -338,9 +346,22 @@ def _read(
     return SmtpCredentials.of(secret, secret_id)
 
 
+def _exists(client: SecretsManagerClient, secret_id: str) -> bool:
+    """Whether the secret itself exists (a label can be missing from a secret that does)."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
+
+    try:
+        client.describe_secret(SecretId=secret_id)
+    except (ClientError, BotoCoreError):
+        return False
+    return True
+
+
 def _unavailable(secret_id: str, err: BaseException | None) -> str:
-    return (
-        f"cannot read secret {secret_id} ({_aws.error_code(err)}): check its name, the region, "
-        "and that this role may call secretsmanager:GetSecretValue on it (and kms:Decrypt on "
-        "its key)"
+    fix = (
+        "check its name, the region, and that this role may call secretsmanager:GetSecretValue "
+        "on it (and kms:Decrypt on its key)"
     )
+    if err is not None:
+        fix = _aws.advice(err, fix)
+    return f"cannot read secret {secret_id} ({_aws.error_code(err)}): {fix}"

@@ -1,12 +1,14 @@
 """SES SMTP endpoints: the host of a region, the TLS mode of a port, region names.
 
-Region names are checked by their format, not against a list, so a region AWS opens tomorrow works.
+Region names are checked by their format, not against a list, so a region AWS opens tomorrow works;
+only ``derive`` also checks :data:`SES_REGIONS` (``--any-region`` passes it).
 """
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Final
 
 from ses_smtp_rotator.exceptions import InvalidEndpointError, InvalidRegionError
 
@@ -14,6 +16,19 @@ from ses_smtp_rotator.exceptions import InvalidEndpointError, InvalidRegionError
 # us-east-1, eu-central-2, us-gov-west-1, us-isob-east-1, eusc-de-east-1, ap-southeast-7.
 _REGION_RE = re.compile(r"^[a-z]{2,5}(?:-[a-z]+){1,3}-\d{1,2}$")
 
+# The regions where SES has an SMTP endpoint (botocore's endpoint data for `ses`, aws and
+# aws-us-gov partitions). Only `derive` checks a region against it, and `--any-region` passes it.
+SES_REGIONS: Final = frozenset(
+    {
+        "af-south-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+        "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
+        "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ca-central-1",
+        "ca-west-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2",
+        "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1", "me-south-1",
+        "mx-central-1", "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+        "us-gov-east-1", "us-gov-west-1",
+    }
+)  # fmt: skip
 # Regions with a documented FIPS SMTP endpoint (email-smtp-fips.<region>.amazonaws.com).
 FIPS_REGIONS = frozenset({"us-east-1", "us-east-2", "us-west-1", "us-west-2", "us-gov-west-1"})
 

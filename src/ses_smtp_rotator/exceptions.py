@@ -15,6 +15,10 @@ class InvalidRegionError(SesSmtpCredentialsError, ValueError):
     """A region name is not in AWS's region format (for example ``eu-west-1``)."""
 
 
+class RegionNotFoundError(SesSmtpCredentialsError, ValueError):
+    """No AWS region given or configured: no ``--region``, ARN, SDK region or ``AWS_REGION``."""
+
+
 class InvalidEndpointError(SesSmtpCredentialsError, ValueError):
     """An SMTP host or port cannot be used with Amazon SES."""
 

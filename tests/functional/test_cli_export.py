@@ -183,7 +183,7 @@ def test_export_takes_nothing_secret_on_argv(
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices["export"]  # type: ignore[index]
     options = {o for action in sub._actions for o in action.option_strings}
-    assert options == {"-h", "--help", "--secret-id", "--format", "--output"}
+    assert options == {"-h", "--help", "--secret-id", "--region", "--format", "--output"}
     capfd.readouterr()
     # WHEN someone appends a password anyway
     password = world.value()["password"]

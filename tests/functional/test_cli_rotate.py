@@ -419,7 +419,7 @@ def test_the_function_logs_its_step_failure_with_the_token(world: World) -> None
     # exception's first line
     assert world.service is not None
     lines = [json.loads(line) for line in world.service.log_lines]
-    (error,) = [line for line in lines if line["level"] == "ERROR"]
+    (error,) = [line for line in lines if line.get("level") == "ERROR"]  # metrics: no level
     failure = world.driver.history[-1].error
     assert failure is not None
     assert error["message"] == "step failed"
@@ -443,11 +443,55 @@ def test_rotate_secret_again_with_the_same_token_starts_nothing_new(world: World
     assert current_version(world) == token
 
 
-def test_rotate_without_a_region_exits_1(
+def test_rotate_without_a_region_exits_2(
     capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # GIVEN no region anywhere / WHEN rotate runs on a secret's name
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    assert main(["rotate", "--secret-id", "s"]) == EXIT_FAILED
-    assert "cannot read secret s (NoRegionError)" in capfd.readouterr().err
+    # THEN one line says how to give one (exit 2)
+    assert main(["rotate", "--secret-id", "s"]) == EXIT_USAGE
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1
+    assert "no AWS region: give --region" in err
+
+
+FLEET_ACCOUNT: Final = "210987654321"
+
+
+def test_a_function_in_another_account_is_followed_by_the_labels_alone_and_says_why(
+    world: World, rotate: Rotate
+) -> None:
+    # GIVEN a secret whose rotation function is in another account (a fleet's function rotating
+    # this member account's secret): its log group is there, not in the caller's account
+    from sandbox import rotation_service  # noqa: PLC0415 - imports moto
+
+    assert world.rotate().ok
+    fleet_function = f"arn:aws:lambda:{world.region}:{FLEET_ACCOUNT}:function:fleet-ses-smtp"
+    world.driver.enable_rotation(lambda_arn=fleet_function)
+    service = rotation_service.serve(world.driver)
+    assert service.logs_account == FLEET_ACCOUNT
+    try:
+        # WHEN rotate --wait follows a rotation
+        code, out = rotate(world, *WAIT, "--json")
+        assert service.join(JOIN_SECONDS)
+    finally:
+        rotation_service.withdraw(service)
+    # THEN it ends when the new version is AWSCURRENT, having said at once why it reads no log,
+    # and it never asked for the log (the function's lines are in the fleet's account)
+    assert code == EXIT_OK, out
+    report = json.loads(out[: out.rindex("}") + 1])
+    assert report["result"] == "succeeded"
+    assert report["log"] == {"group": None, "state": "other-account"}
+    first = report["events"][1]["text"]
+    assert first.startswith(f"the rotation function runs in account {FLEET_ACCOUNT}, not the")
+    assert "the labels alone are followed" in first
+    assert current_version(world) == report["version_id"]
+    assert not any("log group" in e["text"] and "not found" in e["text"] for e in report["events"])
+    # AND the function's lines went to its own account's log group, where the CLI did not look
+    from moto.logs.models import logs_backends  # noqa: PLC0415 - moto's state
+
+    groups = logs_backends[FLEET_ACCOUNT][world.region].groups
+    assert service.log_group in groups
+    assert service.log_lines

@@ -334,7 +334,8 @@ def test_sync_without_powertools_says_which_extra_to_install(
         "from ses_smtp_rotator.cli import main; "
         "sys.exit(main(sys.argv[1:]))"
     )
-    argv = ["sync", "--secret-id", "x", "--output", str(tmp_path / "f"), *mode]
+    argv = ["sync", "--secret-id", "x", "--region", "eu-west-1", "--output", str(tmp_path / "f")]
+    argv += mode
     # WHEN sync runs, once or as a loop
     done = subprocess.run(  # noqa: S603 - this interpreter, our own module
         [sys.executable, "-c", code, *argv],
@@ -347,7 +348,8 @@ def test_sync_without_powertools_says_which_extra_to_install(
     # THEN it exits 2 with one line naming the extra, not a traceback nor a loop of retries
     assert done.returncode == EXIT_USAGE
     assert "Traceback" not in done.stderr
-    assert "pip install 'ses-smtp-rotator[client]'" in done.stderr
+    assert "pip install '.[client]'" in done.stderr
+    assert "py3-none-any.whl[client]'" in done.stderr
     assert list(tmp_path.iterdir()) == []
 
 

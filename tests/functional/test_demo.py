@@ -53,6 +53,44 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, out + err
 
 
+def _figures(output: str, label: str) -> list[int]:
+    return [int(n) for n in _row(output, label).split(" / ")]
+
+
+def assert_summary_agrees_with_the_lines(output: str) -> None:
+    """Every figure of the summary is the count of the lines above it that show the same events."""
+    log, rule, _ = output.partition("─ summary ─")
+    assert rule, output
+
+    def lines(pattern: str) -> int:
+        return len(re.findall(pattern, log, flags=re.MULTILINE))
+
+    masked = r"AKIA…\w{4}"
+    _, app_failed, app_535 = _figures(output, "app (client helper): sent ok / failed / 535s")
+    assert app_535 == lines(rf"^\s*app: {masked} refused \(535\) → re-read the secret$")
+    assert app_failed == lines(r"^\s*app: send \d+ FAILED")
+    _, daemon_failed = _figures(output, "read-once daemon: sent ok / failed")
+    assert daemon_failed == lines(r"^\s*read-once daemon: send \d+ FAILED")
+    _, synced_failed = _figures(output, "synced daemon (sync loop): sent ok / failed")
+    assert synced_failed == lines(r"^\s*synced daemon: send \d+ FAILED")
+    assert lines(r"^\s*synced daemon: .*next start") == 0  # its own words, not the other's
+    refused_535 = r"send \d+ FAILED: SMTP 535"
+    propagating, old_key = _figures(output, "AUTH 535: new key propagating / old key")
+    assert old_key == app_535 + lines(rf"^\s*(?:read-once|synced) daemon: {refused_535}")
+    assert propagating == lines(r"^\s*AUTH .*535 refused: the new key has not reached SES yet")
+    _, test_auth = _figures(output, "AUTH attempts: all / testSecret")
+    assert test_auth == lines(rf"^\s*AUTH {masked}  ")
+    swept = lines(r"^\s*sweep: grace period over")
+    assert int(_row(output, "old keys retired by the sweep")) == swept
+    created, deactivated, deleted = _figures(output, "keys created / deactivated / deleted")
+    assert created == lines(r"^\s*✓ createSecret .* staged as AWSPENDING$")
+    rows = re.findall(
+        r"^│\s*(bootstrap|\d+)\s*│[^│]*│\s*\d+\s*│\s*(\d+)\s*│\s*(\d+)\s*│", output, re.MULTILINE
+    )
+    assert deactivated == sum(int(r[1]) for r in rows) + lines(r"^\s*sweep: .* deactivated$")
+    assert deleted == sum(int(r[2]) for r in rows) + lines(r"^\s*sweep: .* deleted$")
+
+
 def test_demo_rotates_while_the_app_sends_without_a_failure(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -83,6 +121,8 @@ def test_demo_rotates_while_the_app_sends_without_a_failure(
     assert int(_row(output, "old keys retired by the sweep")) >= 1
     assert "sweep: grace period over" in output
     assert "PASS" in output
+    # AND every figure of the summary is counted from the events the lines above it show
+    assert_summary_agrees_with_the_lines(output)
     # Key ids only appear masked.
     assert not re.search(r"AKIA[A-Z0-9]{12,}", output)
 
@@ -105,6 +145,8 @@ def test_without_a_grace_period_the_read_once_daemon_fails_and_the_demo_says_why
     )
     assert (failed, refused > 0) == (0, True)
     assert "FAIL" in output
+    # AND every figure of the summary is counted from the events the lines above it show
+    assert_summary_agrees_with_the_lines(output)
 
 
 @pytest.mark.parametrize("step", demo.STEP_FAULTS)

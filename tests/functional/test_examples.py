@@ -55,6 +55,22 @@ def test_smtplib_example_usage(capfd: pytest.CaptureFixture[str]) -> None:
     assert "usage" in capfd.readouterr().err
 
 
+def test_smtplib_example_before_the_first_rotation_says_why_in_one_line(
+    world: World, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a secret that still holds its bootstrap value (never rotated)
+    monkeypatch.setenv("SES_SMTP_SECRET_ID", world.secret_arn)
+    # WHEN the example tries to send
+    code = smtplib_example.main(["app@example.com", "user@example.com"])
+    # THEN exit 1 with one line saying why and what to do, not a traceback
+    err = capfd.readouterr().err
+    assert code == 1
+    assert err.startswith("not sent: ")
+    assert err.count("\n") == 1
+    assert "first rotation has not completed" in err
+    assert world.ses.messages == []
+
+
 def test_smtplib_example_as_a_script(make_world: Callable[..., World]) -> None:
     # GIVEN a world whose AWS is moto's server on 127.0.0.1, reachable from another process
     world = make_world(moto_server=True)

@@ -1,8 +1,10 @@
 """``make local`` (``python -m sandbox.local``): its world, the files it writes, what it prints.
 
-Docker is not on this machine, so the ``sam local invoke`` lines themselves do not run: the same
-event files run in-process against the same servers, with the variables of the written
-``env.json`` applied, and every other printed command runs as a shell would run it.
+Without Docker (the default) every printed command runs, in order, in one shell, as pasted: a
+rotation the world runs itself, ``status``, ``check``, ``sync --once`` and the smtplib example.
+With ``--sam``, Docker is not on this machine, so the ``sam local invoke`` lines themselves do not
+run: the same event files run in-process against the same servers, with the variables of the
+written ``env.json`` applied, and every other printed command runs as a shell would run it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -37,7 +40,7 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS: Final = 30.0
 STOP_SECONDS: Final = 15.0
 SAM_LINE: Final = re.compile(
-    r"^sam local invoke RotationFunction -t (?P<template>\S+) -e (?P<event>\S+) "
+    r"^\.venv-sam/bin/sam local invoke RotationFunction -t (?P<template>\S+) -e (?P<event>\S+) "
     r"--env-vars (?P<env>\S+)(?P<network> --docker-network host)?$"
 )
 
@@ -76,10 +79,21 @@ class LocalWorld:
 
 @pytest.fixture
 def local_world_process(tmp_path: Path) -> Iterator[LocalWorld]:
+    """``make local LOCAL_ARGS=--sam``: the world with a rotation started for sam."""
+    yield from _start(tmp_path, "--sam")
+
+
+@pytest.fixture
+def no_docker_world(tmp_path: Path) -> Iterator[LocalWorld]:
+    """``make local``: the world for the CLI, with no Docker."""
+    yield from _start(tmp_path)
+
+
+def _start(tmp_path: Path, *options: str) -> Iterator[LocalWorld]:
     out_dir = tmp_path / "local"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "sandbox.local", "--dir", str(out_dir)],
+        [sys.executable, "-m", "sandbox.local", "--dir", str(out_dir), *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -172,7 +186,7 @@ def test_local_world_writes_env_files_events_and_a_started_rotation(
     assert len(addresses) == 2
     assert all(_is_listening(host, port) for host, port in addresses)
     assert local.SAM_EMULATOR_PORT not in {port for _, port in addresses}
-    assert set(world.sections) == set(local.HEADINGS)
+    assert set(world.sections) == {"setup", "linux", "docker-desktop", "after-sam"}
     setup = _setup_env(world.sections["setup"])
     # THEN it printed one sam line per step and per network, each naming files it wrote
     env_files = _sam_env_files(world)
@@ -243,7 +257,7 @@ def test_local_world_runs_the_steps_and_its_printed_commands_then_stops_cleanly(
     leakscan.remember(current["password"], events[0]["RotationToken"])
 
     # WHEN the printed setup and CLI lines run, in one shell, from the repository
-    script = "\n".join(["set -eu", *world.sections["setup"], *world.sections["cli"]])
+    script = "\n".join(["set -eu", *world.sections["setup"], *world.sections["after-sam"]])
     done = subprocess.run(  # noqa: S603 - bash runs the lines the world printed
         ["bash", "-c", script],  # noqa: S607
         cwd=ROOT,
@@ -253,11 +267,13 @@ def test_local_world_runs_the_steps_and_its_printed_commands_then_stops_cleanly(
         timeout=120,
         check=False,
     )
-    # THEN check logs in, export prints the current credentials, the example sends a mail, and
-    # rotate --wait follows a rotation the world runs itself to its end
+    # THEN status is healthy, check logs in, sync writes the current credentials, the example
+    # sends a mail, and rotate --wait follows a rotation the world runs itself to its end
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("OK: "), done.stderr
-    assert f"SMTP_USERNAME={current['username']}" in done.stdout.replace("'", "")
+    assert "healthy: no problem found" in done.stdout, done.stderr
+    assert "OK: logged in" in done.stdout, done.stderr
+    synced = (world.out_dir / local.SYNC_FILE).read_text()
+    assert f"SMTP_USERNAME={current['username']}" in synced.replace("'", "")
     _, rotated = done.stdout.split("sent to user@example.com\n")
     assert "✓ testSecret" in rotated
     assert "rotation finished in" in rotated.splitlines()[-1]
@@ -265,7 +281,7 @@ def test_local_world_runs_the_steps_and_its_printed_commands_then_stops_cleanly(
     assert newest["username"] not in {current["username"], ""}
     assert f"AWSCURRENT is now version {_version_of(sm, arn, 'AWSCURRENT')}" in rotated
     leakscan.remember(newest["password"])
-    assert leakscan.find_leaks([done.stderr, rotated], {current["password"]}) == []
+    assert leakscan.find_leaks([done.stdout, done.stderr], {current["password"]}) == []
     assert leakscan.find_leaks([done.stdout, done.stderr], {newest["password"]}) == []
 
     # WHEN the world gets Ctrl-C
@@ -278,6 +294,81 @@ def test_local_world_runs_the_steps_and_its_printed_commands_then_stops_cleanly(
     assert not world.out_dir.exists()
     secrets = {current["password"], newest["password"]}
     assert leakscan.find_leaks(["\n".join(world.lines), out, err], secrets) == []
+
+
+def _run_script(lines: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run printed lines in one bash, from the repository, with no AWS variable of ours."""
+    return subprocess.run(  # noqa: S603 - bash runs the lines the world printed
+        ["bash", "-c", "\n".join(["set -eu", *lines])],  # noqa: S607
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_make_local_without_docker_runs_its_printed_sequence_to_a_healthy_secret(
+    no_docker_world: LocalWorld,
+) -> None:
+    world = no_docker_world
+    addresses = world.ports()
+    # GIVEN the world's announcement: no rotation started, no sam line, a pointer to --sam
+    assert set(world.sections) == {"setup", "cli"}
+    assert not any("sam local invoke" in line for line in world.lines)
+    assert "With Docker, to run the steps one by one: make local LOCAL_ARGS=--sam" in world.lines
+    commands = world.sections["cli"]
+    assert [c.split()[1] for c in commands if c.startswith("ses-smtp-rotator")] == [
+        "rotate",
+        "status",
+        "check",
+        "sync",
+    ]
+    setup = _setup_env(world.sections["setup"])
+    sm = _client(setup)
+    arn = setup["SES_SMTP_SECRET_ID"]
+    assert json.loads(sm.get_secret_value(SecretId=arn)["SecretString"]) == {
+        "iam_user_name": "ses-smtp-user"
+    }
+    # WHEN the printed lines run as pasted, in order, in one shell, from the repository
+    done = _run_script([*world.sections["setup"], *commands])
+    # THEN the rotation the world ran itself completed, status is healthy, check logs in, sync
+    # wrote the new credentials, and the example sent a mail with them
+    assert done.returncode == 0, done.stdout + done.stderr
+    current = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
+    leakscan.remember(current["password"])
+    version = _version_of(sm, arn, "AWSCURRENT")
+    assert f"✓ AWSCURRENT is now version {version}" in done.stdout
+    assert "✓ testSecret" in done.stdout
+    assert "rotation finished in" in done.stdout
+    assert "healthy: no problem found" in done.stdout
+    assert "OK: logged in" in done.stdout
+    synced = (world.out_dir / local.SYNC_FILE).read_text()
+    assert f"SMTP_USERNAME={current['username']}" in synced.replace("'", "")
+    assert stat.S_IMODE((world.out_dir / local.SYNC_FILE).stat().st_mode) == 0o600
+    assert done.stdout.endswith("sent to user@example.com\n")
+    assert leakscan.find_leaks([done.stdout, done.stderr], {current["password"]}) == []
+
+    # WHEN a rotation is asked of a secret without a rotation function
+    sm.create_secret(Name="plain", SecretString="{}")
+    refused = _run_script([*world.sections["setup"], "ses-smtp-rotator rotate --secret-id plain"])
+    # THEN it is refused, as Secrets Manager refuses it, and the secret is unchanged
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "the secret has no rotation function" in refused.stderr
+    assert list(_stages(sm, "plain").values()) == [["AWSCURRENT"]]
+
+    # WHEN the world gets Ctrl-C
+    world.process.send_signal(signal.SIGINT)
+    out, err = world.process.communicate(timeout=STOP_SECONDS)
+    # THEN its terminal shows no line of the function (no log, no metrics JSON), it exits 0,
+    # both ports are closed, and what it wrote, the synced file too, is gone
+    assert world.process.returncode == 0, err
+    assert not [line for line in [*world.lines, *out.splitlines()] if line.startswith("{")]
+    assert "CloudWatchMetrics" not in out + err
+    assert not any(_is_listening(host, port) for host, port in addresses)
+    assert not world.out_dir.exists()
+    assert leakscan.find_leaks([out, err], {current["password"]}) == []
 
 
 def test_the_smtp_certificate_names_docker_desktops_host() -> None:
@@ -297,8 +388,15 @@ def test_the_smtp_certificate_names_docker_desktops_host() -> None:
         ca.remove()
 
 
+@pytest.mark.parametrize(
+    ("options", "events"),
+    [
+        pytest.param([], [], id="no-docker"),
+        pytest.param(["--sam"], [f"{step}.json" for step in STEPS], id="sam"),
+    ],
+)
 def test_local_world_in_process_writes_its_files_and_removes_them_on_sigint(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], events: list[str]
 ) -> None:
     # GIVEN an output folder that exists already, with files of the user's in it and in ca/
     out_dir = tmp_path / "local"
@@ -319,7 +417,7 @@ def test_local_world_in_process_writes_its_files_and_removes_them_on_sigint(
     stopper = threading.Thread(target=stop_when_written)
     stopper.start()
     try:
-        code = local.main(["--dir", str(out_dir), "--region", "eu-west-1"])
+        code = local.main(["--dir", str(out_dir), "--region", "eu-west-1", *options])
     finally:
         stopper.join(timeout=STARTUP_SECONDS)
     # THEN it wrote its files, returned 0, and removed only what it wrote
@@ -331,7 +429,7 @@ def test_local_world_in_process_writes_its_files_and_removes_them_on_sigint(
             "env.json",
             "notes.txt",
             "template.json",
-            *(f"{step}.json" for step in STEPS),
+            *events,
         ]
     )
     assert sorted(path.name for path in out_dir.iterdir()) == ["ca", "notes.txt"]

@@ -223,9 +223,11 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_missing_subcommand_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # WHEN the command runs with no subcommand / THEN it prints its usage and commands (exit 2)
     code, _, err = run([], capsys, monkeypatch, "")
     assert code == 2
-    assert "required" in err
+    assert err.startswith("usage: ses-smtp-rotator")
+    assert all(name in err for name in ("derive", "check", "sync", "status", "rotate"))
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

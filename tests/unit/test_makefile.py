@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,54 @@ def test_make_template_checks_every_fleet_template_and_builds_the_fleet() -> Non
     fleet = make("-n", "build-fleet")
     if fleet.returncode == 0:  # without a python3.13 it stops like `make build` (tested above)
         assert "--template-file fleet/template.yaml --build-dir .aws-sam/fleet" in fleet.stdout
+
+
+def _python_make_finds(
+    tmp_path: Path, names: list[str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run make with a PATH holding only ``names`` (links to this interpreter); print PYTHON."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in names:
+        (bin_dir / name).symlink_to(sys.executable)
+    make_path = shutil.which("make")
+    assert make_path is not None
+    return subprocess.run(  # noqa: S603 - make itself, a probe target written here
+        [make_path, "--no-print-directory", "-s", "-C", str(ROOT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
+    )
+
+
+PROBE = "--eval=probe: ; @echo [$(PYTHON)]"
+
+
+@pytest.mark.parametrize(
+    ("names", "args", "found"),
+    [
+        pytest.param(["python3.12"], [], "python3.12", id="only-3.12"),
+        pytest.param(["python3.13"], [], "python3.13", id="only-3.13"),
+        pytest.param(["python3.13", "python3.11"], [], "python3.11", id="3.11-first"),
+        pytest.param(["python3.11"], ["PYTHON=python3.12"], "python3.12", id="override"),
+    ],
+)
+def test_make_finds_the_first_python_3_11_to_3_13_on_path(
+    tmp_path: Path, names: list[str], args: list[str], found: str
+) -> None:
+    # GIVEN a PATH with only some of python3.11, 3.12 and 3.13 / WHEN make reads the Makefile
+    done = _python_make_finds(tmp_path, names, *args, PROBE, "probe")
+    # THEN its PYTHON is the first of them (or the one given)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"[{found}]"
+
+
+def test_make_without_any_python_3_11_or_later_says_what_to_do(tmp_path: Path) -> None:
+    # GIVEN a PATH with no python3.11, 3.12 or 3.13 / WHEN the tools' environment is to be made
+    done = _python_make_finds(tmp_path, [], "-n", "-B", ".tools/uv/bin/uv")
+    # THEN make stops with one line naming what it looked for and how to point at one
+    assert done.returncode != 0
+    assert "found none of python3.11 python3.12 python3.13 on PATH" in done.stderr
+    assert "make PYTHON=" in done.stderr

@@ -113,10 +113,13 @@ def test_a_command_without_its_extra_says_which_to_install() -> None:
         "from ses_smtp_rotator.cli import main; "
         "sys.exit(main(['export', '--secret-id', 'x']))"
     )
-    # THEN it exits 2 with one line naming the extra, not a traceback
+    # THEN it exits 2 with one line naming the extra and how to install it while the package is
+    # on no index (from the wheel, or from a clone), not a traceback
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert "pip install 'ses-smtp-rotator[aws]'" in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "py3-none-any.whl[aws]'" in done.stderr
+    assert "pip install '.[aws]'" in done.stderr
 
 
 def test_licence_file_matches_the_declared_licence() -> None:
