@@ -1,4 +1,4 @@
-"""The rotation invariants of DESIGN.md, checked against a running local world.
+"""The rotation invariants (docs/rotation.md), checked against a running local world.
 
 ``violations(world)`` returns what is wrong (empty when all hold), so a test, the fault matrix
 and the demo report every broken invariant at once rather than the first.

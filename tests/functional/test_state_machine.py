@@ -18,7 +18,7 @@ Each example starts one local world (moto in-process, the SES-like SMTP server, 
 The model predicts when a rotation *must* fail: IAM's two-key limit is held and no key other than
 AWSCURRENT's is held by a version of the secret (a foreign key), so createSecret has to refuse,
 naming the key. Every other rotation must complete, and a failed attempt may leave a key behind
-only if its run died. After every rule the invariants of DESIGN.md are checked (at most two keys;
+only if its run died. After every rule the rotation invariants are checked (at most two keys;
 AWSCURRENT's key exists, is Active and logs in over SMTP at once; no orphan key; keys made by hand
 untouched; username == access_key_id; the password is the v4 derivation of the stored secret key
 for the region; an unknown key planted in the bootstrap value survives), and a
