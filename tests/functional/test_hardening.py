@@ -17,7 +17,8 @@ from botocore.compat import HTTPHeaders
 from rotation_handler import app
 from rotation_handler.exceptions import StagingError, UserOwnedError
 from sandbox import invariants
-from sandbox.faults import NOWHERE, Fault, FaultKind, RawBody, deliver, inject
+from sandbox.faults import Fault, FaultKind, inject
+from sandbox.wire import NOWHERE, RawBody, deliver
 
 if TYPE_CHECKING:
     from collections.abc import Callable
