@@ -7,8 +7,10 @@ function's cold start after it (no clients or credentials of a moto that is gone
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from moto import mock_aws
 from moto.core.base_backend import BackendDict
@@ -41,15 +43,52 @@ def patched_env(
                 environ[name] = value
 
 
+def cold_start() -> None:
+    """Make the function's next run start cold, as in a new execution environment.
+
+    Lambda starts new environments when the function's configuration changes; the function
+    itself never rereads its variables. So a world calls this when it starts and stops, and a
+    test calls it (:meth:`sandbox.world.World.cold_start`) after changing a variable.
+    """
+    app = sys.modules.get("rotation_handler.app")
+    if app is not None:
+        app.reset_runtime()
+
+
 @contextlib.contextmanager
-def new_container_after() -> Iterator[None]:
-    """After the world, the function starts cold: no clients or credentials of this moto."""
+def new_container_around() -> Iterator[None]:
+    """Within the world, the function starts cold; after it, it has no clients of this moto."""
+    cold_start()
     try:
         yield
     finally:
-        app = sys.modules.get("rotation_handler.app")
-        if app is not None:
-            app.reset_runtime()
+        cold_start()
+
+
+@dataclass
+class FunctionEnvironment:
+    """Another deployment's function in this process: its own variables and cold-start runtime.
+
+    Each run swaps them in for the run's length: two deployments never share clients or
+    settings, as two Lambda functions never share an environment.
+    """
+
+    variables: dict[str, str | None]
+    _runtime: Any = None
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Run the block as this function: its variables, and its runtime (built on first use)."""
+        from rotation_handler import app  # noqa: PLC0415 - loads with the world's environment
+
+        with patched_env(os.environ, self.variables):
+            saved = app._runtime  # noqa: SLF001 - the per-environment cache, swapped per run
+            app._runtime = self._runtime  # noqa: SLF001
+            try:
+                yield
+            finally:
+                self._runtime = app._runtime  # noqa: SLF001
+                app._runtime = saved  # noqa: SLF001
 
 
 @contextlib.contextmanager

@@ -18,7 +18,13 @@ import boto3
 from moto.iam.models import iam_backends
 
 from sandbox import answers, apps, rotation_service, secrets_manager
-from sandbox.moto_world import aws, new_container_after, patched_env
+from sandbox.moto_world import (
+    FunctionEnvironment,
+    aws,
+    cold_start,
+    new_container_around,
+    patched_env,
+)
 from sandbox.secrets_manager import SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_rotator import smtp
@@ -94,6 +100,10 @@ class World:
             SecretId=self.secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
         )
 
+    def cold_start(self) -> None:
+        """Start the function cold after a change of its variables (Lambda's new environments)."""
+        cold_start()
+
     def sweep(self) -> dict[str, str]:
         """Invoke the function as its schedule does: retire the old key once its grace is over."""
         return secrets_manager.sweep(self.driver, self.secret_arn)
@@ -104,17 +114,13 @@ class World:
         Its function is bound to its own secret (``SECRET_ARN``) while it runs, as a second
         stack's function would be; both share the user, the SMTP server and moto.
         """
-        value = {
-            "iam_user_name": self.user_name,
-            "region": self.region,
-            "host": self.ses.host,
-            "port": self.ses.port,
-        }
+        value: dict[str, Any] = {"iam_user_name": self.user_name, "region": self.region}
+        value |= {"host": self.ses.host, "port": self.ses.port}
         arn = self.sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
-        handler = self.driver.handler
+        handler, function = self.driver.handler, FunctionEnvironment({"SECRET_ARN": arn})
 
         def bound_handler(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401 - Lambda contract
-            with patched_env(os.environ, {"SECRET_ARN": arn}):
+            with function.entered():
                 return handler(event, context)
 
         driver = SecretsManagerDriver(secret_id=arn, handler=bound_handler, region=self.region)
@@ -266,7 +272,7 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
         fn_env |= dict(function_env or {})
         with (
             patched_env(env, {"SSL_CERT_FILE": str(ses.ca_file), **fn_env}),
-            new_container_after(),
+            new_container_around(),
         ):
             driver = SecretsManagerDriver(
                 secret_id=arn, handler=handler or _default_handler, region=region
