@@ -4,12 +4,17 @@ In a local world the function runs on threads of this process, whose ``sys.stdou
 terminal's (or a test's capture). :class:`StdoutRouter` puts a stream in ``sys.stdout`` that sends
 what a thread running the function prints to where that thread's log lines go, and passes the rest
 (the world's own output) through, so that the terminal does not fill with the function's metrics.
+
+:func:`follow_current_stdout` points the function's log handler, which Powertools binds to the
+``sys.stdout`` of import time, at whatever ``sys.stdout`` is when it writes: Lambda never swaps
+stdout, but test runners, the demo and this router do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import sys
 import threading
 from typing import TYPE_CHECKING
@@ -96,3 +101,24 @@ class _RoutedStdout(io.TextIOBase):
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return self.inner.encoding
+
+
+class _CurrentStdout(io.TextIOBase):
+    """A stream that writes to whatever ``sys.stdout`` is at the time of the write."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def follow_current_stdout() -> None:
+    """Make the function's log lines go to the current ``sys.stdout`` (idempotent)."""
+    from rotation_handler.observability import logger  # noqa: PLC0415 - the world's environment
+
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler) and not isinstance(
+        handler.stream, _CurrentStdout
+    ):
+        handler.setStream(_CurrentStdout())

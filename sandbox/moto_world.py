@@ -16,7 +16,7 @@ from moto import mock_aws
 from moto.core.base_backend import BackendDict
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from sandbox import moto_fidelity, rotation_service
+from sandbox import lambda_stdout, moto_fidelity, rotation_service
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, MutableMapping
@@ -58,6 +58,7 @@ def cold_start() -> None:
 @contextlib.contextmanager
 def new_container_around() -> Iterator[None]:
     """Within the world, the function starts cold; after it, it has no clients of this moto."""
+    lambda_stdout.follow_current_stdout()
     cold_start()
     try:
         yield

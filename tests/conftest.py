@@ -18,6 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from sandbox.lambda_stdout import follow_current_stdout
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_rotator.password import derive_smtp_password
 
@@ -36,6 +37,12 @@ _FAKE_ENV = {
     "AWS_DEFAULT_REGION": REGION,
 }
 _MASKED_ENV = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_CONFIG_FILE")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Send the function's log lines to whatever ``sys.stdout`` is (pytest swaps it per test)."""
+    del session
+    follow_current_stdout()
 
 
 @dataclass(frozen=True)
