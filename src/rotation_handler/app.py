@@ -23,6 +23,7 @@ from rotation_handler import (
     events,
     guard,
     keys,
+    notices,
     steps,
     sweep,
     versions,
@@ -66,6 +67,14 @@ class Runtime:
         """The CloudFormation client, built when the key clean-up first needs it."""
         client: custom_resource.StackReader = self.account_clients.session.client(
             "cloudformation", config=_BOTO_CONFIG
+        )
+        return client
+
+    @functools.cached_property
+    def events(self) -> notices.EventPublisher:
+        """The EventBridge client of the function's own account, built for the first notice."""
+        client: notices.EventPublisher = self.account_clients.session.client(
+            "events", config=_BOTO_CONFIG
         )
         return client
 
@@ -143,9 +152,29 @@ def _step(event: dict[str, Any], context: LambdaContext) -> tuple[None, bool]:
     logger.append_keys(step=checked.step, secret_id=checked.secret_id, version_id=checked.token)
     rt = runtime()
     aws = rt.clients_for(checked.secret_id, context)
+    with notices.Streak(
+        sm=aws.sm,
+        events=lambda: rt.events,
+        settings=rt.settings,
+        event=checked,
+        function_name=getattr(context, "function_name", None),
+    ) as streak:
+        _run_step(checked, aws, rt, context, streak)
+    logger.info("step succeeded")
+    return None, True
+
+
+def _run_step(
+    checked: events.StepEvent,
+    aws: accounts.Clients,
+    rt: Runtime,
+    context: LambdaContext,
+    streak: notices.Streak,
+) -> None:
     state, verdict = guard.check(
         aws.sm, secret_id=checked.secret_id, token=checked.token, settings=rt.settings
     )
+    streak.state = state
     if verdict is Verdict.ALREADY_CURRENT:
         logger.info("version is already AWSCURRENT")
     steps.STEPS[checked.step](
@@ -161,8 +190,6 @@ def _step(event: dict[str, Any], context: LambdaContext) -> tuple[None, bool]:
             rotation_token=checked.rotation_token,
         )
     )
-    logger.info("step succeeded")
-    return None, True
 
 
 def first_line(err: BaseException) -> str:
