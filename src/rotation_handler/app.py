@@ -29,7 +29,7 @@ from rotation_handler import (
     versions,
 )
 from rotation_handler.context import StepContext
-from rotation_handler.observability import logger, metrics
+from rotation_handler.observability import count_throttles, logger, metrics
 from rotation_handler.settings import ENV_VARS, Settings
 from rotation_handler.state import Verdict
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
@@ -102,6 +102,8 @@ def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
             sm=session.client("secretsmanager", config=_BOTO_CONFIG),
             iam=session.client("iam", config=_BOTO_CONFIG),
         )
+        count_throttles(own.sm)
+        count_throttles(own.iam)
         _runtime = Runtime(
             settings=settings,
             sm=own.sm,

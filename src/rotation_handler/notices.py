@@ -28,11 +28,12 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, Self
 
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rotation_handler import gate
 from rotation_handler.exceptions import NotBoundError, RotationError
-from rotation_handler.observability import logger
+from rotation_handler.observability import logger, metrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 SOURCE: Final = "ses-smtp-rotation"
 DETAIL_TYPE: Final = "SES SMTP rotation step failed"
 FAILING_TAG: Final = "ses-smtp-rotation:failing"
+# Counted with the notice, once per streak: rotations that failed (their retries not counted).
+FAILED_METRIC: Final = "FailedRotations"
 # The longest cause a notice carries: the first line of a message, which names the fix.
 MAX_CAUSE: Final = 300
 _DIGEST_CHARS: Final = 16
@@ -152,6 +155,8 @@ class Streak:
             state = self.state or self._admitted()
             if state is None or state.tags.get(FAILING_TAG) == digest(self.token):
                 return
+            # Once per streak, like the notice: the dashboard's "rotations failed per day".
+            metrics.add_metric(name=FAILED_METRIC, unit=MetricUnit.Count, value=1)
             self.events().put_events(Entries=[self.entry(state, err)])
             self.sm.tag_resource(
                 SecretId=state.arn, Tags=[{"Key": FAILING_TAG, "Value": digest(self.token)}]
