@@ -22,7 +22,10 @@ FLEET = ROOT / "fleet" / "template.yaml"
 MEMBER = ROOT / "fleet" / "member-role.yaml"
 TOKEN = "a1b2c3d4-0000-4000-8000-000000000000"
 STATE = SecretState(
-    arn=SECRET_ARN, name="stack-SmtpSecret", rotation_enabled=True, versions={TOKEN: ("AWSPENDING",)}
+    arn=SECRET_ARN,
+    name="stack-SmtpSecret",
+    rotation_enabled=True,
+    versions={TOKEN: ("AWSPENDING",)},
 )
 
 
@@ -33,13 +36,13 @@ class FakeSecretsManager:
         self.tagged: list[list[dict[str, str]]] = []
         self.untagged: list[list[str]] = []
 
-    def describe_secret(self, *, SecretId: str) -> dict[str, Any]:  # noqa: N803 - boto3's shape
+    def describe_secret(self, **_: str) -> dict[str, Any]:
         return {"ARN": SECRET_ARN, "Name": STATE.name, "RotationEnabled": True}
 
-    def tag_resource(self, *, SecretId: str, Tags: list[dict[str, str]]) -> None:  # noqa: N803
+    def tag_resource(self, *, Tags: list[dict[str, str]], **_: str) -> None:  # noqa: N803
         self.tagged.append(Tags)
 
-    def untag_resource(self, *, SecretId: str, TagKeys: list[str]) -> None:  # noqa: N803
+    def untag_resource(self, *, TagKeys: list[str], **_: str) -> None:  # noqa: N803
         self.untagged.append(TagKeys)
 
 
@@ -107,7 +110,7 @@ def test_a_failure_notifies_once_and_marks_the_secret() -> None:
     watch = streak(sm, bus)
     watch.state = STATE
     with pytest.raises(SmtpTestError, match="535"), watch:
-        raise SmtpTestError("SES refused the login (535)\nmore")
+        raise SmtpTestError("SES refused the login (535)\nmore")  # noqa: EM101, TRY003 - the step's error, as raised
     # THEN one bounded event names the step and the cause, and the secret is marked
     (entry,) = bus.entries
     assert len(entry["Detail"]) < 1024
@@ -124,7 +127,7 @@ def test_a_failure_notifies_once_and_marks_the_secret() -> None:
         **{**STATE.__dict__, "tags": {notices.FAILING_TAG: notices.digest(TOKEN)}}
     )
     with pytest.raises(SmtpTestError), again:
-        raise SmtpTestError("SES refused the login (535)")
+        raise SmtpTestError("SES refused the login (535)")  # noqa: EM101, TRY003 - the step's error, as raised
     # THEN nothing more is sent
     assert bus.entries == []
 
@@ -133,7 +136,7 @@ def test_a_notice_that_fails_never_replaces_the_steps_error() -> None:
     # GIVEN EventBridge refusing the event / WHEN the step fails
     sm, bus = FakeSecretsManager(), FakeBus(refuse=True)
     with pytest.raises(SmtpTestError, match="the step's own"), streak(sm, bus):
-        raise SmtpTestError("the step's own error")
+        raise SmtpTestError("the step's own error")  # noqa: EM101, TRY003 - the step's error, as raised
     # THEN the step's error propagated (above), and the secret was not marked (it would be notified
     # again at the next failure rather than never)
     assert sm.tagged == []
@@ -142,7 +145,7 @@ def test_a_notice_that_fails_never_replaces_the_steps_error() -> None:
 def test_a_failure_before_the_guard_asks_the_gate_for_the_secret() -> None:
     sm, bus = FakeSecretsManager(), FakeBus()
     with pytest.raises(SmtpTestError), streak(sm, bus, step="createSecret"):
-        raise SmtpTestError("early")
+        raise SmtpTestError("early")  # noqa: EM101 - the step's error, as raised
     assert json.loads(bus.entries[0]["Detail"])["app"] == STATE.name
 
 
