@@ -189,3 +189,22 @@ def test_the_late_use_warning_carries_the_fields_of_its_query() -> None:
 def test_the_query_field_reader_sees_fields_and_skips_words() -> None:
     query = 'filter message = "x" | stats latest(hours) as h by app | filter h > 5 | sort h desc'
     assert query_fields(query) == {"message", "hours", "app"}
+
+
+def test_a_throttled_answer_the_sdk_absorbed_is_counted(
+    make_world: Callable[..., World], capfd: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a steady state, then IAM throttling one CreateAccessKey (botocore retries it)
+    from rotation_handler import app  # noqa: PLC0415 - the world's runtime, built at its first step
+    from tests.functional.test_overdue_metric import metric_values  # noqa: PLC0415
+
+    world = make_world()
+    assert world.rotate().ok
+    capfd.readouterr()
+    with inject(app.runtime().iam, Fault("CreateAccessKey", FaultKind.THROTTLE)) as fault:
+        # WHEN the next rotation runs
+        assert world.rotate(max_attempts=1).ok
+    # THEN the rotation succeeded at once, and createSecret counted one throttled answer
+    assert fault.fired == 1
+    found = metric_values(capfd.readouterr().out, THROTTLED_METRIC)
+    assert [(value, dims["Step"]) for value, dims in found] == [(1.0, "createSecret")]
