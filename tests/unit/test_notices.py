@@ -234,3 +234,31 @@ def test_the_function_puts_events_on_the_default_bus_only(path: Path) -> None:
     (statement,) = [s for s in _statements(path) if "events:PutEvents" in str(s.get("Action"))]
     assert statement["Action"] == "events:PutEvents"
     assert statement["Resource"]["Fn::Sub"].endswith(":event-bus/default")
+
+
+class RefusingSecretsManager(FakeSecretsManager):
+    """Secrets Manager refusing to take the mark off."""
+
+    def untag_resource(self, **_: object) -> None:  # type: ignore[override]
+        raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "UntagResource")
+
+
+def test_a_refused_secret_is_neither_announced_nor_tagged() -> None:
+    # GIVEN a fleet function and a secret without the fleet's tag, failing before the guard
+    sm, bus = FakeSecretsManager(), FakeBus()
+    watch = streak(sm, bus, step="createSecret")
+    watch.settings = Settings.from_env(
+        {"AWS_REGION": "eu-west-1", "FLEET_USER_PATH": "/ses-smtp/", "FLEET_TAG_VALUE": "default"}
+    )
+    with pytest.raises(SmtpTestError), watch:
+        raise SmtpTestError("refused")  # noqa: EM101 - the step's error, as raised
+    # THEN nothing is sent and nothing is written
+    assert bus.entries == []
+    assert sm.tagged == []
+
+
+def test_a_mark_that_cannot_be_removed_leaves_the_success_alone() -> None:
+    sm, bus = RefusingSecretsManager(), FakeBus()
+    with streak(sm, bus, step="finishSecret") as watch:
+        watch.state = SecretState(**{**STATE.__dict__, "tags": {notices.FAILING_TAG: "x"}})
+    assert bus.entries == []
