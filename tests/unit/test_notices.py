@@ -239,7 +239,7 @@ def test_the_function_puts_events_on_the_default_bus_only(path: Path) -> None:
 class RefusingSecretsManager(FakeSecretsManager):
     """Secrets Manager refusing to take the mark off."""
 
-    def untag_resource(self, **_: object) -> None:  # type: ignore[override]
+    def untag_resource(self, **_: object) -> None:
         raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "UntagResource")
 
 
