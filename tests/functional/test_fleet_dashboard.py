@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from rotation_handler import notices
+from rotation_handler import notices, sweep
 from rotation_handler.observability import THROTTLED_METRIC
 from sandbox.faults import Fault, FaultKind, inject
 from tests.unit.test_template_notices import stack_sub
@@ -172,6 +172,7 @@ def test_the_queries_read_fields_the_function_logs(
         assert not missing, (name, missing)
     # AND the sweep's line names the app and its age; the failed step's names the cause
     (sweep_line,) = [line for line in sweep_lines if line["message"] == "sweep done"]
+    assert set(sweep.LOGGED_AGE_KEYS) <= set(sweep_line)
     assert sweep_line["app"] == world.secret_arn.split(":")[-1].rsplit("-", 1)[0]
     assert 0 <= sweep_line["hours_since_rotation"] < 1
     assert {"secret_id", "step", "error"} <= set(failed[0])
