@@ -182,6 +182,8 @@ def _serve(  # noqa: PLR0913 - keyword-only, the world's parts
         "SMTP_PORT": str(smtp.port),
         "AWS_ENDPOINT_URL": endpoint,
         "SSL_CERT_FILE": CONTAINER_CA_FILE,
+        # The template's namespace is per stack (a !Sub): the local world names its own.
+        "POWERTOOLS_METRICS_NAMESPACE": "SesSmtpRotationLocal",
     }
     os.environ.update(in_process_env(world, region=args.region, ca_file=smtp.ca_file))
     driver = SecretsManagerDriver(secret_id=arn, handler=_in_process, region=args.region)

@@ -22,7 +22,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from rotation_handler.exceptions import CrossAccountError
-from rotation_handler.observability import logger
+from rotation_handler.observability import count_throttles, logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -184,9 +184,12 @@ class AccountClients:
             region_name=self.settings.region,
         )
         logger.info("assumed the member account's role", extra={"role_arn": role_arn})
-        return Clients(
+        clients = Clients(
             sm=session.client("secretsmanager", config=self.config),
             iam=session.client("iam", config=self.config),
             account=account,
             expires=credentials["Expiration"],
         )
+        count_throttles(clients.sm)
+        count_throttles(clients.iam)
+        return clients

@@ -23,12 +23,13 @@ from rotation_handler import (
     events,
     guard,
     keys,
+    notices,
     steps,
     sweep,
     versions,
 )
 from rotation_handler.context import StepContext
-from rotation_handler.observability import logger, metrics
+from rotation_handler.observability import count_throttles, logger, metrics
 from rotation_handler.settings import Settings
 from rotation_handler.state import Verdict
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
@@ -68,6 +69,14 @@ class Runtime:
         )
         return client
 
+    @functools.cached_property
+    def events(self) -> notices.EventPublisher:
+        """The EventBridge client of the function's own account, built for the first notice."""
+        client: notices.EventPublisher = self.account_clients.session.client(
+            "events", config=_BOTO_CONFIG
+        )
+        return client
+
     def clients_for(self, secret_id: str, context: LambdaContext) -> accounts.Clients:
         """Return the clients that act on ``secret_id`` (see :mod:`rotation_handler.accounts`)."""
         return self.account_clients.for_secret(
@@ -90,6 +99,8 @@ def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
             sm=session.client("secretsmanager", config=_BOTO_CONFIG),
             iam=session.client("iam", config=_BOTO_CONFIG),
         )
+        count_throttles(own.sm)
+        count_throttles(own.iam)
         _runtime = Runtime(
             settings=settings,
             sm=own.sm,
@@ -139,9 +150,29 @@ def _step(event: dict[str, Any], context: LambdaContext) -> tuple[None, bool]:
     logger.append_keys(step=checked.step, secret_id=checked.secret_id, version_id=checked.token)
     rt = runtime()
     aws = rt.clients_for(checked.secret_id, context)
+    with notices.Streak(
+        sm=aws.sm,
+        events=lambda: rt.events,
+        settings=rt.settings,
+        event=checked,
+        function_name=getattr(context, "function_name", None),
+    ) as streak:
+        _run_step(checked, aws, rt, context, streak)
+    logger.info("step succeeded")
+    return None, True
+
+
+def _run_step(
+    checked: events.StepEvent,
+    aws: accounts.Clients,
+    rt: Runtime,
+    context: LambdaContext,
+    streak: notices.Streak,
+) -> None:
     state, verdict = guard.check(
         aws.sm, secret_id=checked.secret_id, token=checked.token, settings=rt.settings
     )
+    streak.state = state
     if verdict is Verdict.ALREADY_CURRENT:
         logger.info("version is already AWSCURRENT")
     steps.STEPS[checked.step](
@@ -157,8 +188,6 @@ def _step(event: dict[str, Any], context: LambdaContext) -> tuple[None, bool]:
             rotation_token=checked.rotation_token,
         )
     )
-    logger.info("step succeeded")
-    return None, True
 
 
 def first_line(err: BaseException) -> str:

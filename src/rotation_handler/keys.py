@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from rotation_handler.exceptions import AccessKeyError, error_code
+from rotation_handler.observability import THROTTLING
 from rotation_handler.records import AccessKey
 
 if TYPE_CHECKING:
@@ -21,10 +22,6 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
 MAX_KEYS: Final = 2
-# Error answers that prove the request did not take effect, so botocore may send it again.
-_THROTTLING: Final = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
-)
 _NO_BLIND_RETRY: Final = "ses-smtp-rotation-no-blind-retry"
 
 
@@ -74,7 +71,7 @@ def _no_blind_retry(
     parsed = response[1]
     code = str(parsed.get("Error", {}).get("Code", ""))
     status = int(parsed.get("ResponseMetadata", {}).get("HTTPStatusCode", 200))
-    if code and code not in _THROTTLING and status >= 500:  # noqa: PLR2004 - HTTP server errors
+    if code and code not in THROTTLING and status >= 500:  # noqa: PLR2004 - HTTP server errors
         raise ClientError(dict(parsed), getattr(operation, "name", "CreateAccessKey"))  # type: ignore[arg-type]
 
 

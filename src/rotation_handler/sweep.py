@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from rotation_handler.state import SecretState
 
 ACTION: Final = "RetireOldKeys"
+# The keys every sweep's log lines carry once it has read the secret: the overdue view's fields.
+LOGGED_AGE_KEYS: Final = ("app", "hours_since_rotation")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +163,9 @@ def _report_rotation_age(state: SecretState, *, now: datetime) -> None:
         return
     age = max(0.0, (now - since).total_seconds())
     metrics.add_metric(name="SecondsSinceLastRotation", unit=MetricUnit.Seconds, value=age)
+    # The same fact per app in the log lines (the metric has no per-app dimension, which would be
+    # one paid metric per app): the fleet's overdue view queries these keys (LOGGED_AGE_KEYS).
+    logger.append_keys(app=state.name, hours_since_rotation=round(age / 3600, 1))
 
 
 def _report_late_use(iam: IAMClient, key_id: str, *, since: datetime) -> None:

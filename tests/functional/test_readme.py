@@ -64,6 +64,11 @@ FLEET_OFFLINE: Final = (
     "test_fleet_commands_name_real_templates_and_parameters checks the command's files, "
     "parameters and capabilities"
 )
+LOGS_INSIGHTS_OFFLINE: Final = (
+    "out of reach offline: moto has no Logs Insights; tests/functional/test_fleet_dashboard.py "
+    "checks the query is the fleet template's saved query and reads only fields the function's "
+    "log lines carry"
+)
 # How each documented command is exercised. Keys are the command as the page writes it.
 HOW: Final[dict[str, str]] = {
     "make demo": "Makefile runs `python -m sandbox.demo`: tests/functional/test_demo.py",
@@ -217,6 +222,14 @@ HOW: Final[dict[str, str]] = {
         "out of reach offline: needs an AWS account; test_fleet_templates.py checks the SAR "
         "metadata (version = pyproject's, license, README and LICENSE files)"
     ),
+    (
+        "aws logs start-query --log-group-name /aws/lambda/<fleet stack>-ses-smtp-fleet "
+        "--start-time <two hours ago, in epoch seconds> --end-time <now, in epoch seconds> "
+        "--query-string 'filter ispresent(hours_since_rotation) | stats "
+        "latest(hours_since_rotation) as hours, latest(secret_id) as secret by app | sort hours "
+        "desc | limit 20'"
+    ): LOGS_INSIGHTS_OFFLINE,
+    "aws logs get-query-results --query-id <queryId from start-query>": LOGS_INSIGHTS_OFFLINE,
     "python: client": RUN,
     "python: django settings": RUN,
     (

@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 import pytest
 
-from rotation_handler import cloudformation
+from rotation_handler import cloudformation, notices
 from rotation_handler.settings import Settings
 from ses_smtp_rotator.contract import BINDING_TAG
 from tests.unit.test_template_policy import (
     ALLOWED_TAG_KEYS,
+    DEFAULT_BUS,
     MIN_CONCURRENCY,
     TEMPLATE,
     Problems,
@@ -149,6 +150,7 @@ def _scope(resource: object, statement: dict[str, Any], template: Template) -> s
         and set(alternatives(statement.get("Action", [])))
         == {"cloudformation:DescribeStackResources"},
         "sqs": resource == {"Fn::GetAtt": "FleetDeadLetterQueue.Arn"},
+        "events": sub == DEFAULT_BUS,
     }
     return next((service for service, scoped in scopes.items() if scoped), None)
 
@@ -459,7 +461,7 @@ def test_the_function_writes_only_the_tag_keys_the_fleet_allows() -> None:
         for match in re.findall(r"ses-smtp-rotation:[\w-]+", path.read_text(encoding="utf-8"))
     }
     assert written
-    assert written - {FLEET_TAG_KEY} <= ALLOWED_TAG_KEYS
+    assert written - {FLEET_TAG_KEY, notices.FAILING_TAG} <= ALLOWED_TAG_KEYS
 
 
 # --- the single template: SAR metadata and ExtraSesRegions --------------------------------------

@@ -327,8 +327,11 @@ def overdue_problems(template: Template) -> list[str]:
     problems = []
     (stat,) = [m for m in alarm["Metrics"] if "MetricStat" in m]
     metric = stat["MetricStat"]["Metric"]
+    namespace = variables["POWERTOOLS_METRICS_NAMESPACE"]
+    if "${AWS::StackName}" not in str(namespace):
+        problems.append(f"the namespace {namespace!r} is shared by every stack of the account")
     expected = {
-        "Namespace": variables["POWERTOOLS_METRICS_NAMESPACE"],
+        "Namespace": namespace,
         "MetricName": "SecondsSinceLastRotation",
         "Dimensions": [
             {"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]},
@@ -374,13 +377,22 @@ DASHBOARD_METRICS = {
 }
 
 
+def stack_sub(value: object) -> str:
+    """Render a literal or a ``!Sub`` that names only the stack (as ``stack``)."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        value = value["Fn::Sub"].replace("${AWS::StackName}", "stack")
+    assert isinstance(value, str), value
+    assert "${" not in value, value
+    return value
+
+
 def dashboard_body(template: Template) -> dict[str, Any]:
     """The dashboard's JSON with the stack's values substituted."""
     text, names = template["Resources"]["RotationDashboard"]["Properties"]["DashboardBody"][
         "Fn::Sub"
     ]
     values = {"AWS::Region": "eu-west-1", "RotationFunction": "fn", "RotationOverdueHours": "768"}
-    values.update(names)
+    values.update({name: stack_sub(value) for name, value in names.items()})
     rendered = re.sub(r"\$\{([\w:]+)\}", lambda m: str(values[m.group(1)]), text)
     body: dict[str, Any] = json.loads(rendered)
     return body
@@ -394,7 +406,7 @@ def dashboard_problems(template: Template) -> list[str]:
     shown = {row[1] for row in full}
     problems = [f"the dashboard lacks {name}" for name in sorted(DASHBOARD_METRICS - shown)]
     namespaces = {row[0] for row in full} - {"AWS/Lambda"}
-    if namespaces != {variables["POWERTOOLS_METRICS_NAMESPACE"]}:
+    if namespaces != {stack_sub(variables["POWERTOOLS_METRICS_NAMESPACE"])}:
         problems.append(f"namespaces {namespaces}")
     services = {row[row.index("service") + 1] for row in full if "service" in row}
     if services != {variables["POWERTOOLS_SERVICE_NAME"]}:
@@ -446,6 +458,11 @@ def _wrong_step(template: Template) -> None:
     alarm["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"][1]["Value"] = "finishSecret"
 
 
+def _shared_namespace(template: Template) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    variables["POWERTOOLS_METRICS_NAMESPACE"] = "SesSmtpRotation"
+
+
 def _short_threshold(template: Template) -> None:
     template["Parameters"]["RotationOverdueHours"]["Default"] = 24
 
@@ -465,6 +482,7 @@ def _drop_auth_attempts(template: Template) -> None:
         pytest.param(_missing_not_breaching, overdue_problems, "stopped", id="missing-data"),
         pytest.param(_wrong_step, overdue_problems, "the sweep emits", id="dimensions"),
         pytest.param(_short_threshold, overdue_problems, "default threshold", id="threshold"),
+        pytest.param(_shared_namespace, overdue_problems, "shared", id="shared-namespace"),
         pytest.param(_drop_auth_attempts, dashboard_problems, "SmtpAuthAttempts", id="widget"),
     ],
 )

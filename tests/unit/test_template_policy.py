@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from rotation_handler import notices
 from rotation_handler.settings import DEFAULT_FLEET_TAG_KEY, MAX_GRACE_PERIOD, Settings
 from ses_smtp_rotator.contract import BINDING_TAG, FUNCTION_TAGS, INTENT_TAG, RETIRE_TAG
 
@@ -116,6 +117,10 @@ def sub_string(value: object) -> str | None:
     return None
 
 
+# The default event bus of the stack's account and region, where the failure notice goes.
+DEFAULT_BUS = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+
+
 def _scoped_resources(template: Template) -> tuple[list[object], list[str]]:
     resources = template["Resources"]
     refs: list[object] = [
@@ -147,6 +152,7 @@ def _is_scoped(resource: object, template: Template) -> bool:
     own_stack = resource == {"Ref": "AWS::StackId"}
     return (
         own_stack
+        or sub == DEFAULT_BUS
         or resource in refs
         or (sub is not None and (bool(USER_ARN.match(sub)) or sub in log_arns))
     )
@@ -482,7 +488,7 @@ def test_the_function_writes_only_allowed_tag_keys() -> None:
     }
     # THEN the template's conditions name each of them (the fleet's tag is only read, on secrets)
     assert written
-    assert written - {DEFAULT_FLEET_TAG_KEY} <= ALLOWED_TAG_KEYS
+    assert written - {DEFAULT_FLEET_TAG_KEY, notices.FAILING_TAG} <= ALLOWED_TAG_KEYS
 
 
 def test_bootstrap_secret_holds_only_what_a_stack_update_may_replace(template: Template) -> None:
