@@ -322,6 +322,54 @@ def test_a_user_the_policy_hides_is_refused_as_outside_the_fleet(fleet: Fleet) -
     assert snapshot(fleet.world) == before
 
 
+def delete_by_hand(world: World, user: str) -> None:
+    """What an administrator does in the console: the user's keys, its policy, then the user."""
+    for key in world.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+        world.iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+    for policy in world.iam.list_user_policies(UserName=user)["PolicyNames"]:
+        world.iam.delete_user_policy(UserName=user, PolicyName=policy)
+    world.iam.delete_user(UserName=user)
+
+
+@pytest.mark.parametrize(
+    ("rotated_first", "cause"),
+    [
+        pytest.param(True, "so it existed: it was deleted by hand", id="deleted-by-hand"),
+        pytest.param(False, "the name is most likely mistyped", id="mistyped-name"),
+    ],
+)
+def test_a_hidden_user_is_told_apart_deleted_by_hand_or_mistyped(
+    fleet: Fleet, *, rotated_first: bool, cause: str
+) -> None:
+    # GIVEN an app whose secret rotated once and whose user was then deleted by hand, or an app
+    # whose secret names a user that was never created ("app-a" mistyped as "app-x"); under the
+    # fleet's path-scoped policy IAM answers AccessDenied to GetUser for either
+    if rotated_first:
+        member = fleet.add("app-a")
+        assert member.rotate().ok
+        delete_by_hand(fleet.world, "app-a")
+    else:
+        member = fleet.add("app-a", bootstrap={"iam_user_name": "app-x"})
+    named = member.value()["iam_user_name"]
+    before = snapshot(fleet.world)
+    hook: Any = denied_get_user  # before-send may answer (botocore types it as None)
+    events = app.runtime().iam.meta.events
+    events.register_first("before-send.iam.GetUser", hook, unique_id="deny-get-user")
+    try:
+        # WHEN it rotates
+        rotation = member.rotate(max_attempts=1)
+    finally:
+        events.unregister("before-send.iam.GetUser", unique_id="deny-get-user")
+    # THEN the refusal names the cause the secret's versions show and the command to check it,
+    # and nothing changed
+    error = rotation.attempts[-1].error
+    assert isinstance(error, NotInFleetError)
+    assert f"IAM refused to read user {named} (AccessDenied)" in str(error)
+    assert cause in str(error)
+    assert f"aws iam get-user --user-name {named}" in str(error)
+    assert snapshot(fleet.world) == before
+
+
 def denied_describe_secret(request: Any, **_: Any) -> AWSResponse:  # noqa: ANN401 - botocore hook
     """Secrets Manager's answer to DescribeSecret under the fleet's tag-conditioned policy."""
     body = json.dumps(
