@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -33,7 +30,7 @@ from rotation_handler.exceptions import (
     SmtpTestError,
     UserOwnedError,
 )
-from sandbox import invariants, stacks
+from sandbox import answers, invariants, stacks
 from sandbox.faults import Fault, FaultKind, RawBody, inject
 from sandbox.fleet import FLEET_NAME, TAG_KEY, USER_PATH, add_app, fleet_env
 from sandbox.secrets_manager import LocalLambdaContext
@@ -477,37 +474,8 @@ def test_the_sweep_retires_each_apps_old_key_and_refuses_outsiders(
 # -- the key clean-up custom resource ------------------------------------------------------------
 
 
-class CloudFormation:
-    """CloudFormation's side of a custom resource: requests out, answers in (127.0.0.1)."""
-
-    def __init__(self) -> None:
-        self.answers: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-        self.bodies: list[str] = []
-        self.fail_next = 0
-        answers, bodies, owner = self.answers, self.bodies, self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                bodies.append(body)
-                if owner.fail_next:
-                    owner.fail_next -= 1
-                    self.send_response(500)
-                else:
-                    answers.put((self.command, json.loads(body)))
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:  # noqa: ANN401 - http.server's signature
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.requests = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/answer?signature=presigned"
+class CloudFormation(answers.CloudFormationStandIn):
+    """The stand-in, sending ``Custom::SmtpUserKeys`` requests."""
 
     def event(
         self,
@@ -518,43 +486,20 @@ class CloudFormation:
         physical_id: str | None = None,
         stack_id: str = "arn:aws:cloudformation:us-east-1:123456789012:stack/app-a/1",
     ) -> dict[str, Any]:
-        self.requests += 1
-        event: dict[str, Any] = {
-            "RequestType": request_type,
-            "ResponseURL": self.url,
-            "StackId": stack_id,
-            "RequestId": f"request-{self.requests}",
-            "LogicalResourceId": "SmtpUserKeys",
-            "ResourceType": RESOURCE_TYPE,
-            "ResourceProperties": {
-                "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:fleet",
-                "UserName": user,
-                "SecretId": secret_id,
-            },
-        }
-        if physical_id is not None:
-            event["PhysicalResourceId"] = physical_id
-        return event
-
-    def send(self, world: World, event: dict[str, Any]) -> dict[str, Any]:
-        """Invoke the function with ``event``; return the answer it PUT (waits are bounded)."""
-        world.driver.handler(event, LocalLambdaContext())
-        method, answer = self.answers.get(timeout=ANSWER_WAIT)
-        assert method == "PUT"
-        assert answer["RequestId"] == event["RequestId"]
-        assert answer["StackId"] == event["StackId"]
-        assert answer["LogicalResourceId"] == event["LogicalResourceId"]
-        return answer
+        return self.request(
+            request_type,
+            resource_type=RESOURCE_TYPE,
+            logical_id="SmtpUserKeys",
+            properties={"UserName": user, "SecretId": secret_id},
+            physical_id=physical_id,
+            stack_id=stack_id,
+        )
 
 
 @pytest.fixture
 def cloudformation() -> Iterator[CloudFormation]:
-    cfn = CloudFormation()
-    cfn.thread.start()
-    yield cfn
-    cfn.server.shutdown()
-    cfn.server.server_close()
-    cfn.thread.join(timeout=ANSWER_WAIT)
+    with CloudFormation() as cfn:
+        yield cfn
     leaked = leakscan.find_leaks(cfn.bodies, leakscan.harvest())
     assert not leaked, f"secret material in an answer to CloudFormation: {leaked}"
 
