@@ -4,7 +4,7 @@
 changes ``IamUserName``, CloudFormation writes that value over ``AWSCURRENT`` (no credentials in
 it), and no rotation follows on its own. The stack therefore also declares this resource, whose
 one property is the user name and which CloudFormation updates after the secret, the function's
-environment and its role point at the new user:
+variables and its role name the new user:
 
 - Update with another ``UserName`` than before: start a rotation (``RotateSecret``) of the
   function's own secret, ``SECRET_ARN`` (:func:`rotation_handler.gate.own_secret`), never of a
