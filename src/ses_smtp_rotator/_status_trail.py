@@ -85,8 +85,9 @@ def check(region: str, *, client: TrailReader | None = None) -> Notices:
     try:
         return _check(client or _client(region), region)
     except _Refused as refused:
-        reason = f"{refused.action} was refused ({refused.code})"
-        permission = refused.action if refused.code in _DENIED else None
+        denied = refused.code in _DENIED
+        reason = f"{refused.action} was {'refused' if denied else 'not answered'} ({refused.code})"
+        permission = refused.action if denied else None
         return Notices(
             region=region,
             can_arrive=None,
