@@ -4,7 +4,7 @@ A :class:`Throttle` holds one token bucket per limit (a limit names the operatio
 and its rate and burst). :meth:`Throttle.attach` hooks it into boto3 clients through botocore's own
 ``before-send`` event, registered first as :mod:`sandbox.faults` does: an HTTP attempt that finds
 its bucket empty gets the service's real throttling answer
-(:func:`sandbox.faults.throttling_response`) and never reaches moto, so the client's retry mode
+(:func:`sandbox.wire.throttling_response`) and never reaches moto, so the client's retry mode
 (the function's botocore standard mode, with its real jittered back-off) sees a genuine throttling
 error, sleeps and sends the request again. Every client attached to one throttle shares its
 buckets, as every caller in an account and region shares AWS's. No monkeypatching: each hook is
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from sandbox.faults import NOWHERE, throttling_response
+from sandbox.wire import NOWHERE, throttling_response
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator

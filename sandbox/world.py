@@ -11,17 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
-from moto import mock_aws
-from moto.core.base_backend import BackendDict
 from moto.iam.models import iam_backends
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from sandbox import answers, apps, moto_fidelity, rotation_service, secrets_manager
+from sandbox import answers, apps, rotation_service, secrets_manager
+from sandbox.moto_world import (
+    FunctionEnvironment,
+    aws,
+    cold_start,
+    new_container_around,
+    patched_env,
+)
 from sandbox.secrets_manager import SecretsManagerDriver
 from sandbox.ses_smtp import SesSmtpServer
 from ses_smtp_rotator import smtp
@@ -97,6 +100,10 @@ class World:
             SecretId=self.secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
         )
 
+    def cold_start(self) -> None:
+        """Start the function cold after a change of its variables (Lambda's new environments)."""
+        cold_start()
+
     def sweep(self) -> dict[str, str]:
         """Invoke the function as its schedule does: retire the old key once its grace is over."""
         return secrets_manager.sweep(self.driver, self.secret_arn)
@@ -107,17 +114,13 @@ class World:
         Its function is bound to its own secret (``SECRET_ARN``) while it runs, as a second
         stack's function would be; both share the user, the SMTP server and moto.
         """
-        value = {
-            "iam_user_name": self.user_name,
-            "region": self.region,
-            "host": self.ses.host,
-            "port": self.ses.port,
-        }
+        value: dict[str, Any] = {"iam_user_name": self.user_name, "region": self.region}
+        value |= {"host": self.ses.host, "port": self.ses.port}
         arn = self.sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
-        handler = self.driver.handler
+        handler, function = self.driver.handler, FunctionEnvironment({"SECRET_ARN": arn})
 
         def bound_handler(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401 - Lambda contract
-            with _patched_env(os.environ, {"SECRET_ARN": arn}):
+            with function.entered():
                 return handler(event, context)
 
         driver = SecretsManagerDriver(secret_id=arn, handler=bound_handler, region=self.region)
@@ -205,61 +208,6 @@ def _regions_of(text: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _patched_env(
-    environ: MutableMapping[str, str], values: Mapping[str, str | None]
-) -> Iterator[None]:
-    saved = {name: environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value is None:
-                environ.pop(name, None)
-            else:
-                environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                environ.pop(name, None)
-            else:
-                environ[name] = value
-
-
-@contextlib.contextmanager
-def _new_container_after() -> Iterator[None]:
-    """After the world, the function starts cold: no clients or credentials of this moto."""
-    try:
-        yield
-    finally:
-        app = sys.modules.get("rotation_handler.app")
-        if app is not None:
-            app.reset_runtime()
-
-
-@contextlib.contextmanager
-def _aws(*, moto_server: bool, environ: MutableMapping[str, str]) -> Iterator[str | None]:
-    """Start moto in-process (mock_aws) or as a server on 127.0.0.1; yield its endpoint URL."""
-    moto_fidelity.install()
-    rotation_service.install()
-    if not moto_server:
-        with _patched_env(environ, {"AWS_ENDPOINT_URL": None}), mock_aws():
-            yield None
-        return
-    # moto's server keeps its state in this process's backends and nothing resets them when it
-    # stops: start from an empty AWS and leave one, as mock_aws does, so worlds never share state.
-    BackendDict.reset()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        with _patched_env(environ, {"AWS_ENDPOINT_URL": url}):
-            yield url
-    finally:
-        server.stop()
-        BackendDict.reset()
-
-
-@contextlib.contextmanager
 def local_world(  # noqa: PLR0913 - every option is keyword-only and has a default
     *,
     region: str = "us-east-1",
@@ -295,9 +243,9 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
         "SMTP_TEST_TIMEOUT_SECONDS": "10",
     }
     with (
-        _patched_env(env, base),
+        patched_env(env, base),
         answers.on_loopback(),
-        _aws(moto_server=moto_server, environ=env) as endpoint_url,
+        aws(moto_server=moto_server, environ=env) as endpoint_url,
         SesSmtpServer(
             region=region,
             propagation_delay=propagation_delay,
@@ -323,8 +271,8 @@ def local_world(  # noqa: PLR0913 - every option is keyword-only and has a defau
         fn_env: dict[str, str | None] = {"SECRET_ARN": arn, "SMTP_IAM_USER_NAME": user_name}
         fn_env |= dict(function_env or {})
         with (
-            _patched_env(env, {"SSL_CERT_FILE": str(ses.ca_file), **fn_env}),
-            _new_container_after(),
+            patched_env(env, {"SSL_CERT_FILE": str(ses.ca_file), **fn_env}),
+            new_container_around(),
         ):
             driver = SecretsManagerDriver(
                 secret_id=arn, handler=handler or _default_handler, region=region

@@ -13,132 +13,45 @@ daemon's key stops working at finishSecret, before its next start.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
-import re
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from sandbox import invariants
-from sandbox.calls import count_calls
-from sandbox.demo.app import MailApp, ReadOnceApp, SyncedDaemon, mask, wait_for_first_send
+from sandbox.demo.app import MailApp, mask, wait_for_first_send
 from sandbox.demo.background import Background
+from sandbox.demo.daemons import ReadOnceApp, SyncedDaemon
+from sandbox.demo.options import build_parser, seconds
 from sandbox.demo.progress import Progress
-from sandbox.demo.summary import RotationReport, Summary, print_summary
-from sandbox.faults import Fault, FaultKind, inject
-from sandbox.secrets_manager import STEPS
+from sandbox.demo.rotation import rotate
+from sandbox.demo.summary import Summary, print_summary
 from sandbox.world import local_world
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Iterator, Sequence
 
-    from sandbox.secrets_manager import Handler, Rotation, StepRecord
+    from sandbox.secrets_manager import Handler
     from sandbox.world import World
 
-# One meaningful AWS call per step: (client of the function, operation, how it fails).
-STEP_FAULTS: Final[dict[str, tuple[str, str, FaultKind]]] = {
-    "createSecret": ("iam", "CreateAccessKey", FaultKind.LOST_ANSWER),
-    "setSecret": ("iam", "ListAccessKeys", FaultKind.BEFORE),
-    "testSecret": ("sm", "DescribeSecret", FaultKind.BEFORE),
-    "finishSecret": ("sm", "UpdateSecretVersionStage", FaultKind.LOST_ANSWER),
-}
 # Between rotations: the consumers move to the new key, then the sweep retires the old one (the
 # grace period plus this margin; a new rotation inside the window would retire it early).
 _PAUSE_AFTER_GRACE = 1.5
 _SWEEP_EVERY = 0.5  # the template's schedule is hourly; the demo's grace period is seconds
 _APP_MAX_AGE = 1  # the helper's cache (300 s by default) stays shorter than the grace period
-_RESTART_EVERY = 0.5  # the read-once daemon's restarts (a timer, a deploy), by default
 _SYNC_EVERY = 0.5  # sync's --interval (300 s by default)
-_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_GRACE = re.compile(r"^(0|[0-9]{1,2}s)$")
 _FIRST_SEND_TIMEOUT = 10.0
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        msg = f"must be >= 0, not {text}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _grace(text: str) -> str:
-    if not _GRACE.fullmatch(text):
-        msg = f"must be 0 or seconds such as 2s, at most 99s (not {text})"
-        raise argparse.ArgumentTypeError(msg)
-    return text
-
-
-def _seconds(grace: str) -> float:
-    return 0.0 if grace == "0" else float(grace[:-1]) * _UNIT_SECONDS[grace[-1]]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        msg = f"must be >= 1, not {text}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the demo's command-line parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m sandbox.demo",
-        description="Rotate SES SMTP credentials against a local AWS (moto) and SMTP server "
-        "while an app keeps sending mail; exit 1 if a send fails or an invariant breaks.",
-    )
-    parser.add_argument(
-        "--delay",
-        type=_positive_float,
-        default=2.0,
-        help="seconds a new key is refused by the SMTP server (SES propagation; default 2)",
-    )
-    parser.add_argument(
-        "--rotations", type=_positive_int, default=3, help="rotations to run (default 3)"
-    )
-    parser.add_argument(
-        "--fail-once",
-        choices=STEPS,
-        metavar="STEP",
-        help="make one AWS call of STEP fail in the first rotation (" + "|".join(STEPS) + ")",
-    )
-    parser.add_argument(
-        "--interval",
-        type=_positive_float,
-        default=0.1,
-        help="seconds between two of the app's sends (default 0.1)",
-    )
-    parser.add_argument(
-        "--grace",
-        type=_grace,
-        default="2s",
-        help="OLD_KEY_GRACE_PERIOD of the function (default 2s; the template's is 24h). 0 "
-        "retires the old key at finishSecret: the read-once daemon then fails",
-    )
-    parser.add_argument(
-        "--restart-every",
-        type=_positive_float,
-        default=_RESTART_EVERY,
-        help="seconds between two starts of the read-once daemon, each reading the secret once "
-        f"(default {_RESTART_EVERY:g})",
-    )
-    parser.add_argument(
-        "--verbose", action="store_true", help="also print the function's JSON logs and metrics"
-    )
-    return parser
 
 
 def main(
@@ -221,7 +134,7 @@ def _run_with(world: World, args: argparse.Namespace, console: Console, workdir:
     bootstrap_progress = progress = Progress(console, world)
     with progress:
         world.driver.on_step = progress
-        summary.bootstrap = _rotate(world, progress, console, number=0)
+        summary.bootstrap = rotate(world, progress, console, number=0)
     if not summary.bootstrap.ok:
         return summary
     app = MailApp(
@@ -259,9 +172,9 @@ def _run_with(world: World, args: argparse.Namespace, console: Console, workdir:
         for number in range(1, args.rotations + 1):
             fail = args.fail_once if number == 1 else None
             with sweeper.paused:
-                report = _rotate(world, progress, console, number=number, fail_step=fail)
+                report = rotate(world, progress, console, number=number, fail_step=fail)
             summary.rotations.append(report)
-            time.sleep(_seconds(args.grace) + _PAUSE_AFTER_GRACE)
+            time.sleep(seconds(args.grace) + _PAUSE_AFTER_GRACE)
             console.print(
                 f"    so far: app {app.stats.ok} ok / {app.stats.failed} failed, read-once "
                 f"daemon {daemon.stats.ok} ok / {daemon.stats.failed} failed, synced daemon "
@@ -364,95 +277,3 @@ def _live(console: Console, progress: Progress) -> Iterator[None]:
         redirect_stderr=False,
     ):
         yield
-
-
-def _rotate(
-    world: World,
-    progress: Progress,
-    console: Console,
-    *,
-    number: int,
-    fail_step: str | None = None,
-) -> RotationReport:
-    if number:
-        console.rule(f"rotation {number}")
-    before = world.access_keys()
-    progress.attempt_number = 0
-    started = time.monotonic()
-    with count_calls(account_id=world.driver.account_id, region=world.region) as calls:
-        with _fail_once(world, progress, fail_step) as fault:
-            rotation = world.driver.rotate(
-                max_attempts=3, before_retry=lambda attempt: _show_retry(console, attempt)
-            )
-        after = world.access_keys()
-    report = RotationReport(
-        number=number,
-        attempts=len(rotation.attempts),
-        ok=rotation.ok,
-        created=calls["IAM.CreateAccessKey"],
-        deleted=calls["IAM.DeleteAccessKey"],
-        deactivated=sum(
-            status == "Active" and after.get(key) == "Inactive" for key, status in before.items()
-        ),
-        seconds=time.monotonic() - started,
-        problems=_check(world, rotation),
-        fault=f"{fault.operation} ({fault.kind})" if fault and fault.fired else None,
-    )
-    _print_keys(console, after, world)
-    for problem in report.problems:
-        console.print(Text(f"    ✗ {problem}", style="bold red"))
-    return report
-
-
-def _show_retry(console: Console, attempt: Any) -> None:  # noqa: ANN401 - the driver's Attempt
-    console.print(
-        Text(
-            f"    the rotation failed ({attempt.error}); Secrets Manager retries it with the "
-            "same token",
-            style="yellow",
-        )
-    )
-
-
-def _check(world: World, rotation: Rotation) -> list[str]:
-    problems = [] if rotation.ok else [f"rotation failed: {rotation.attempts[-1].error}"]
-    return problems + invariants.violations(world)
-
-
-def _print_keys(console: Console, keys: dict[str, str], world: World) -> None:
-    current = world.value().get("access_key_id")
-    shown = [f"{mask(k)} {s}" + (" (AWSCURRENT)" if k == current else "") for k, s in keys.items()]
-    console.print(f"    IAM keys now: {', '.join(shown)}")
-
-
-@contextlib.contextmanager
-def _fail_once(world: World, progress: Progress, step: str | None) -> Iterator[Fault | None]:
-    """Arm a fault on the function's client during the first run of ``step``."""
-    if step is None:
-        yield None
-        return
-    from rotation_handler import app  # noqa: PLC0415 - loads in the world's env
-
-    client_name, operation, kind = STEP_FAULTS[step]
-    fault = Fault(operation, kind)
-    stack = contextlib.ExitStack()
-    show = progress.__call__
-
-    def on_step(name: str, token: str, record: StepRecord | None) -> None:
-        if name == step and record is None and not fault.fired:
-            stack.enter_context(inject(getattr(app.runtime(), client_name), fault))
-            progress.console.print(
-                Text(
-                    f"    fault armed: {operation} will fail ({kind}) during {step}", style="yellow"
-                )
-            )
-        show(name, token, record)
-        if name == step and record is not None:
-            stack.close()
-
-    world.driver.on_step = on_step
-    try:
-        with stack:
-            yield fault
-    finally:
-        world.driver.on_step = progress

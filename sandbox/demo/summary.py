@@ -20,7 +20,8 @@ from sandbox.secrets_manager import STEPS
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from sandbox.demo.app import MailApp, ReadOnceApp, SyncedDaemon
+    from sandbox.demo.app import MailApp
+    from sandbox.demo.daemons import ReadOnceApp, SyncedDaemon
     from sandbox.demo.progress import Progress, StepTimes
 
 

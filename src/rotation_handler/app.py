@@ -1,8 +1,8 @@
 """Lambda entry point: the Secrets Manager rotation function for SES SMTP credentials.
 
-Settings and boto3 clients are built once per cold start (and again only if the environment
-changes, which never happens in Lambda but does in test harnesses); each invocation then runs the
-staging guard and dispatches to the step.
+Settings and boto3 clients are built once per cold start: Lambda never changes a running
+environment's variables (a configuration change starts new environments). Each invocation then
+runs the staging guard and dispatches to the step.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from rotation_handler import (
 )
 from rotation_handler.context import StepContext
 from rotation_handler.observability import logger, metrics
-from rotation_handler.settings import ENV_VARS, Settings
+from rotation_handler.settings import Settings
 from rotation_handler.state import Verdict
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
 
@@ -57,7 +57,6 @@ class Runtime:
     settings: Settings
     sm: SecretsManagerClient
     iam: IAMClient
-    fingerprint: tuple[str | None, ...]
     # The clients for a secret's account: the ones above, or a member account's assumed role.
     account_clients: accounts.AccountClients
 
@@ -82,12 +81,10 @@ _runtime: Runtime | None = None
 
 
 def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
-    """Return the cold-start runtime, building it on first use or when the environment changed."""
+    """Return the cold-start runtime, building it from ``environ`` (the process's) on first use."""
     global _runtime  # noqa: PLW0603 - the per-container cache of a Lambda function
-    env = os.environ if environ is None else environ
-    fingerprint = tuple(env.get(name) for name in ENV_VARS)
-    if _runtime is None or _runtime.fingerprint != fingerprint:
-        settings = Settings.from_env(env)
+    if _runtime is None:
+        settings = Settings.from_env(os.environ if environ is None else environ)
         session = boto3.session.Session(region_name=settings.region)
         own = accounts.Clients(
             sm=session.client("secretsmanager", config=_BOTO_CONFIG),
@@ -97,7 +94,6 @@ def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
             settings=settings,
             sm=own.sm,
             iam=own.iam,
-            fingerprint=fingerprint,
             account_clients=accounts.AccountClients(
                 own=own,
                 settings=settings,
@@ -255,10 +251,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
 
 
 def reset_runtime() -> None:
-    """Forget the cold-start runtime, as a new container would (harnesses, between worlds).
+    """Forget the cold-start runtime, as a new execution environment would.
 
-    The runtime keeps member accounts' assumed-role credentials; a harness that starts a new AWS
-    (moto) with the same environment must not reuse them.
+    What Lambda does when the function's configuration changes, or a new container starts: the
+    local world calls it when it starts and stops, and when it changes the function's variables.
+    The runtime keeps member accounts' assumed-role credentials, which a new AWS (moto) must not
+    reuse.
     """
     global _runtime  # noqa: PLW0603 - the per-container cache of a Lambda function
     _runtime = None

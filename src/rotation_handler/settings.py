@@ -29,30 +29,6 @@ class OldKeyAction(StrEnum):
     KEEP = "keep"
 
 
-# Names of the variables this module reads; also the fingerprint of the configuration.
-ENV_VARS: Final = (
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL",
-    "SECRET_ARN",
-    "SMTP_IAM_USER_NAME",
-    "SMTP_TEST_TIMEOUT_SECONDS",
-    "SMTP_ATTEMPT_TIMEOUT_SECONDS",
-    "OLD_KEY_ACTION",
-    "STORE_SECRET_ACCESS_KEY",
-    "POWERTOOLS_METRICS_NAMESPACE",
-    "SMTP_TEST_SENDER",
-    "SMTP_TEST_RECIPIENT",
-    "SES_REGION",
-    "SMTP_HOST",
-    "SMTP_PORT",
-    "OLD_KEY_GRACE_PERIOD",
-    "FLEET_USER_PATH",
-    "FLEET_TAG_KEY",
-    "FLEET_TAG_VALUE",
-    "CROSS_ACCOUNT_ROLE_NAME",
-    "EXTRA_SES_REGIONS",
-)
 MAILBOX_SIMULATOR: Final = "success@simulator.amazonses.com"
 _REGION_RE: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 # IAM role names: 1-64 of letters, digits and +=,.@_- (the role's path is not part of the name).

@@ -160,6 +160,25 @@ def write_private(path: Path, text: str) -> int:
     return mode
 
 
+def read_or_none(path: Path) -> str | None:
+    """Return the file's text, or ``None`` when it is missing or unreadable (written anew)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # missing or unreadable: written anew
+
+
+def touch_private(path: Path) -> None:
+    """Create ``path`` if missing, 0600 and never through a symbolic link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    os.close(fd)
+
+
+def cannot_write(path: Path, err: OSError) -> str:
+    """Say why ``path`` could not be written, without the error's whole text."""
+    return f"cannot write {path}: {err.strerror or type(err).__name__}; it is unchanged"
+
+
 def _take_ownership(fd: int, existing: os.stat_result) -> None:
     """Give the open file ``existing``'s owner and group (root can; others only their own)."""
     current = os.fstat(fd)

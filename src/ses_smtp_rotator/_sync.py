@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess  # nosec B404 - runs the operator's --on-change command
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,13 +37,14 @@ from typing import TYPE_CHECKING, Final
 from ses_smtp_rotator import _aws, _console, _export
 from ses_smtp_rotator._console import EXIT_FAILED, EXIT_OK, SMTP_PASSWORD_ENV
 from ses_smtp_rotator._console import SECRET_ACCESS_KEY_ENV as SES_KEY_ENV
+from ses_smtp_rotator._signals import stop_on_signals
+from ses_smtp_rotator._status_render import mask
 from ses_smtp_rotator.credentials import DEFAULT_MAX_AGE, get_smtp_credentials
 from ses_smtp_rotator.exceptions import SesSmtpCredentialsError, UsageError
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Iterator
-    from types import FrameType
+    from collections.abc import Callable
 
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -67,7 +65,6 @@ HIDDEN_FROM_COMMAND: Final = frozenset(
     }
 )
 FILE_ENV: Final = "SES_SMTP_SYNC_FILE"
-_SLICE: Final = 0.25  # seconds: how soon a stop request ends the wait between passes
 
 
 class OnChangeFailedError(SesSmtpCredentialsError):
@@ -136,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         on_change=args.on_change,
         client=_aws.secrets_client(args.region, args.secret_id),
     )
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         if args.once:
             return sync.once()
         return sync.loop(args.interval, wait=stop.wait)
@@ -162,17 +159,6 @@ def _now() -> str:
 
 def _log(text: str) -> None:
     _console.err(f"{_now()} sync: {text}")
-
-
-def masked(key_id: str) -> str:
-    """Return an access key id cut to its first four and last four characters.
-
-    Examples
-    --------
-    >>> masked("AKIAIOSFODNN7EXAMPLE")
-    'AKIA…MPLE'
-    """
-    return f"{key_id[:4]}…{key_id[-4:]}" if len(key_id) > 8 else "…"  # noqa: PLR2004
 
 
 @dataclass
@@ -211,17 +197,17 @@ class Sync:
         # Every pass reads now: the pass itself is paced by the interval.
         creds = get_smtp_credentials(self.secret_id, client=self.client, force_fetch=True)
         text = _export.FORMATS[self.fmt](creds)
-        changed = _read(self.output) != text
+        changed = _export.read_or_none(self.output) != text
         if changed:
             if self.on_change is not None:
-                _touch_private(self.pending)
+                _export.touch_private(self.pending)
             mode = _export.write_private(self.output, text)
             _log(
-                f"wrote {self.fmt} credentials of key {masked(creds.username)} to {self.output} "
+                f"wrote {self.fmt} credentials of key {mask(creds.username)} to {self.output} "
                 f"(mode {mode:04o})"
             )
         elif self.written_key is None:
-            _log(f"{self.output} already holds the credentials of key {masked(creds.username)}")
+            _log(f"{self.output} already holds the credentials of key {mask(creds.username)}")
         self.written_key = creds.username
         if self.on_change is not None and self.pending.exists():
             self._run_on_change(self.on_change, creds)
@@ -245,7 +231,7 @@ class Sync:
             )
             msg = (
                 f"the --on-change command {how}; {self.output} "
-                f"holds the credentials of key {masked(creds.username)}, and the command runs "
+                f"holds the credentials of key {mask(creds.username)}, and the command runs "
                 "again at the next pass"
             )
             raise OnChangeFailedError(msg)
@@ -269,7 +255,7 @@ class Sync:
             _log(str(err))
             return EXIT_FAILED
         except OSError as err:
-            raise UsageError(_cannot_write(self.output, err)) from None
+            raise UsageError(_export.cannot_write(self.output, err)) from None
         return EXIT_OK
 
     def loop(self, interval: float, *, wait: Callable[[float], bool]) -> int:
@@ -287,9 +273,11 @@ class Sync:
             except OnChangeFailedError as err:
                 _log(str(err))
             except (SesSmtpCredentialsError, OSError) as err:
-                reason = _cannot_write(self.output, err) if isinstance(err, OSError) else str(err)
+                reason = (
+                    _export.cannot_write(self.output, err) if isinstance(err, OSError) else str(err)
+                )
                 kept = (
-                    f"keeps the credentials of key {masked(self.written_key)}"
+                    f"keeps the credentials of key {mask(self.written_key)}"
                     if self.written_key
                     else "is left as it is"
                 )
@@ -299,56 +287,8 @@ class Sync:
                 return EXIT_OK
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None  # missing or unreadable: written anew
-
-
-def _touch_private(path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    os.close(fd)
-
-
-def _cannot_write(path: Path, err: OSError) -> str:
-    return f"cannot write {path}: {err.strerror or type(err).__name__}; it is unchanged"
-
-
 def _stderr_fd() -> int | None:
     try:
         return sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a fd
         return None
-
-
-@dataclass
-class _Stopper:
-    """Set by SIGTERM/SIGINT; :meth:`wait` sleeps in short slices so a signal ends it soon."""
-
-    stopped: bool = False
-
-    def stop(self, signum: int, _frame: FrameType | None) -> None:
-        del signum
-        self.stopped = True
-
-    def wait(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while not self.stopped and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, _SLICE))
-        return self.stopped
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[_Stopper]:
-    """Turn SIGTERM and SIGINT into a stop request for the life of the block (main thread)."""
-    stopper = _Stopper()
-    if threading.current_thread() is not threading.main_thread():
-        yield stopper
-        return
-    previous = {sig: signal.signal(sig, stopper.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stopper
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

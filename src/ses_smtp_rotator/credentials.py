@@ -28,19 +28,29 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Final
 
 from ses_smtp_rotator import _aws
+from ses_smtp_rotator._smtp_credentials import SmtpCredentials, read_secret, unavailable
 from ses_smtp_rotator.exceptions import (
     CredentialsNotReadyError,
     InvalidSecretError,
     SecretUnavailableError,
 )
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
-from ses_smtp_rotator.secret import SmtpSecret, parse_secret
+from ses_smtp_rotator.secret import parse_secret
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from ses_smtp_rotator.endpoints import TlsMode
+# SmtpCredentials and read_secret are re-exported: the apps' reader's public names live here.
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_STALE_IF_ERROR",
+    "SmtpCredentials",
+    "clear_cache",
+    "get_smtp_credentials",
+    "read_secret",
+    "stale_seconds",
+]
 
 DEFAULT_MAX_AGE: Final = 300
 DEFAULT_STALE_IF_ERROR: Final = 3600.0
@@ -56,115 +66,6 @@ _lock = threading.Lock()
 _providers: dict[int | None, tuple[object, SecretsProvider]] = {}
 # The errors of a read that stale-if-error rides out.
 _READ_ERRORS: Final = (SecretUnavailableError, InvalidSecretError, CredentialsNotReadyError)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SmtpCredentials:
-    """Where to send and how to log in, read from the secret's AWSCURRENT version.
-
-    ``repr`` and ``str`` never show the password.
-    """
-
-    host: str
-    port: int
-    username: str
-    password: str
-    region: str
-    tls: TlsMode
-
-    def __repr__(self) -> str:
-        """Show the endpoint and the access key id, never the password (repr reaches logs)."""
-        return (
-            f"SmtpCredentials(host={self.host!r}, port={self.port!r}, username={self.username!r}, "
-            f"region={self.region!r}, tls={self.tls.value!r}, password=***)"
-        )
-
-    __str__ = __repr__
-
-    @classmethod
-    def of(cls, secret: SmtpSecret, secret_id: str) -> SmtpCredentials:
-        """Return the credentials ``secret`` holds.
-
-        Raises
-        ------
-        CredentialsNotReadyError
-            ``secret`` is the bootstrap value: the first rotation has not completed.
-        """
-        if secret.access_key_id is None or secret.password is None:
-            msg = (
-                f"secret {secret_id} holds no SMTP credentials yet (its bootstrap value): the "
-                "first rotation has not completed; rotate it (aws secretsmanager rotate-secret) "
-                "and retry"
-            )
-            raise CredentialsNotReadyError(msg)
-        return cls(
-            host=secret.host,
-            port=secret.port,
-            username=secret.access_key_id,
-            password=secret.password,
-            region=secret.region,
-            tls=secret.tls,
-        )
-
-
-def read_secret(
-    secret_id: str,
-    *,
-    version_stage: str = "AWSCURRENT",
-    client: SecretsManagerClient | None = None,
-) -> SmtpSecret:
-    """Read one version of the secret now (no cache) and check that it holds credentials.
-
-    Parameters
-    ----------
-    secret_id
-        Name or ARN of the rotated secret.
-    version_stage
-        The staging label to read: ``AWSCURRENT``, or ``AWSPENDING``/``AWSPREVIOUS`` to check a
-        rotation in progress or the one before.
-    client
-        A Secrets Manager client; default: one from the default AWS chain.
-
-    Returns
-    -------
-    SmtpSecret
-        The parsed version, with its credentials (``has_credentials`` is true).
-
-    Raises
-    ------
-    SecretUnavailableError
-        The version could not be read (the message names the secret and AWS's error code).
-    InvalidSecretError
-        The value does not follow the schema; the message names the secret and the field.
-    CredentialsNotReadyError
-        The version holds the bootstrap value: the first rotation has not completed.
-
-    Examples
-    --------
-    >>> read_secret(os.environ["SES_SMTP_SECRET_ID"]).host  # doctest: +SKIP
-    'email-smtp.eu-west-1.amazonaws.com'
-    """
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
-
-    client = client if client is not None else _aws.client("secretsmanager")
-    quiet_sdk_loggers()  # botocore at DEBUG would log the answer: the whole secret
-    try:
-        value = client.get_secret_value(SecretId=secret_id, VersionStage=version_stage)
-    except (ClientError, BotoCoreError) as err:
-        missing = _aws.error_code(err) == "ResourceNotFoundException"
-        if missing and version_stage != "AWSCURRENT" and _exists(client, secret_id):
-            msg = (
-                f"secret {secret_id} has no version labelled {version_stage}"
-                + (": no rotation is in progress" if version_stage == "AWSPENDING" else "")
-                + f"; `ses-smtp-rotator status --secret-id {secret_id}` shows its versions"
-            )
-            raise SecretUnavailableError(msg) from None
-        raise SecretUnavailableError(_unavailable(secret_id, err)) from None
-    secret = parse_secret(
-        value.get("SecretString", ""), default_region=client.meta.region_name, secret_id=secret_id
-    )
-    SmtpCredentials.of(secret, secret_id)  # the same check, and error, as the apps' reader
-    return secret
 
 
 @dataclass
@@ -337,31 +238,10 @@ def _read(
     except GetParameterError as err:
         # Powertools wraps the botocore error: name the error it wraps.
         cause = err.__cause__ or err.__context__
-        raise SecretUnavailableError(_unavailable(secret_id, cause)) from None
+        raise SecretUnavailableError(unavailable(secret_id, cause)) from None
     if not isinstance(value, str | bytes):  # pragma: no cover - no transform is asked for
         value = ""
     secret = parse_secret(
         value, default_region=provider.client.meta.region_name, secret_id=secret_id
     )
     return SmtpCredentials.of(secret, secret_id)
-
-
-def _exists(client: SecretsManagerClient, secret_id: str) -> bool:
-    """Whether the secret itself exists (a label can be missing from a secret that does)."""
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
-
-    try:
-        client.describe_secret(SecretId=secret_id)
-    except (ClientError, BotoCoreError):
-        return False
-    return True
-
-
-def _unavailable(secret_id: str, err: BaseException | None) -> str:
-    fix = (
-        "check its name, the region, and that this role may call secretsmanager:GetSecretValue "
-        "on it (and kms:Decrypt on its key)"
-    )
-    if err is not None:
-        fix = _aws.advice(err, fix)
-    return f"cannot read secret {secret_id} ({_aws.error_code(err)}): {fix}"

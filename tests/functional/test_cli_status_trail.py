@@ -14,7 +14,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from sandbox.faults import RawBody
+from sandbox.wire import RawBody
 from ses_smtp_rotator import _status_trail
 from ses_smtp_rotator.cli import EXIT_OK
 from tests.functional.test_cli_status import Status, report, status

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from sandbox import demo
 from sandbox.demo import app as demo_app
+from sandbox.demo import rotation as demo_rotation
 from sandbox.demo import run as demo_run
 from sandbox.demo.progress import Progress
 from sandbox.demo.summary import Summary, print_summary
@@ -185,7 +186,7 @@ def test_a_failing_rotation_is_reported(make_world: Callable[..., World]) -> Non
     # WHEN the demo rotates
     with Progress(console, world) as progress:
         world.driver.on_step = progress
-        report = demo_run._rotate(world, progress, console, number=1)
+        report = demo_rotation.rotate(world, progress, console, number=1)
     # THEN the rotation failed after three attempts, each failure shown
     assert not report.ok
     assert report.attempts == 3
@@ -226,7 +227,7 @@ def test_app_without_credentials_counts_a_failed_send(world: World) -> None:
     ],
 )
 def test_send_errors_are_described_without_replies(error: BaseException, expected: str) -> None:
-    assert demo_app._describe(error).startswith(expected)
+    assert demo_app.describe(error).startswith(expected)
 
 
 def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:

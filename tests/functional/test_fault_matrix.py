@@ -108,7 +108,8 @@ def recordings() -> dict[tuple[str, str], list[Call]]:
     with local_world(function_env=FUNCTION_ENV) as world, pytest.MonkeyPatch.context() as patch:
         recorded["bootstrap", DEFAULT_ACTION] = record_calls(world)
         for action in ACTIONS:
-            patch.setenv("OLD_KEY_ACTION", action)  # the handler rebuilds its settings
+            patch.setenv("OLD_KEY_ACTION", action)
+            world.cold_start()  # a configuration change: new execution environments
             assert world.rotate().ok  # the state this action settles into
             recorded["steady", action] = record_calls(world)
     return recorded

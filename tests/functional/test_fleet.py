@@ -31,9 +31,10 @@ from rotation_handler.exceptions import (
     UserOwnedError,
 )
 from sandbox import answers, invariants, stacks
-from sandbox.faults import Fault, FaultKind, RawBody, inject
+from sandbox.faults import Fault, FaultKind, inject
 from sandbox.fleet import FLEET_NAME, TAG_KEY, USER_PATH, add_app, fleet_env
 from sandbox.secrets_manager import LocalLambdaContext
+from sandbox.wire import RawBody
 from ses_smtp_rotator.contract import BINDING_TAG
 from tests import leakscan
 

@@ -17,7 +17,8 @@ from botocore.compat import HTTPHeaders
 from rotation_handler import app
 from rotation_handler.exceptions import StagingError, UserOwnedError
 from sandbox import invariants
-from sandbox.faults import NOWHERE, Fault, FaultKind, RawBody, deliver, inject
+from sandbox.faults import Fault, FaultKind, inject
+from sandbox.wire import NOWHERE, RawBody, deliver
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -221,6 +222,7 @@ def test_smtp_settings_of_the_environment_are_tested_before_use(
     assert world.rotate().ok
     live = world.value()
     monkeypatch.setenv("SMTP_PORT", "9")
+    world.cold_start()
     # WHEN a rotation runs
     failed = world.rotate(max_attempts=1)
     # THEN its SMTP test fails against the new port, and nothing readers use changed
@@ -232,6 +234,7 @@ def test_smtp_settings_of_the_environment_are_tested_before_use(
     # WHEN the port is fixed, the stuck rotation cancelled (its version keeps the port it was
     # made with) and a new one started / THEN the new version carries the port
     monkeypatch.setenv("SMTP_PORT", str(world.ses.port))
+    world.cold_start()
     world.cancel_rotation(failed.token)
     assert world.rotate(max_attempts=1).ok
     assert world.value()["port"] == world.ses.port

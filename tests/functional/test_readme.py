@@ -742,6 +742,7 @@ def test_runbook_start_a_stuck_rotation_over(
     world = served_world
     current_key = world.value()["access_key_id"]
     monkeypatch.setenv("SMTP_TEST_TIMEOUT_SECONDS", "0.3")
+    world.cold_start()
     world.ses.propagation_delay = 60.0
     stuck = world.rotate(max_attempts=1)
     assert not stuck.ok
@@ -752,6 +753,7 @@ def test_runbook_start_a_stuck_rotation_over(
     assert "FAILED (auth-rejected)" in out
     assert "likely cause (key-too-new)" in out
     monkeypatch.setenv("SMTP_TEST_TIMEOUT_SECONDS", "10")
+    world.cold_start()
     world.ses.propagation_delay = 0.0
     # WHEN the runbook's three commands run (moto cannot invoke the function: the driver
     # plays RotateSecret's part, turning rotation on again and running the four steps)

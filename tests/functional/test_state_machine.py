@@ -559,7 +559,8 @@ class RotationMachine(RuleBasedStateMachine):
 
     @rule(action=st.sampled_from(ACTIONS))
     def set_old_key_action(self, action: str) -> None:
-        os.environ["OLD_KEY_ACTION"] = action  # the handler rebuilds its settings
+        os.environ["OLD_KEY_ACTION"] = action
+        self.world.cold_start()  # a configuration change: new execution environments
         self.action = action
 
     @rule(delay=st.sampled_from(DELAYS))
@@ -659,6 +660,7 @@ def test_the_fault_list_covers_every_call_a_rotation_makes() -> None:
         recorded |= {(call.client, call.operation) for call in record_calls(world)}
         for action in ACTIONS:
             patch.setenv("OLD_KEY_ACTION", action)
+            world.cold_start()
             assert world.rotate().ok
             recorded |= {(call.client, call.operation) for call in record_calls(world)}
     # THEN the state machine can strike each of them

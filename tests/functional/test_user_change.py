@@ -59,6 +59,7 @@ def change_user_as_cloudformation_does(world: World, mp: pytest.MonkeyPatch) -> 
          "port": world.ses.port}
     )  # fmt: skip
     mp.setenv("SMTP_IAM_USER_NAME", NEW_USER)
+    world.cold_start()  # Lambda runs the updated function in new environments
 
 
 def versions(world: World) -> dict[str, list[str]]:

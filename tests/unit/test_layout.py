@@ -95,12 +95,22 @@ def test_the_function_stands_on_five_floors() -> None:
     assert found["rotation_handler.app"] == max(found.values())
 
 
-@pytest.mark.parametrize("package", ["rotation_handler"])
+@pytest.mark.parametrize("package", sorted(PACKAGES))
 def test_no_module_is_over_300_lines(package: str) -> None:
-    # GIVEN the rotation function's modules / THEN each stays short enough to read in one sitting
+    # GIVEN a package's modules / THEN each stays short enough to read in one sitting
     long = {
         name: lines
         for name, path in _modules(package).items()
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def test_the_status_types_sit_below_the_modules_that_use_them() -> None:
+    # GIVEN the CLI's imports
+    graph = imports("ses_smtp_rotator")
+    # THEN the module of status's shared types imports nothing of the package
+    assert graph["ses_smtp_rotator._status_model"] == set()
+    # AND the judge and the renderer take their types from it, not from each other or _status
+    assert graph["ses_smtp_rotator._status_problems"] == {"ses_smtp_rotator._status_model"}
+    assert graph["ses_smtp_rotator._status_render"] == {"ses_smtp_rotator._status_model"}

@@ -10,8 +10,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sandbox.faults import without_backoff
 from sandbox.throttle import AWS_LIMITS, Limit, Throttle, TokenBucket, scaled
+from sandbox.wire import without_backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
