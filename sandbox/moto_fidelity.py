@@ -19,6 +19,11 @@ moto do the same (the trust policy's conditions are not evaluated).
 
 ``PutSecretValue`` accepts a ``RotationToken`` that moto ignores; :func:`install` records it, so a
 test can prove the rotation function passed it (:func:`rotation_token_received`).
+
+A new CloudTrail trail logs every management event (its default event selector); moto's
+``GetEventSelectors`` answers no selector for it, and its ``DescribeTrails`` says
+``HasCustomEventSelectors: false`` even after ``PutEventSelectors``. :func:`install` makes moto
+answer both as the service does (``status`` reads them to tell whether notices can arrive).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import re
 from typing import Any, Final
 
+from moto.cloudtrail.models import Trail
 from moto.core.exceptions import AccessDeniedError
 from moto.iam.exceptions import NotFoundException
 from moto.iam.models import iam_backends
@@ -48,6 +54,7 @@ def install() -> None:
     _install_created_dates()
     _install_assume_role_check()
     _install_rotation_token_record()
+    _install_trail_selectors()
     original = SecretsManagerBackend.update_secret_version_stage
     if getattr(original, _MARK, False):
         return
@@ -183,3 +190,32 @@ def rotation_token_received(
     secret = secretsmanager_backends[account_id][region].secrets[secret_arn]
     received: dict[str, str] = getattr(secret, _TOKENS, None) or {}
     return received.get(version_id)
+
+
+# CloudTrail's default event selector: every management event, read and write, no data event.
+_DEFAULT_SELECTORS: Final = (
+    {"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": []},
+)
+
+
+def _install_trail_selectors() -> None:
+    original_get, original_describe = Trail.get_event_selectors, Trail.description
+    if getattr(original_get, _MARK, False):
+        return
+
+    def custom(trail: Trail) -> bool:
+        return bool(trail.event_selectors or trail.advanced_event_selectors)
+
+    @functools.wraps(original_get)
+    def get_event_selectors(self: Trail) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        if custom(self):
+            return original_get(self)
+        return [dict(selector) for selector in _DEFAULT_SELECTORS], []
+
+    @functools.wraps(original_describe)
+    def description(self: Trail, include_region: bool = False) -> dict[str, Any]:  # noqa: FBT001, FBT002 - moto's signature
+        return {**original_describe(self, include_region), "HasCustomEventSelectors": custom(self)}
+
+    setattr(get_event_selectors, _MARK, True)
+    Trail.get_event_selectors = get_event_selectors  # type: ignore[method-assign]
+    Trail.description = description  # type: ignore[method-assign]

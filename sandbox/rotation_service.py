@@ -22,6 +22,7 @@ server, which runs in this process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -39,7 +40,7 @@ from sandbox.lambda_stdout import StdoutRouter
 from sandbox.secrets_manager import RotationInProgressError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from sandbox.secrets_manager import SecretsManagerDriver
 
@@ -98,6 +99,10 @@ class Service:
         thread.start()
 
     def _attempt(self, token: str) -> None:
+        # Lambda runs this invocation in an environment of its own; this process has one module
+        # state, so it starts once the invocation that called RotateSecret (if any) has returned.
+        with _FOREGROUND:
+            _FOREGROUND.wait_for(lambda: not _IN_FOREGROUND, timeout=JOIN_SECONDS)
         stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         _FORWARDER.add(self, stream)
         try:
@@ -164,6 +169,27 @@ _FORWARDER: Final = _Forwarder()
 
 _STDOUT: Final = StdoutRouter(_FORWARDER.writer)
 _SERVED: dict[str, Service] = {}  # secret ARN -> its service
+_FOREGROUND: Final = threading.Condition()
+_IN_FOREGROUND: list[int] = []  # one entry per invocation running in :func:`foreground`
+
+
+@contextlib.contextmanager
+def foreground() -> Iterator[None]:
+    """Mark an invocation of the function made in this process (a custom resource's request).
+
+    A rotation it starts through ``RotateSecret`` waits until it has returned, as the separate
+    invocation Lambda would run: the function's per-invocation state (its metrics) is one here.
+    """
+    with _FOREGROUND:
+        _IN_FOREGROUND.append(1)
+    try:
+        yield
+    finally:
+        with _FOREGROUND:
+            _IN_FOREGROUND.pop()
+            _FOREGROUND.notify_all()
+
+
 _SERVED_LOCK: Final = threading.Lock()
 
 

@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from rotation_handler.exceptions import CustomResourceError
@@ -38,6 +38,8 @@ class Request:
     physical_id: str | None
     resource_type: str
     properties: Mapping[str, Any]
+    # An Update's previous properties (OldResourceProperties); empty for Create and Delete.
+    old_properties: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +94,7 @@ def parse(event: Mapping[str, Any]) -> Request:
             "(CloudFormation's); nothing was done"
         )
         raise CustomResourceError(msg)
-    properties = event.get("ResourceProperties")
+    properties, old = event.get("ResourceProperties"), event.get("OldResourceProperties")
     return Request(
         request_type=str(event.get("RequestType", "")),
         response_url=url,
@@ -102,6 +104,7 @@ def parse(event: Mapping[str, Any]) -> Request:
         physical_id=str(event["PhysicalResourceId"]) if event.get("PhysicalResourceId") else None,
         resource_type=str(event.get("ResourceType", "")),
         properties=properties if isinstance(properties, dict) else {},
+        old_properties=old if isinstance(old, dict) else {},
     )
 
 

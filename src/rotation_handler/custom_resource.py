@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rotation_handler import gate, lifecycle
+from rotation_handler import gate, lifecycle, user_change
 from rotation_handler.cloudformation import Answer, Request
 from rotation_handler.exceptions import (
     AccessKeyError,
@@ -103,7 +103,9 @@ def serve(request: Request, runtime: Callable[[], Runtime]) -> Answer:
 
 
 def handle(request: Request, rt: Runtime) -> Answer:
-    """Validate (Create, Update) or clean up (Delete) the app's IAM user.
+    """Validate (Create, Update) or clean up (Delete) the app's IAM user; or serve a user change.
+
+    ``Custom::SmtpUserChange`` (the single template's) is :mod:`rotation_handler.user_change`'s.
 
     Raises
     ------
@@ -114,10 +116,13 @@ def handle(request: Request, rt: Runtime) -> Answer:
         :class:`~rotation_handler.exceptions.NotInFleetError`), or (Delete) CloudFormation does
         not confirm the teardown.
     """
+    if request.resource_type == user_change.RESOURCE_TYPE and request.request_type in REQUEST_TYPES:
+        return user_change.handle(request, rt)
     if request.resource_type != RESOURCE_TYPE or request.request_type not in REQUEST_TYPES:
         msg = (
             f"unsupported request {request.request_type[:20]!r} for {request.resource_type[:60]!r}"
-            f": this function serves Create, Update and Delete of {RESOURCE_TYPE}"
+            f": this function serves Create, Update and Delete of {RESOURCE_TYPE} and "
+            f"{user_change.RESOURCE_TYPE}"
         )
         raise BadEventError(msg)
     if request.request_type == "Delete":

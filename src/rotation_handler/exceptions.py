@@ -37,6 +37,10 @@ class NotInFleetError(NotBoundError):
     """Fleet mode: the secret lacks the fleet tag, or its IAM user is outside the fleet's path."""
 
 
+class HiddenUserError(NotInFleetError):
+    """Fleet mode: IAM refused to show the user (it is outside the path, or does not exist)."""
+
+
 class UserOwnedError(NotBoundError):
     """The IAM user's keys are managed by another secret; the message names it."""
 

@@ -10,7 +10,8 @@ write only their own secret, cannot set (``docs/security.md`` tabulates them wit
   (the app's stack, an administrator, or a single-secret function's first rotation);
 - the sweep retires a key only on this secret's finishSecret's record of it (the function);
 - the key clean-up deletes a user's keys only while CloudFormation shows the requesting stack
-  deleting the resource, holding the bound secret, whose rotation is off (the stack's owner).
+  deleting the resource, holding the bound secret, whose rotation is off (the stack's owner);
+- a change of user starts a rotation of ``SECRET_ARN`` only, never of a secret a request names.
 A secret's value, an event's fields, a request's properties only choose what to ask about.
 """
 
@@ -24,6 +25,7 @@ from botocore.exceptions import ClientError
 from rotation_handler import records
 from rotation_handler.exceptions import (
     AccessKeyError,
+    HiddenUserError,
     NotBoundError,
     NotInFleetError,
     StagingError,
@@ -45,16 +47,13 @@ if TYPE_CHECKING:
 DENIED: Final = frozenset({"AccessDenied", "AccessDeniedException"})
 # A resource being deleted: the stack's deletion, a roll-back, an update's clean-up.
 _DELETING: Final = "DELETE_IN_PROGRESS"
-_SECRET_RESOURCE: Final = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type
+_SECRET: Final = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type
 _LEFT_ALONE: Final = "the user's keys are left alone"
 _TAG_IT: Final = "Tag it to let this function rotate it, or rotate it with another function"
 
 
 def admit_secret(sm: SecretsManagerClient, secret_id: str, settings: Settings) -> SecretState:
-    """Read the secret's description once and apply the secret's rules (:func:`check_secret`).
-
-    Raises ``StagingError`` when the secret does not exist, ``NotBoundError`` when a rule fails.
-    """
+    """Describe the secret once, apply :func:`check_secret` (``StagingError``: no such secret)."""
     try:
         meta = sm.describe_secret(SecretId=secret_id)
     except ClientError as err:
@@ -73,6 +72,14 @@ def admit_secret(sm: SecretsManagerClient, secret_id: str, settings: Settings) -
     state = describe_answer(meta)
     check_secret(state, settings, secret_id=secret_id)
     return state
+
+
+def own_secret(settings: Settings) -> str:
+    """Return the one secret a change of user may rotate: ``SECRET_ARN`` (no fleet's)."""
+    if not settings.secret_arn or settings.fleet is not None:
+        msg = "only a single-secret function (SECRET_ARN) rotates on a change of user"
+        raise NotBoundError(msg)
+    return settings.secret_arn
 
 
 def check_secret(state: SecretState, settings: Settings, *, secret_id: str = "") -> None:
@@ -110,7 +117,7 @@ def check_user_name(settings: Settings, secret: SecretState, name: str) -> None:
 def read_user(iam: IAMClient, settings: Settings, name: str) -> User | None:
     """Return the user (one GetUser), or ``None`` when IAM says it does not exist.
 
-    Fleet mode: ``AccessDenied`` (a path-scoped policy's answer to both) is ``NotInFleetError``.
+    Fleet mode: ``AccessDenied`` (a path-scoped policy's answer to both) is ``HiddenUserError``.
     """
     try:
         found = iam.get_user(UserName=name)["User"]
@@ -120,11 +127,11 @@ def read_user(iam: IAMClient, settings: Settings, name: str) -> User | None:
         if error_code(err) not in DENIED or settings.fleet is None:
             raise
         msg = (
-            f"IAM refused to read user {name} ({error_code(err)}): it does not exist, or it is "
-            f"outside this fleet's {settings.fleet.user_path} (FLEET_USER_PATH; a path-scoped "
-            "policy answers both alike). Check the name, and create the app's user under the path"
+            f"IAM refused to read user {name} ({error_code(err)}): it is outside this fleet's "
+            f"{settings.fleet.user_path} (FLEET_USER_PATH), or does not exist (a path-scoped "
+            f"policy answers both alike). Check with: aws iam get-user --user-name {name}"
         )
-        raise NotInFleetError(msg) from err
+        raise HiddenUserError(msg) from err
     tags = {tag["Key"]: tag["Value"] for tag in found.get("Tags", [])}
     return User(name=name, path=str(found.get("Path") or "/"), tags=tags)
 
@@ -174,10 +181,8 @@ def admit_user(
 
     ``records=False`` is for a step that needs nothing from the user's tags: when the
     configuration binds both the secret and the user (a single-secret function), the names are
-    the whole rule and no call is made (``None`` is returned).
-
-    Raises ``NotBoundError`` (or its ``UserOwnedError``, ``NotInFleetError``) when a rule fails,
-    ``AccessKeyError`` when the user does not exist.
+    the whole rule and no call is made (``None`` is returned). Raises ``NotBoundError`` (or a
+    subclass) when a rule fails, ``AccessKeyError`` when the user does not exist.
     """
     check_user_name(settings, secret, name)
     if not records and settings.binds_by_configuration:
@@ -270,19 +275,13 @@ def check_teardown(stack: list[Mapping[str, Any]], claim: Teardown, user: User) 
     """
     bound = user.records.bound_to or user.records.legacy_owner or ""
     where = f"stack {claim.stack_id[:200]}"
-    resource = next((r for r in stack if r.get("LogicalResourceId") == claim.logical_id), None)
-    if not (
-        resource is not None
-        and resource.get("ResourceType") == "Custom::SmtpUserKeys"
-        and resource.get("PhysicalResourceId") == user.name
-        and resource.get("ResourceStatus") == _DELETING
-    ):
+    resource = next((r for r in stack if r.get("LogicalResourceId") == claim.logical_id), {})
+    shown = (resource.get(k) for k in ("ResourceType", "PhysicalResourceId", "ResourceStatus"))
+    if tuple(shown) != ("Custom::SmtpUserKeys", user.name, _DELETING):
         msg = f"CloudFormation does not show {where} deleting this user's Custom::SmtpUserKeys: "
         raise NotBoundError(msg + _LEFT_ALONE)
-    if not any(
-        item.get("ResourceType") == _SECRET_RESOURCE and item.get("PhysicalResourceId") == bound
-        for item in stack
-    ):
+    secrets = {i.get("PhysicalResourceId") for i in stack if i.get("ResourceType") == _SECRET}
+    if bound not in secrets:
         msg = f"IAM user {user.name} is bound to secret {bound}, not a resource of {where}: "
         raise NotBoundError(msg + _LEFT_ALONE)
     return bound

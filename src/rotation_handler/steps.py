@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rotation_handler import creation, gate, keys, lifecycle, smtp_check, versions
-from rotation_handler.exceptions import AccessKeyError, SmtpTestError
+from rotation_handler import creation, gate, hidden_user, keys, lifecycle, smtp_check, versions
+from rotation_handler.exceptions import AccessKeyError, HiddenUserError, SmtpTestError
 from rotation_handler.observability import logger, metrics
 from rotation_handler.state import CURRENT, PENDING, PREVIOUS, Verdict
 
@@ -53,7 +53,10 @@ def create_secret(ctx: StepContext) -> None:
         logger.info("pending version already has a value; nothing to create")
         return
     current = creation.read_current(ctx)
-    user = gate.admit_read(ctx, current.iam_user_name)
+    try:
+        user = gate.admit_read(ctx, current.iam_user_name)
+    except HiddenUserError as err:  # deleted by hand, or mistyped: the versions tell which
+        raise hidden_user.explain(ctx, current) from err
     found = keys.list_keys(ctx.iam, user.name)
     seen = creation.labelled(ctx, current, found, user)
     base = creation.compose(ctx, seen)

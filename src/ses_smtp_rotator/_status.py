@@ -20,7 +20,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-from ses_smtp_rotator import _aws, _console, _status_problems, _status_render
+from ses_smtp_rotator import _aws, _console, _status_problems, _status_render, _status_trail
 from ses_smtp_rotator._status_model import (
     CURRENT,
     PENDING,
@@ -69,10 +69,12 @@ def run(args: argparse.Namespace) -> int:
     """
     report = collect(args.secret_id, now=datetime.now(UTC), region=args.region)
     view = _status_render.View(report=report, show_key_ids=args.show_key_ids)
+    # Whether notices can arrive is a warning at most: it never changes the exit code.
+    notices = _status_trail.check(_aws.region_of_arn(report.arn) or _aws.region(args.region))
     if args.json:
-        _console.out(json.dumps(view.as_json(), indent=2))
+        _console.out(json.dumps({**view.as_json(), "notices": notices.as_json()}, indent=2))
     else:
-        _console.out(view.as_text())
+        _console.out(f"{view.as_text()}\n{notices.as_text()}")
     return _console.EXIT_FAILED if report.problems else _console.EXIT_OK
 
 

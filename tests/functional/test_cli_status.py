@@ -114,7 +114,11 @@ def test_json_output_schema(world: World, status: Status) -> None:
     # THEN the object has the documented fields and types
     assert code == EXIT_OK
     assert set(found) == {
-        "schema", "secret", "healthy", "rotation", "versions", "iam_user", "keys", "problems"
+        "schema", "secret", "healthy", "rotation", "versions", "iam_user", "keys", "problems",
+        "notices",
+    }  # fmt: skip
+    assert set(found["notices"]) == {
+        "can_arrive", "region", "trail", "reason", "missing_permission"
     }  # fmt: skip
     assert found["schema"] == 1
     assert found["secret"]["arn"] == world.secret_arn

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -33,7 +30,7 @@ from rotation_handler.exceptions import (
     SmtpTestError,
     UserOwnedError,
 )
-from sandbox import invariants, stacks
+from sandbox import answers, invariants, stacks
 from sandbox.faults import Fault, FaultKind, inject
 from sandbox.fleet import FLEET_NAME, TAG_KEY, USER_PATH, add_app, fleet_env
 from sandbox.secrets_manager import LocalLambdaContext
@@ -323,6 +320,54 @@ def test_a_user_the_policy_hides_is_refused_as_outside_the_fleet(fleet: Fleet) -
     assert snapshot(fleet.world) == before
 
 
+def delete_by_hand(world: World, user: str) -> None:
+    """What an administrator does in the console: the user's keys, its policy, then the user."""
+    for key in world.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+        world.iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+    for policy in world.iam.list_user_policies(UserName=user)["PolicyNames"]:
+        world.iam.delete_user_policy(UserName=user, PolicyName=policy)
+    world.iam.delete_user(UserName=user)
+
+
+@pytest.mark.parametrize(
+    ("rotated_first", "cause"),
+    [
+        pytest.param(True, "so it existed: it was deleted by hand", id="deleted-by-hand"),
+        pytest.param(False, "the name is most likely mistyped", id="mistyped-name"),
+    ],
+)
+def test_a_hidden_user_is_told_apart_deleted_by_hand_or_mistyped(
+    fleet: Fleet, *, rotated_first: bool, cause: str
+) -> None:
+    # GIVEN an app whose secret rotated once and whose user was then deleted by hand, or an app
+    # whose secret names a user that was never created ("app-a" mistyped as "app-x"); under the
+    # fleet's path-scoped policy IAM answers AccessDenied to GetUser for either
+    if rotated_first:
+        member = fleet.add("app-a")
+        assert member.rotate().ok
+        delete_by_hand(fleet.world, "app-a")
+    else:
+        member = fleet.add("app-a", bootstrap={"iam_user_name": "app-x"})
+    named = member.value()["iam_user_name"]
+    before = snapshot(fleet.world)
+    hook: Any = denied_get_user  # before-send may answer (botocore types it as None)
+    events = app.runtime().iam.meta.events
+    events.register_first("before-send.iam.GetUser", hook, unique_id="deny-get-user")
+    try:
+        # WHEN it rotates
+        rotation = member.rotate(max_attempts=1)
+    finally:
+        events.unregister("before-send.iam.GetUser", unique_id="deny-get-user")
+    # THEN the refusal names the cause the secret's versions show and the command to check it,
+    # and nothing changed
+    error = rotation.attempts[-1].error
+    assert isinstance(error, NotInFleetError)
+    assert f"IAM refused to read user {named} (AccessDenied)" in str(error)
+    assert cause in str(error)
+    assert f"aws iam get-user --user-name {named}" in str(error)
+    assert snapshot(fleet.world) == before
+
+
 def denied_describe_secret(request: Any, **_: Any) -> AWSResponse:  # noqa: ANN401 - botocore hook
     """Secrets Manager's answer to DescribeSecret under the fleet's tag-conditioned policy."""
     body = json.dumps(
@@ -430,37 +475,8 @@ def test_the_sweep_retires_each_apps_old_key_and_refuses_outsiders(
 # -- the key clean-up custom resource ------------------------------------------------------------
 
 
-class CloudFormation:
-    """CloudFormation's side of a custom resource: requests out, answers in (127.0.0.1)."""
-
-    def __init__(self) -> None:
-        self.answers: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-        self.bodies: list[str] = []
-        self.fail_next = 0
-        answers, bodies, owner = self.answers, self.bodies, self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                bodies.append(body)
-                if owner.fail_next:
-                    owner.fail_next -= 1
-                    self.send_response(500)
-                else:
-                    answers.put((self.command, json.loads(body)))
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:  # noqa: ANN401 - http.server's signature
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.requests = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/answer?signature=presigned"
+class CloudFormation(answers.CloudFormationStandIn):
+    """The stand-in, sending ``Custom::SmtpUserKeys`` requests."""
 
     def event(
         self,
@@ -471,43 +487,20 @@ class CloudFormation:
         physical_id: str | None = None,
         stack_id: str = "arn:aws:cloudformation:us-east-1:123456789012:stack/app-a/1",
     ) -> dict[str, Any]:
-        self.requests += 1
-        event: dict[str, Any] = {
-            "RequestType": request_type,
-            "ResponseURL": self.url,
-            "StackId": stack_id,
-            "RequestId": f"request-{self.requests}",
-            "LogicalResourceId": "SmtpUserKeys",
-            "ResourceType": RESOURCE_TYPE,
-            "ResourceProperties": {
-                "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:fleet",
-                "UserName": user,
-                "SecretId": secret_id,
-            },
-        }
-        if physical_id is not None:
-            event["PhysicalResourceId"] = physical_id
-        return event
-
-    def send(self, world: World, event: dict[str, Any]) -> dict[str, Any]:
-        """Invoke the function with ``event``; return the answer it PUT (waits are bounded)."""
-        world.driver.handler(event, LocalLambdaContext())
-        method, answer = self.answers.get(timeout=ANSWER_WAIT)
-        assert method == "PUT"
-        assert answer["RequestId"] == event["RequestId"]
-        assert answer["StackId"] == event["StackId"]
-        assert answer["LogicalResourceId"] == event["LogicalResourceId"]
-        return answer
+        return self.request(
+            request_type,
+            resource_type=RESOURCE_TYPE,
+            logical_id="SmtpUserKeys",
+            properties={"UserName": user, "SecretId": secret_id},
+            physical_id=physical_id,
+            stack_id=stack_id,
+        )
 
 
 @pytest.fixture
 def cloudformation() -> Iterator[CloudFormation]:
-    cfn = CloudFormation()
-    cfn.thread.start()
-    yield cfn
-    cfn.server.shutdown()
-    cfn.server.server_close()
-    cfn.thread.join(timeout=ANSWER_WAIT)
+    with CloudFormation() as cfn:
+        yield cfn
     leaked = leakscan.find_leaks(cfn.bodies, leakscan.harvest())
     assert not leaked, f"secret material in an answer to CloudFormation: {leaked}"
 

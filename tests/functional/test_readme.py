@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from sandbox import demo, invariants, local
 from sandbox.fleet import add_app, fleet_env
@@ -172,6 +173,7 @@ HOW: Final[dict[str, str]] = {
         "Key=ses-smtp-rotation:bound-to,Value=<SecretArn>"
     ): RUN,
     "aws iam get-access-key-last-used --access-key-id <old key id>": RUN,
+    "aws iam get-user --user-name <user>": RUN,
     'aws secretsmanager cancel-rotate-secret --secret-id "$SES_SMTP_SECRET_ID"': RUN,
     (
         'aws secretsmanager update-secret-version-stage --secret-id "$SES_SMTP_SECRET_ID" '
@@ -704,6 +706,18 @@ def test_runbook_release_a_user_another_secret_claimed(served_world: World, tmp_
     assert world.rotate(max_attempts=1).ok
     tags = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
     assert {"Key": "ses-smtp-rotation:bound-to", "Value": world.secret_arn} in tags
+
+
+def test_runbook_checks_whether_a_user_iam_hides_exists(world: World, tmp_path: Path) -> None:
+    # GIVEN the runbook's check for a user a fleet's path-scoped policy hides
+    values = runbook_values(world)
+    (command,) = _commands("aws iam get-user")
+    # WHEN an administrator runs it for the secret's user / THEN IAM shows the user
+    assert aws(localise(command, world, values, tmp_path))["User"]["UserName"] == world.user_name
+    # AND for a mistyped name (or a user deleted by hand) IAM answers NoSuchEntity
+    mistyped = localise(command, world, {**values, "user": "ses-smtp-usr"}, tmp_path)
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        aws(mistyped)
 
 
 def test_runbook_adopts_a_user_made_by_hand_for_a_fleet(

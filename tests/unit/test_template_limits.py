@@ -183,11 +183,33 @@ def test_the_docs_say_why_notices_need_a_trail_citing_aws() -> None:
     assert "no rotation notice arrives" in section
 
 
-def test_changing_the_user_says_that_no_rotation_follows() -> None:
-    description = " ".join(
-        _template("template.yaml")["Parameters"]["IamUserName"]["Description"].split()
+def test_changing_the_user_starts_a_rotation_after_everything_names_the_new_user() -> None:
+    # GIVEN the single template
+    template = _template("template.yaml")
+    resources = template["Resources"]
+    change = resources["RotateOnUserChange"]
+    # THEN a resource served by the function carries the user the secret's value names
+    assert change["Type"] == "Custom::SmtpUserChange"
+    assert change["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["RotationFunction", "Arn"]}
+    user = resources["SmtpSecret"]["Properties"]["SecretString"]["Fn::Sub"][1]["UserName"]
+    assert change["Properties"]["UserName"] == user
+    assert (
+        resources["RotationFunction"]["Properties"]["Environment"]["Variables"][
+            "SMTP_IAM_USER_NAME"
+        ]
+        == user
     )
-    assert "starts no rotation" in description
+    # AND CloudFormation updates it only after the secret's value, the function (its
+    # ServiceToken), its role and the schedule, so that the rotation sees the new user everywhere
+    assert {"SmtpSecret", "RotationFunctionRole", "SmtpSecretRotationSchedule"} <= set(
+        change["DependsOn"]
+    )
+    # AND it does not wait an hour for an answer that never comes
+    assert 0 < change["Properties"]["ServiceTimeout"] <= 900
+    # AND the parameter and the docs say what happens, citing the schedule's page
+    description = " ".join(template["Parameters"]["IamUserName"]["Description"].split())
+    assert "starts a rotation" in description
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert "the deploy's rotation gives it its first key" not in text
     assert "aws-resource-secretsmanager-rotationschedule.html" in text
+    assert "Custom::SmtpUserChange" in text

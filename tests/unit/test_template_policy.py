@@ -142,6 +142,14 @@ def _scoped_resources(template: Template) -> tuple[list[object], list[str]]:
         for resource in resources.values()
         if resource["Type"] == "AWS::Logs::LogGroup"
     ]
+    # The stack's own function, by its fixed name (RotateSecret's caller needs to invoke it).
+    log_arns += [
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+        f"{sub_string(resource['Properties']['FunctionName'])}"
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and "FunctionName" in resource.get("Properties", {})
+    ]
     return refs, log_arns
 
 
@@ -182,7 +190,7 @@ def _statement_problems(
     actions = alternatives(statement.get("Action", []))
     problems += [f"{name}: action wildcard {action!r}" for action in actions if "*" in action]
     problems += [
-        f"{name}: Resource {resource!r} is not the one user, secret, key or log group"
+        f"{name}: Resource {resource!r} is not the one user, secret, key, log group or function"
         for resource in alternatives(statement.get("Resource", []))
         if not _is_scoped(resource, template)
     ]
