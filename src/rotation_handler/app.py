@@ -219,11 +219,14 @@ def _sweep(event: dict[str, Any], context: LambdaContext) -> tuple[dict[str, str
 
 
 def _custom_resource(event: dict[str, Any], context: LambdaContext) -> tuple[dict[str, str], bool]:
-    """Serve ``Custom::SmtpUserKeys`` and answer CloudFormation at the ResponseURL."""
-    metrics.add_dimension(name="Step", value=custom_resource.RESOURCE_TYPE)
+    """Serve a custom resource and answer CloudFormation at the ResponseURL."""
+    # The request's type is a claim: only a type this function serves names the metric series.
+    claimed = event.get("ResourceType")
+    kind = claimed if claimed in custom_resource.SERVED_TYPES else custom_resource.RESOURCE_TYPE
+    metrics.add_dimension(name="Step", value=kind)
     request = cloudformation.parse(event)
     logger.append_keys(
-        step=custom_resource.RESOURCE_TYPE,
+        step=kind,
         request_type=request.request_type,
         logical_resource_id=request.logical_id,
     )

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from rotation_handler.state import SecretState
 
 RESOURCE_TYPE: Final = "Custom::SmtpUserKeys"
+# Every type this function serves (the single template's Custom::SmtpUserChange included).
+SERVED_TYPES: Final = frozenset({RESOURCE_TYPE, user_change.RESOURCE_TYPE})
 REQUEST_TYPES: Final = ("Create", "Update", "Delete")
 # PhysicalResourceId of a resource whose Create failed: its Delete (the roll-back) does nothing.
 # ":" cannot occur in an IAM user name, so it is never taken for one.

@@ -169,3 +169,32 @@ def test_a_fleet_function_refuses_the_user_change(
     assert answer["Status"] == "FAILED"
     assert "only a single-secret function (SECRET_ARN)" in answer["Reason"]
     assert versions(world) == before
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "named"),
+    [
+        pytest.param(RESOURCE_TYPE, RESOURCE_TYPE, id="served"),
+        pytest.param("Custom::Anything", "Custom::SmtpUserKeys", id="claimed"),
+    ],
+)
+def test_the_log_and_metric_name_the_resource_type_only_when_served(
+    world: World,
+    cloudformation: answers.CloudFormationStandIn,
+    capfd: pytest.CaptureFixture[str],
+    resource_type: str,
+    named: str,
+) -> None:
+    # GIVEN a request of a type this function serves, or one any sender may claim
+    event = user_change(cloudformation, "Create", new=world.user_name)
+    event["ResourceType"] = resource_type
+    capfd.readouterr()
+    # WHEN the function answers it
+    cloudformation.send(world, event)
+    # THEN its log line and its metric's Step dimension name the type only if it is served:
+    # a claimed type never mints a log key or a metric series of its own
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line[:1] == "{"]
+    answered = [line for line in lines if line.get("message") == "custom resource answered"]
+    assert [line["step"] for line in answered] == [named]
+    emf = [line for line in lines if "_aws" in line]
+    assert {line["Step"] for line in emf} == {named}
