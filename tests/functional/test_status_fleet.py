@@ -24,7 +24,7 @@ from sandbox.fleet import FLEET_NAME, TAG_KEY, add_app, fleet_env
 from ses_smtp_rotator import _status_fleet
 from ses_smtp_rotator.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from tests import leakscan
-from tests.functional.test_readme import aws
+from tests.functional.test_readme import aws, readme_commands
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -308,3 +308,16 @@ def test_no_app_in_the_fleet_exits_1_and_says_what_to_check(fleet: World, run: R
     assert "0 apps, 0 unhealthy" in out
     assert "no secret carries the tag here" in out
     assert fleet.secret_arn
+
+
+def test_the_documented_fleet_commands_run_as_written(fleet: World, run: Run) -> None:
+    # GIVEN a fleet whose apps are all rotated, and the status --fleet lines of the README and docs
+    apps_of(fleet, ["billing-mail", "crm-mail"])
+    documented = [c for c in readme_commands() if c.startswith("ses-smtp-rotator status --fleet")]
+    assert len(documented) == 2  # the text output and the JSON one
+    for command in documented:
+        # WHEN each runs as written / THEN it exits 0 and shows both apps
+        code, out, err = run(*shlex.split(command)[1:])
+        assert code == EXIT_OK, out + err
+        assert "billing-mail" in out
+        assert "crm-mail" in out
