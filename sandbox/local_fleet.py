@@ -99,7 +99,8 @@ def add_fleet(
     Raises
     ------
     RuntimeError
-        An app's first rotation failed (its error names the step and the exception's type).
+        An app's first rotation failed (its error names the step and the exception's type);
+        nothing is served any more.
     """
     from sandbox import rotation_service  # noqa: PLC0415 - imports moto, as sandbox.local does
     from sandbox.apps import create_app  # noqa: PLC0415 - as above
@@ -129,6 +130,8 @@ def add_fleet(
         service.join()
         failed = [record for record in driver.history if not record.ok]
         if failed or len(driver.history) != len(STEPS):
+            for made in services:
+                rotation_service.withdraw(made)
             cause = f"{failed[0].step}: {type(failed[0].error).__name__}" if failed else "no end"
             msg = f"the first rotation of {name} failed ({cause})"
             raise RuntimeError(msg)

@@ -23,6 +23,7 @@ import pytest
 from sandbox.fleet import FLEET_NAME, TAG_KEY, add_app, fleet_env
 from ses_smtp_rotator import _status_fleet
 from ses_smtp_rotator.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from ses_smtp_rotator.exceptions import SecretUnavailableError
 from tests import leakscan
 from tests.functional.test_readme import aws, readme_commands
 
@@ -268,7 +269,7 @@ def test_several_regions_repeated_or_as_a_list(fleet: World, run: Run) -> None:
     ("argv", "says"),
     [
         pytest.param(["--secret-id", "x"], "not allowed with argument", id="fleet-and-secret-id"),
-        pytest.param([], "", id="fleet-and-nothing-else-is-fine"),
+        pytest.param(["--workers", "2"], "", id="two-workers-are-fine"),
         pytest.param(["--region", "us-east"], "is not an AWS region name", id="bad-region"),
         pytest.param(["--workers", "0"], "from 1 to 32", id="no-workers"),
         pytest.param(["--tag-key", "a,b"], "must be a tag key", id="bad-tag-key"),
@@ -321,3 +322,27 @@ def test_the_documented_fleet_commands_run_as_written(fleet: World, run: Run) ->
         assert code == EXIT_OK, out + err
         assert "billing-mail" in out
         assert "crm-mail" in out
+
+
+def test_secrets_that_cannot_be_listed_exit_1_in_one_line(
+    fleet: World, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a caller who may not call ListSecrets
+    apps_of(fleet, ["hidden"])
+
+    def clients_for(regions: Sequence[str], workers: int) -> _status_fleet.Clients:
+        clients = _status_fleet.build_clients(regions, workers)
+        for sm in clients.secrets_manager.values():
+            sm.meta.events.register("before-call.secrets-manager.ListSecrets", refuse)
+        return clients
+
+    # WHEN status --fleet runs / THEN it fails with what to check (exit 1), not a traceback
+    with pytest.raises(SecretUnavailableError, match=r"cannot list the secrets in us-east-1 \(Acc"):
+        _status_fleet.run(_status_fleet_args(), clients_for=clients_for)
+    capfd.readouterr()
+
+
+def refuse(**_: Any) -> Any:  # noqa: ANN401 - botocore hook
+    """A botocore hook answering AccessDenied to any call, as an IAM policy would."""
+    error = {"Code": "AccessDeniedException", "Message": "not authorized"}
+    return _Answer(400), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
