@@ -82,13 +82,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tag-key",
         type=_tag_text("tag key", MAX_TAG_KEY),
-        default=FLEET_TAG,
         help=f"with --fleet: the tag that names the fleet (default {FLEET_TAG})",
     )
     parser.add_argument(
         "--workers",
         type=_workers,
-        default=DEFAULT_WORKERS,
         help=f"with --fleet: secrets read at once (default {DEFAULT_WORKERS}, at most "
         f"{MAX_WORKERS})",
     )
@@ -230,31 +228,31 @@ def run(
         The secrets of a region cannot be listed (exit code 1).
     """
     if args.fleet is None:
+        if args.tag_key is not None or args.workers is not None:
+            msg = "--tag-key and --workers go with --fleet, not with --secret-id"
+            raise UsageError(msg)
         return _status.run(args)
+    tag_key, workers = args.tag_key or FLEET_TAG, args.workers or DEFAULT_WORKERS
     try:
         name = fleet_name(args.fleet)
     except argparse.ArgumentTypeError as err:
         msg = f"argument --fleet: {err}"
         raise UsageError(msg) from None
     regions = _status.given_regions(args.region) or [_aws.region()]
-    clients = (clients_for or build_clients)(regions, args.workers)
+    clients = (clients_for or build_clients)(regions, workers)
     apps = [
         app
         for region in regions
-        for app in find(clients.secrets_manager[region], name=name, tag_key=args.tag_key)
+        for app in find(clients.secrets_manager[region], name=name, tag_key=tag_key)
     ]
     where = ", ".join(regions)
-    _console.err(f"status --fleet: {len(apps)} apps tagged {args.tag_key}={name} in {where}")
+    _console.err(f"status --fleet: {len(apps)} apps tagged {tag_key}={name} in {where}")
     checked = check(
-        apps,
-        clients=clients,
-        now=datetime.now(UTC),
-        workers=args.workers,
-        progress=Progress(len(apps)),
+        apps, clients=clients, now=datetime.now(UTC), workers=workers, progress=Progress(len(apps))
     )
     fleet = _status_fleet_render.Fleet(
         name=name,
-        tag_key=args.tag_key,
+        tag_key=tag_key,
         regions=regions,
         checked=checked,
         show_key_ids=args.show_key_ids,

@@ -296,10 +296,20 @@ def test_a_bad_fleet_name_exits_2(fleet: World, run: Run, name: str) -> None:
     assert fleet.secret_arn
 
 
-def test_several_regions_with_one_secret_exit_2(fleet: World, run: Run) -> None:
-    code, _, err = run("status", "--secret-id", fleet.secret_arn, "--region", "us-east-1,eu-west-1")
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        pytest.param(["--region", "us-east-1,eu-west-1"], "give one --region (several: --fleet)"),
+        pytest.param(["--workers", "2"], "--tag-key and --workers go with --fleet"),
+        pytest.param(["--tag-key", "team"], "--tag-key and --workers go with --fleet"),
+    ],
+)
+def test_fleet_options_with_one_secret_exit_2(
+    fleet: World, run: Run, argv: list[str], says: str
+) -> None:
+    code, _, err = run("status", "--secret-id", fleet.secret_arn, *argv)
     assert code == EXIT_USAGE
-    assert "give one --region (several: --fleet)" in err
+    assert says in err
 
 
 def test_no_app_in_the_fleet_exits_1_and_says_what_to_check(fleet: World, run: Run) -> None:
