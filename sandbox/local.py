@@ -17,7 +17,8 @@ them, its log lines in moto's ``/aws/lambda/ses-smtp-rotation`` group and its me
 With ``--sam`` (``make local LOCAL_ARGS=--sam``, for those who have Docker) it also starts one
 rotation, ``AWSPENDING`` on a new, empty version, as ``RotateSecret`` does, and writes its four
 events (``createSecret.json`` … ``finishSecret.json``) for ``sam local invoke``, one step at a
-time; later rotations run in this process as above.
+time; later rotations run in this process as above. With ``--fleet N`` it also adds N apps of a
+fleet, each rotated once, for ``status --fleet local`` (:mod:`sandbox.local_fleet`).
 
 It prints the commands to run next, runnable as pasted from the repository's root, and serves until
 Ctrl-C or SIGTERM; then it stops both servers, removes what it wrote (and the file the printed
@@ -100,13 +101,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=Path(".local"), help="output folder (.local)")
     parser.add_argument("--region", default="us-east-1", help="SES region played (us-east-1)")
     parser.add_argument("--user-name", default="ses-smtp-user", help="IAM user (ses-smtp-user)")
-    parser.add_argument(
-        "--fleet",
-        type=apps_count,
-        default=0,
-        metavar="N",
-        help=f"also a fleet of N apps (at most {MAX_APPS}), each rotated once, for status --fleet",
-    )
+    fleet = f"also a fleet of N apps (at most {MAX_APPS}), each rotated once, for status --fleet"
+    parser.add_argument("--fleet", type=apps_count, default=0, metavar="N", help=fleet)
     parser.add_argument(
         "--sam",
         action="store_true",
