@@ -27,6 +27,7 @@ from bench.fleet import FLEET_ENV, TAG_KEY, TAG_VALUE, App, add_apps
 from bench.report import Goal, Row, judged
 from bench.rotation import quiet
 from sandbox.calls import count_calls
+from sandbox.environments import execution_environments
 from sandbox.throttle import AWS_LIMITS, Limit, Throttle
 from sandbox.world import local_world
 from ses_smtp_rotator import _status_fleet
@@ -112,7 +113,11 @@ def run_status(
                 SecretId=app.secret_arn,
                 Tags=[{"Key": _status_fleet.STACK_TAG, "Value": app.name}],
             )
-        with ThreadPoolExecutor(max_workers=SETUP_THREADS) as pool:
+        # Each thread is an execution environment of its own, as Lambda's concurrent runs are.
+        with (
+            execution_environments(),
+            ThreadPoolExecutor(max_workers=SETUP_THREADS) as pool,
+        ):
             if not all(r.ok for r in pool.map(lambda a: a.world.driver.rotate(), fleet)):
                 msg = "a rotation of the set-up failed"
                 raise RuntimeError(msg)
