@@ -64,10 +64,6 @@ FLEET_OFFLINE: Final = (
     "test_fleet_commands_name_real_templates_and_parameters checks the command's files, "
     "parameters and capabilities"
 )
-STATUS_FLEET: Final = (
-    "run on a local fleet by tests/functional/test_status_fleet.py::"
-    "test_the_documented_fleet_commands_run_as_written"
-)
 # How each documented command is exercised. Keys are the command as the page writes it.
 HOW: Final[dict[str, str]] = {
     "make demo": "Makefile runs `python -m sandbox.demo`: tests/functional/test_demo.py",
@@ -247,8 +243,14 @@ HOW: Final[dict[str, str]] = {
     "journalctl -u ses-smtp-sync.service": SYSTEMD,
     'ses-smtp-rotator status --secret-id "$SES_SMTP_SECRET_ID"': RUN,
     'ses-smtp-rotator status --secret-id "$SES_SMTP_SECRET_ID" --json --show-key-ids': RUN,
-    "ses-smtp-rotator status --fleet default": STATUS_FLEET,
-    "ses-smtp-rotator status --fleet default --region eu-west-1,us-east-1 --json": STATUS_FLEET,
+    "ses-smtp-rotator status --fleet default": (
+        "run on a local fleet by tests/functional/test_status_fleet.py::"
+        "test_the_documented_fleet_commands_run_as_written"
+    ),
+    "ses-smtp-rotator status --fleet default --region eu-west-1,us-east-1 --json": (
+        "run on a local fleet by tests/functional/test_status_fleet.py::"
+        "test_the_documented_fleet_commands_run_as_written"
+    ),
     'ses-smtp-rotator rotate --secret-id "$SES_SMTP_SECRET_ID" --wait': RUN,
     'ses-smtp-rotator rotate --secret-id "$SES_SMTP_SECRET_ID"': RUN,
 }
