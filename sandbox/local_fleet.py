@@ -5,8 +5,10 @@ to its secret, and the secret tagged ``ses-smtp-rotation:fleet=`` :data:`FLEET_N
 bootstrap value ``{"iam_user_name": ...}`` (host, port and region come from the function's
 environment, as for the world's own secret). Each app is rotated once at start-up, in this
 process, by the rotation function in fleet mode (``FLEET_USER_PATH``, ``FLEET_TAG_VALUE``; no
-``SECRET_ARN``), so that ``ses-smtp-rotator status --fleet local`` finds a healthy fleet. Later
-``RotateSecret`` calls on an app's secret are not served (the world's own secret's are).
+``SECRET_ARN``; its own variables and cold-start runtime, swapped in for each run), so that
+``ses-smtp-rotator status --fleet local`` finds a healthy fleet. A later ``RotateSecret`` on an
+app's secret runs the same way, through :mod:`sandbox.rotation_service`; rotate one secret at a
+time (the swap is process-wide).
 """
 
 from __future__ import annotations
@@ -63,23 +65,39 @@ def app_names(count: int) -> list[str]:
     return [f"app-{number:02d}" for number in range(1, count + 1)]
 
 
-@contextlib.contextmanager
-def _fleet_mode() -> Iterator[None]:
-    """Run the function in fleet mode inside the block (it rebuilds its runtime on a change)."""
-    saved = {name: os.environ.get(name) for name in FLEET_MODE}
-    try:
-        for name, value in FLEET_MODE.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+class _FleetFunction:
+    """The fleet's function in this process: its own variables and its own cold-start runtime.
+
+    Each run swaps them in for the run's length, so the world's own function (one secret) and the
+    fleet's never share settings or clients, as two Lambda functions never share an environment.
+    The apps' first rotations run one at a time, before the world serves anything else.
+    """
+
+    def __init__(self) -> None:
+        self._runtime: Any = None
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        from rotation_handler import app  # noqa: PLC0415 - loads with the world's environment
+
+        saved_env = {name: os.environ.get(name) for name in FLEET_MODE}
+        _set_env(FLEET_MODE)
+        saved = app._runtime  # noqa: SLF001 - the per-environment cache, swapped per run
+        app._runtime = self._runtime  # noqa: SLF001
+        try:
+            yield
+        finally:
+            self._runtime = app._runtime  # noqa: SLF001
+            app._runtime = saved  # noqa: SLF001
+            _set_env(saved_env)
+
+
+def _set_env(values: Mapping[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def add_fleet(
@@ -106,8 +124,10 @@ def add_fleet(
     from sandbox.apps import create_app  # noqa: PLC0415 - as above
     from sandbox.secrets_manager import SecretsManagerDriver  # noqa: PLC0415 - as above
 
+    function = _FleetFunction()
+
     def in_fleet_mode(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401 - Lambda
-        with _fleet_mode():
+        with function.entered():
             return handler(event, context)
 
     services = []
