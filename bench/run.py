@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import coldstart, fleet, helper, machine, memory, plot, rotation
+from bench import coldstart, fleet, fleet_status, helper, machine, memory, plot, rotation
 from bench.fleet_report import fleet_rows
 from bench.package_report import package_rows
 from bench.report import Goal, Row, judged, markdown_table, missed
@@ -41,6 +41,7 @@ class Plan:
     sends: int = 1000
     fleet_sizes: tuple[int, ...] = fleet.SIZES
     fleet_rounds: int = fleet.ROUNDS
+    status_apps: int = fleet_status.APPS
 
 
 FULL = Plan(rotations={0.0: 10, 3.0: 3, 10.0: 2}, cold_starts=30)
@@ -50,6 +51,7 @@ QUICK = Plan(
     package_imports=3,
     fleet_sizes=(5, 10),
     fleet_rounds=2,
+    status_apps=10,
 )
 
 
@@ -195,10 +197,14 @@ def memory_rows() -> tuple[list[Row], dict[str, Any]]:
 
 
 def fleet_section(plan: Plan) -> tuple[list[Row], dict[str, Any]]:
-    """Rotate fleets of each size of ``plan`` with the fleet template's concurrency."""
+    """Rotate fleets of each size of ``plan`` with the fleet template's concurrency; status them."""
     concurrency, source = fleet.template_concurrency()
     runs = fleet.run_sizes(plan.fleet_sizes, concurrency=concurrency, rounds=plan.fleet_rounds)
-    return fleet_rows(runs, concurrency=concurrency, source=source)
+    rows, data = fleet_rows(runs, concurrency=concurrency, source=source)
+    status_rows, data["status"] = fleet_status.status_rows(
+        fleet_status.run_status(plan.status_apps)
+    )
+    return rows + status_rows, data
 
 
 def measure_all(

@@ -17,7 +17,8 @@ them, its log lines in moto's ``/aws/lambda/ses-smtp-rotation`` group and its me
 With ``--sam`` (``make local LOCAL_ARGS=--sam``, for those who have Docker) it also starts one
 rotation, ``AWSPENDING`` on a new, empty version, as ``RotateSecret`` does, and writes its four
 events (``createSecret.json`` … ``finishSecret.json``) for ``sam local invoke``, one step at a
-time; later rotations run in this process as above.
+time; later rotations run in this process as above. With ``--fleet N`` it also adds N apps of a
+fleet, each rotated once, for ``status --fleet local`` (:mod:`sandbox.local_fleet`).
 
 It prints the commands to run next, runnable as pasted from the repository's root, and serves until
 Ctrl-C or SIGTERM; then it stops both servers, removes what it wrote (and the file the printed
@@ -48,6 +49,7 @@ from sandbox.local_commands import (
     cli_commands,
     shell_setup,
 )
+from sandbox.local_fleet import MAX_APPS, add_fleet, apps_count, clients, fleet_commands
 from sandbox.local_sam import (
     BIND,
     BUILT_CODE,
@@ -99,6 +101,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=Path(".local"), help="output folder (.local)")
     parser.add_argument("--region", default="us-east-1", help="SES region played (us-east-1)")
     parser.add_argument("--user-name", default="ses-smtp-user", help="IAM user (ses-smtp-user)")
+    fleet = f"also a fleet of N apps (at most {MAX_APPS}), each rotated once, for status --fleet"
+    parser.add_argument("--fleet", type=apps_count, default=0, metavar="N", help=fleet)
     parser.add_argument(
         "--sam",
         action="store_true",
@@ -189,26 +193,27 @@ def _serve(  # noqa: PLR0913 - keyword-only, the world's parts
     driver = SecretsManagerDriver(secret_id=arn, handler=_in_process, region=args.region)
     driver.enable_rotation()
     services.append(rotation_service.serve(driver))
+    if args.fleet:
+        services += add_fleet(
+            args.fleet,
+            world=clients(endpoint, args.region),
+            region=args.region,
+            handler=_in_process,
+        )
     token = driver.start() if args.sam else None
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_files(out_dir, written, arn=arn, token=token, world=world, ca_file=smtp.ca_file)
-    announce(out_dir, arn=arn, endpoint=endpoint, smtp=smtp, token=token, region=args.region)
+    fleet = fleet_commands() if args.fleet else None
+    announce(
+        out_dir, arn=arn, endpoint=endpoint, smtp=smtp, token=token, region=args.region, fleet=fleet
+    )
 
 
 def _create_user_and_secret(endpoint: str, *, region: str, user_name: str) -> str:
     """Create the IAM user and the secret with its bootstrap value, as the stack does; its ARN."""
-    import boto3  # noqa: PLC0415 - imported after the arguments parse, as moto
-
     from sandbox.world import SES_SEND_POLICY  # noqa: PLC0415 - imports moto
 
-    session = boto3.session.Session(
-        region_name=region,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-    )
-    iam = session.client("iam", endpoint_url=endpoint)
-    sm = session.client("secretsmanager", endpoint_url=endpoint)
+    iam, sm = (clients(endpoint, region)[name] for name in ("iam", "secretsmanager"))
     iam.create_user(UserName=user_name)
     iam.put_user_policy(
         UserName=user_name, PolicyName="ses-send", PolicyDocument=json.dumps(SES_SEND_POLICY)

@@ -68,6 +68,10 @@ HEADINGS: Final = {
     "docker-desktop": (
         f"On Docker Desktop the container reaches this machine as {DOCKER_DESKTOP_HOST}:"
     ),
+    "fleet": (
+        "And the fleet (ses-smtp-rotation:fleet=local), each app rotated once: one line per app, "
+        "unhealthy ones first:"
+    ),
     "after-sam": (
         "Once finishSecret has run: the CLI and an example against the same world, then a "
         "rotation the world runs itself (no Docker):"
@@ -84,8 +88,12 @@ def announce(  # noqa: PLR0913 - keyword-only, what the announcement shows
     smtp: SesSmtpServer,
     token: str | None,
     region: str,
+    fleet: list[str] | None = None,
 ) -> None:
-    """Print what the world is and the commands to run next, section by section."""
+    """Print what the world is and the commands to run next, section by section.
+
+    ``fleet``: the lines to try on the fleet ``--fleet N`` started, if it did.
+    """
     sections = {"setup": shell_setup(out_dir, arn=arn, endpoint=endpoint, region=region)}
     lines = [
         f"Local world: AWS (moto) at {endpoint}, SES-like SMTP at {smtp.host}:{smtp.port}",
@@ -106,6 +114,8 @@ def announce(  # noqa: PLR0913 - keyword-only, what the announcement shows
         )
         if not BUILT_CODE.is_dir():
             lines.append("The function is not built yet: run `make build` first (no Docker).")
+    if fleet:
+        sections["fleet"] = fleet
     for key, commands in sections.items():
         lines += ["", HEADINGS[key], *(f"  {command}" for command in commands)]
     if token is None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
+from ses_smtp_rotator.contract import FLEET_TAG, MAX_TAG_KEY, MAX_TAG_VALUE, TAG_TEXT
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -41,14 +43,14 @@ MAX_GRACE_PERIOD: Final = 365 * 86400
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
 MAX_SMTP_TEST_TIMEOUT: Final = 840.0  # Lambda's 900 s limit less room for the other calls
-DEFAULT_FLEET_TAG_KEY: Final = "ses-smtp-rotation:fleet"
+DEFAULT_FLEET_TAG_KEY: Final = FLEET_TAG
 # IAM's path syntax, below the root: "/" would put every user of the account in the fleet.
 _USER_PATH_RE: Final = re.compile(r"^/[\x21-\x7E]*[\x21-\x2E\x30-\x7E]/$")
 _MAX_USER_PATH: Final = 512
 # Tag keys and values as Secrets Manager accepts them (ASCII subset); "aws:" keys are AWS's own.
-_TAG_RE: Final = re.compile(r"^[A-Za-z0-9 _.:/=+@-]+$")
-_MAX_TAG_KEY: Final = 128
-_MAX_TAG_VALUE: Final = 256
+_TAG_RE: Final = TAG_TEXT
+_MAX_TAG_KEY: Final = MAX_TAG_KEY
+_MAX_TAG_VALUE: Final = MAX_TAG_VALUE
 
 
 @dataclass(frozen=True, kw_only=True)

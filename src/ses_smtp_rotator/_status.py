@@ -31,7 +31,8 @@ from ses_smtp_rotator._status_model import (
     Version,
 )
 from ses_smtp_rotator.contract import RETIRE_TAG, Retirement
-from ses_smtp_rotator.exceptions import InvalidSecretError, SecretUnavailableError
+from ses_smtp_rotator.endpoints import validate_region
+from ses_smtp_rotator.exceptions import InvalidSecretError, SecretUnavailableError, UsageError
 from ses_smtp_rotator.sdk_logging import quiet_sdk_loggers
 from ses_smtp_rotator.secret import parse_secret
 
@@ -42,15 +43,27 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_secretsmanager.type_defs import SecretVersionsListEntryTypeDef
 
-__all__ = ["Key", "Problem", "Report", "Version", "collect", "configure", "run"]
+__all__ = ["Key", "Problem", "Report", "Version", "collect", "configure", "given_regions", "run"]
 MAX_PAGES: Final = 10  # Secrets Manager keeps about 100 versions: 100 per page is plenty
 UNLABELLED_READS: Final = 20  # as many unlabelled versions as the rotation function searches
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``status``'s arguments (none of them is secret)."""
-    parser.add_argument("--secret-id", required=True, help="name or ARN of the rotated secret")
-    _console.add_region(parser)
+    # One secret, or (``_status_fleet``) every secret tagged for a fleet: never both.
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--secret-id", help="name or ARN of the rotated secret")
+    target.add_argument(
+        "--fleet",
+        metavar="NAME",
+        help="every secret tagged for fleet NAME instead: one line per app (docs/cli.md)",
+    )
+    parser.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        help=f"{_console.REGION_HELP}; with --fleet, repeat it or give a comma list for several",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     parser.add_argument(
         "--show-key-ids",
@@ -67,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
     SecretUnavailableError
         The secret cannot be described or its versions listed (exit code 1).
     """
-    report = collect(args.secret_id, now=datetime.now(UTC), region=args.region)
+    regions = given_regions(args.region)
+    if len(regions) > 1:
+        msg = "--secret-id reads one secret in one region: give one --region (several: --fleet)"
+        raise UsageError(msg)
+    report = collect(args.secret_id, now=datetime.now(UTC), region=regions[0] if regions else None)
     view = _status_render.View(report=report, show_key_ids=args.show_key_ids)
     # Whether notices can arrive is a warning at most: it never changes the exit code.
     notices = _status_trail.check(_aws.region_of_arn(report.arn) or _aws.region(args.region))
@@ -78,11 +95,37 @@ def run(args: argparse.Namespace) -> int:
     return _console.EXIT_FAILED if report.problems else _console.EXIT_OK
 
 
-def collect(secret_id: str, *, now: datetime, region: str | None = None) -> Report:
+def given_regions(values: list[str]) -> list[str]:
+    """Return the regions of repeated ``--region`` options, each maybe a comma list, in order.
+
+    Raises
+    ------
+    InvalidRegionError
+        One of them is not a region name (exit code 2).
+
+    Examples
+    --------
+    >>> given_regions(["eu-west-1,us-east-1", "eu-west-1"])
+    ['eu-west-1', 'us-east-1']
+    """
+    words = [word.strip() for value in values for word in value.split(",")]
+    return list(dict.fromkeys(validate_region(word) for word in words if word))
+
+
+def collect(  # noqa: PLR0913 - keyword-only, each with a default
+    secret_id: str,
+    *,
+    now: datetime,
+    region: str | None = None,
+    sm: SecretsManagerClient | None = None,
+    iam: IAMClient | None = None,
+    last_used: bool = True,
+) -> Report:
     """Read the secret's rotation state from Secrets Manager and IAM (read-only calls).
 
     ``region`` as :func:`ses_smtp_rotator._aws.region` takes it (``None``: the secret ARN's, the
-    chain's, ``AWS_REGION``).
+    chain's, ``AWS_REGION``); ``sm`` and ``iam`` are clients to read with (default: built here, in
+    that region). ``last_used=False`` skips ``GetAccessKeyLastUsed`` (shown, never judged).
 
     Raises
     ------
@@ -93,7 +136,7 @@ def collect(secret_id: str, *, now: datetime, region: str | None = None) -> Repo
     """
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
 
-    sm = _aws.secrets_client(region, secret_id)
+    sm = sm or _aws.secrets_client(region, secret_id)
     quiet_sdk_loggers()  # botocore at DEBUG would log GetSecretValue's answer: the whole secret
     try:
         described = sm.describe_secret(SecretId=secret_id)
@@ -127,7 +170,13 @@ def collect(secret_id: str, *, now: datetime, region: str | None = None) -> Repo
             _read_version(sm, report.arn, version)
     _status_problems.judge_rotation(report, now=now)
     _status_problems.judge_current(report)
-    _read_keys(report, sm, now=now)
+    _read_keys(
+        report,
+        sm,
+        iam or _aws.client("iam", region=sm.meta.region_name),
+        now=now,
+        last_used=last_used,
+    )
     return report
 
 
@@ -176,14 +225,15 @@ def _read_version(sm: SecretsManagerClient, arn: str, version: Version) -> None:
     version.access_key_id, version.iam_user = secret.access_key_id, secret.iam_user_name
 
 
-def _read_keys(report: Report, sm: SecretsManagerClient, *, now: datetime) -> None:
+def _read_keys(
+    report: Report, sm: SecretsManagerClient, iam: IAMClient, *, now: datetime, last_used: bool
+) -> None:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
 
     # The user of the newest label that names one: AWSCURRENT's, unless it cannot be read.
     report.iam_user = next((v.iam_user for v in report.versions if v.iam_user), None)
     if report.iam_user is None:
         return
-    iam = _aws.client("iam", region=sm.meta.region_name)
     try:
         listed = iam.list_access_keys(UserName=report.iam_user)["AccessKeyMetadata"]
         tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=report.iam_user)["Tags"]}
@@ -199,7 +249,7 @@ def _read_keys(report: Report, sm: SecretsManagerClient, *, now: datetime) -> No
     _match_keys(report, sm)
     retire = Retirement.decode(tags.get(RETIRE_TAG, ""))
     for key in report.keys:
-        key.last_used = _last_used(iam, key.access_key_id)
+        key.last_used = _last_used(iam, key.access_key_id) if last_used else None
         key.grace_period_since = _grace_since(retire, key)
     _status_problems.judge_keys(report, now=now)
 

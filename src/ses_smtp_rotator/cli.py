@@ -10,8 +10,9 @@ Exit codes (mapped in :func:`main`, and only there):
   done, or its loop stopped by SIGTERM/SIGINT; a rotation started, or with ``--wait`` finished);
 * ``1``: the command ran and failed: the login was refused (the output says why and the likely
   cause), or the secret could not be read or holds no credentials yet (never rotated), or
-  ``sync --once``'s ``--on-change`` command failed, or ``status`` found a problem, or the
-  rotation ``rotate --wait`` followed failed, was cancelled or timed out;
+  ``sync --once``'s ``--on-change`` command failed, or ``status`` found a problem (with
+  ``--fleet``: in any app, or found no app), or the rotation ``rotate --wait`` followed failed,
+  was cancelled or timed out;
 * ``2``: bad input or usage (an unknown option, named with its closest; an unknown region; no
   region for a command that calls AWS; no key given, or not a key; an argument that looks like a
   secret; a malformed secret; a missing extra). With no command at all, the usage is printed.
@@ -35,7 +36,7 @@ from ses_smtp_rotator import (
     _derive,
     _export,
     _rotate,
-    _status,
+    _status_fleet,
     _sync,
 )
 from ses_smtp_rotator._console import (
@@ -110,9 +111,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "status",
         "show a secret's rotation state, its versions and its user's keys, and the fix of each "
-        "problem found (exit 1 when one is found)",
-        _status.configure,
-        _status.run,
+        "problem found (exit 1 when one is found); with --fleet, one line per app of a fleet",
+        _status_fleet.configure,
+        _status_fleet.run,
     ),
     Command(
         "rotate",

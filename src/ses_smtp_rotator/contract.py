@@ -8,6 +8,7 @@ code the function writes them with, so the two cannot drift apart.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -21,6 +22,13 @@ PREVIOUS: Final = "AWSPREVIOUS"
 # the first rotation of a single-secret function whose configuration names both; never by a
 # fleet function, whose policy does not allow it to write this key.
 BINDING_TAG: Final = "ses-smtp-rotation:bound-to"
+# The secret tag that puts a secret in a fleet: its value is the fleet's name (fleet/app.yaml sets
+# it; the fleet function's FLEET_TAG_KEY may name another key). ``status --fleet`` lists by it.
+FLEET_TAG: Final = "ses-smtp-rotation:fleet"
+# Tag keys and values as Secrets Manager accepts them (the ASCII subset), and their lengths.
+TAG_TEXT: Final = re.compile(r"^[A-Za-z0-9 _.:/=+@-]+$")
+MAX_TAG_KEY: Final = 128
+MAX_TAG_VALUE: Final = 256
 # Written by earlier versions on a user's first rotation ("first to rotate owns it"): it never
 # grants anything now, but a user it gives to another secret is still refused.
 LEGACY_OWNER_TAG: Final = "ses-smtp-rotation:secret"

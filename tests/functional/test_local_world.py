@@ -9,6 +9,7 @@ written ``env.json`` applied, and every other printed command runs as a shell wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -451,3 +452,38 @@ def test_the_local_function_runs_on_the_machines_architecture(
     machine: str, architecture: str
 ) -> None:
     assert local.host_architecture(machine) == architecture
+
+
+def test_make_local_with_a_fleet_prints_status_fleet_and_it_finds_every_app_healthy(
+    tmp_path: Path,
+) -> None:
+    # GIVEN `make local LOCAL_ARGS="--fleet 3"`
+    with contextlib.contextmanager(_start)(tmp_path, "--fleet", "3") as world:
+        # THEN it prints the fleet's commands, and no line of the function's start-up rotations
+        assert world.sections["fleet"] == [
+            "ses-smtp-rotator status --fleet local",
+            "ses-smtp-rotator status --fleet local --json",
+        ]
+        assert not [line for line in world.lines if line.startswith("{")]
+        # WHEN the printed lines run as pasted / THEN every app of the fleet is healthy (exit 0)
+        done = _run_script([*world.sections["setup"], *world.sections["fleet"]])
+        assert done.returncode == 0, done.stdout + done.stderr
+        header = "fleet local (ses-smtp-rotation:fleet=local) in us-east-1: 3 apps, 0 unhealthy"
+        assert header in done.stdout
+        found = json.loads(done.stdout[done.stdout.index("{") :])
+        assert [app["app"] for app in found["apps"]] == ["app-01", "app-02", "app-03"]
+        # AND a rotation of the world's own secret still runs (out of fleet mode)
+        rotate = 'ses-smtp-rotator rotate --secret-id "$SES_SMTP_SECRET_ID" --wait'
+        rotated = _run_script([*world.sections["setup"], rotate])
+        assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+        # WHEN the world gets Ctrl-C / THEN it stops cleanly
+        world.process.send_signal(signal.SIGINT)
+        world.process.communicate(timeout=STOP_SECONDS)
+        assert world.process.returncode == 0
+
+
+@pytest.mark.parametrize("count", ["0", "51", "x"])
+def test_make_local_refuses_a_fleet_size_out_of_range(count: str) -> None:
+    assert local._parse_args([]).fleet == 0
+    with pytest.raises(SystemExit):
+        local._parse_args(["--fleet", count])

@@ -258,6 +258,14 @@ HOW: Final[dict[str, str]] = {
     "journalctl -u ses-smtp-sync.service": SYSTEMD,
     'ses-smtp-rotator status --secret-id "$SES_SMTP_SECRET_ID"': RUN,
     'ses-smtp-rotator status --secret-id "$SES_SMTP_SECRET_ID" --json --show-key-ids': RUN,
+    "ses-smtp-rotator status --fleet default": (
+        "run on a local fleet by tests/functional/test_status_fleet.py::"
+        "test_the_documented_fleet_commands_run_as_written"
+    ),
+    "ses-smtp-rotator status --fleet default --region eu-west-1,us-east-1 --json": (
+        "run on a local fleet by tests/functional/test_status_fleet.py::"
+        "test_the_documented_fleet_commands_run_as_written"
+    ),
     'ses-smtp-rotator rotate --secret-id "$SES_SMTP_SECRET_ID" --wait': RUN,
     'ses-smtp-rotator rotate --secret-id "$SES_SMTP_SECRET_ID"': RUN,
 }
@@ -542,7 +550,7 @@ def test_sync_commands(served_world: World, tmp_path: Path) -> None:
 
 
 def test_status_commands(served_world: World) -> None:
-    plain, as_json = sorted(_commands("ses-smtp-rotator status"), key=len)
+    plain, as_json = sorted(_commands("ses-smtp-rotator status --secret-id"), key=len)
     # WHEN status runs on the rotated secret / THEN it finds no problem
     code, out, err = cli(plain)
     assert code == 0, out + err
