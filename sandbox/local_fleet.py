@@ -14,8 +14,6 @@ time (the swap is process-wide).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 from typing import TYPE_CHECKING, Any, Final
 
 from sandbox.events import STEPS
@@ -23,7 +21,7 @@ from sandbox.local_commands import FAKE_CREDENTIALS
 from ses_smtp_rotator.contract import FLEET_TAG
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
     from sandbox.rotation_service import Service
     from sandbox.secrets_manager import Handler
@@ -65,41 +63,6 @@ def app_names(count: int) -> list[str]:
     return [f"app-{number:02d}" for number in range(1, count + 1)]
 
 
-class _FleetFunction:
-    """The fleet's function in this process: its own variables and its own cold-start runtime.
-
-    Each run swaps them in for the run's length, so the world's own function (one secret) and the
-    fleet's never share settings or clients, as two Lambda functions never share an environment.
-    The apps' first rotations run one at a time, before the world serves anything else.
-    """
-
-    def __init__(self) -> None:
-        self._runtime: Any = None
-
-    @contextlib.contextmanager
-    def entered(self) -> Iterator[None]:
-        from rotation_handler import app  # noqa: PLC0415 - loads with the world's environment
-
-        saved_env = {name: os.environ.get(name) for name in FLEET_MODE}
-        _set_env(FLEET_MODE)
-        saved = app._runtime  # noqa: SLF001 - the per-environment cache, swapped per run
-        app._runtime = self._runtime  # noqa: SLF001
-        try:
-            yield
-        finally:
-            self._runtime = app._runtime  # noqa: SLF001
-            app._runtime = saved  # noqa: SLF001
-            _set_env(saved_env)
-
-
-def _set_env(values: Mapping[str, str | None]) -> None:
-    for name, value in values.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
 def add_fleet(
     count: int,
     *,
@@ -122,9 +85,12 @@ def add_fleet(
     """
     from sandbox import rotation_service  # noqa: PLC0415 - imports moto, as sandbox.local does
     from sandbox.apps import create_app  # noqa: PLC0415 - as above
+    from sandbox.moto_world import FunctionEnvironment  # noqa: PLC0415 - as above
     from sandbox.secrets_manager import SecretsManagerDriver  # noqa: PLC0415 - as above
 
-    function = _FleetFunction()
+    # The fleet's function: its own variables and cold-start runtime, swapped in for each run,
+    # so that it and the world's own function never share settings or clients.
+    function = FunctionEnvironment(dict(FLEET_MODE))
 
     def in_fleet_mode(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401 - Lambda
         with function.entered():

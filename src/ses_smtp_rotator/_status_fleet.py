@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_secretsmanager.type_defs import FilterTypeDef
 
 __all__ = ["App", "Checked", "Clients", "build_clients", "check", "configure", "find", "run"]
 
@@ -129,14 +130,14 @@ def find(sm: SecretsManagerClient, *, name: str, tag_key: str = FLEET_TAG) -> li
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - optional
 
     region = sm.meta.region_name
-    filters: list[dict[str, object]] = [
+    filters: list[FilterTypeDef] = [
         {"Key": "tag-key", "Values": [tag_key]},
         {"Key": "tag-value", "Values": [name]},
     ]
     found: list[App] = []
     try:
         pages = sm.get_paginator("list_secrets").paginate(
-            Filters=filters,  # type: ignore[arg-type]
+            Filters=filters,
             PaginationConfig={"PageSize": 100, "MaxItems": 100 * MAX_LIST_PAGES},
         )
         for page in pages:

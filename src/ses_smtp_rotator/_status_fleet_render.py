@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ses_smtp_rotator._status_render import View
+from ses_smtp_rotator._status_render import View, shown_problem
 
 if TYPE_CHECKING:
     from ses_smtp_rotator._status_fleet_model import Checked
@@ -48,14 +48,13 @@ class Fleet:
         """Whether there are apps and none has a problem (no app at all is not healthy)."""
         return bool(self.checked) and not self.unhealthy
 
-    def _problem(self, checked: Checked, problem: Problem) -> dict[str, Any]:
-        # View.problem masks key ids and reads nothing of the report (None when unreadable).
-        view = View(report=checked.report, show_key_ids=self.show_key_ids)  # type: ignore[arg-type]
-        return view.problem(problem)
+    def _problem(self, problem: Problem) -> dict[str, Any]:
+        # A problem is shown alone: an unreadable app has no report.
+        return shown_problem(problem, show_key_ids=self.show_key_ids)
 
     def fix(self, checked: Checked) -> str:
         """Return the one command line to type for the app's first problem."""
-        first = self._problem(checked, checked.problems[0])
+        first = self._problem(checked.problems[0])
         fix = " && ".join(first["fix"]) or details(checked)
         if len(checked.problems) > 1:
             more = len(checked.problems) - 1
@@ -79,7 +78,7 @@ class Fleet:
             if checked.healthy:
                 lines.append(head)
                 continue
-            first = self._problem(checked, checked.problems[0])
+            first = self._problem(checked.problems[0])
             lines.append(f"{head}  {first['code']}: {first['message']}  $ {self.fix(checked)}")
         if self.unhealthy and not self.show_key_ids:
             masked = any("{key}" in c for k in self.unhealthy for p in k.problems for c in p.fix)
@@ -94,7 +93,7 @@ class Fleet:
             "region": checked.app.region,
             "secret": {"arn": checked.app.arn, "name": checked.app.secret_name},
             "healthy": checked.healthy,
-            "problems": [self._problem(checked, p) for p in checked.problems],
+            "problems": [self._problem(p) for p in checked.problems],
             "fix": self.fix(checked) if checked.problems else None,
             "details": details(checked),
             "status": None if report is None else View(report, self.show_key_ids).as_json(),

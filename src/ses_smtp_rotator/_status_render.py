@@ -49,6 +49,19 @@ def ago(moment: datetime | None, now: datetime) -> str:
     return f"{when(moment)} ({span} ago)"
 
 
+def shown_problem(problem: Problem, *, show_key_ids: bool) -> dict[str, Any]:
+    """Return a problem's message and fix commands with its key id shown or masked."""
+    key = problem.key_id
+    shown = (key if show_key_ids else mask(key)) if key is not None else ""
+    in_command = shown if show_key_ids else f"<{shown}>"
+    return {
+        "code": problem.code,
+        "message": problem.message.replace("{key}", shown),
+        "access_key_id": shown or None,
+        "fix": [command.replace("{key}", in_command) for command in problem.fix],
+    }
+
+
 @dataclass(frozen=True)
 class View:
     """A report as the output shows it (masked or not)."""
@@ -65,14 +78,7 @@ class View:
 
     def problem(self, problem: Problem) -> dict[str, Any]:
         """Return a problem's message and fix commands with its key id shown or masked."""
-        shown = self.key(problem.key_id) or ""
-        in_command = shown if self.show_key_ids else f"<{shown}>"
-        return {
-            "code": problem.code,
-            "message": problem.message.replace("{key}", shown),
-            "access_key_id": self.key(problem.key_id),
-            "fix": [command.replace("{key}", in_command) for command in problem.fix],
-        }
+        return shown_problem(problem, show_key_ids=self.show_key_ids)
 
     def _version(self, version: Version) -> dict[str, Any]:
         return {
