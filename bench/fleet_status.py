@@ -4,9 +4,10 @@ A local world holds N apps as ``fleet/app.yaml`` deploys them (:func:`bench.flee
 each rotated once by the fleet function, then three of them broken in different ways
 (:data:`BROKEN`): rotation turned off, a rotation stuck (an empty ``AWSPENDING`` two hours old)
 and AWSCURRENT's key deleted by hand. ``status --fleet`` then runs as an operator types it (its
-JSON output), its clients attached to :class:`sandbox.throttle.Throttle` at
-:data:`STATUS_LIMITS` (AWS's rates, and the list calls' assumed below), so that botocore's
-adaptive retry meets real "Rate exceeded" answers.
+JSON output), its clients attached to :class:`sandbox.throttle.Throttle` at :data:`STATUS_LIMITS`
+(AWS's rates, and the list calls' assumed below), so that botocore's adaptive retry meets real
+"Rate exceeded" answers. Then the fix it printed for each broken app runs, and ``status
+--fleet`` once more must find the fleet healthy (exit 0).
 
 Measured: the wall time of the command, the AWS calls that reached the service (per API), the
 throttled answers, and whether exactly the broken apps came first. The goal is the issue's "200
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 from bench.fleet import FLEET_ENV, TAG_KEY, TAG_VALUE, App, add_apps
 from bench.report import Goal, Row, judged
 from bench.rotation import quiet
+from sandbox.aws_cli import aws
 from sandbox.calls import count_calls
 from sandbox.environments import execution_environments
 from sandbox.throttle import AWS_LIMITS, Limit, Throttle
@@ -49,6 +52,7 @@ STATUS_LIMITS: Final = (
 )
 WALL_GOAL: Final = Goal(limit=30, text="well under a minute (<= 30 s)")
 ORDER_GOAL: Final = Goal(limit=1, op=">=", text="exactly the broken apps, first")
+FIXED_GOAL: Final = Goal(limit=1, op=">=", text="healthy after the printed fixes: exit 0")
 SETUP_THREADS: Final = 8
 STUCK_AGE_SECONDS: Final = 7200
 BROKEN: Final = ("rotation-off", "rotation-stuck", "current-key-missing")
@@ -69,6 +73,8 @@ class StatusRun:
     broken: list[str]  # the apps broken on purpose, by name
     first: list[str]  # the apps listed first, as many as were broken
     codes: dict[str, list[str]]  # the problems listed for each unhealthy app
+    fixed_exit_code: int  # status --fleet again, after the printed fix of each app ran
+    fixed_unhealthy: int
 
     @property
     def found_first(self) -> bool:
@@ -133,9 +139,14 @@ def run_status(
             started = time.perf_counter()
             code = _status_fleet.run(args, clients_for=clients_for)
             seconds = time.perf_counter() - started
+        found = json.loads(out.getvalue())
+        run_fixes(found, fleet)
+        again = io.StringIO()
+        with contextlib.redirect_stdout(again), contextlib.redirect_stderr(io.StringIO()):
+            fixed_code = _status_fleet.run(args, clients_for=clients_for)
         for client in hooked:
             throttle.detach(client)
-    found = json.loads(out.getvalue())
+    fixed = json.loads(again.getvalue())
     unhealthy = [a for a in found["apps"] if not a["healthy"]]
     return StatusRun(
         apps=apps,
@@ -149,7 +160,29 @@ def run_status(
         broken=broken,
         first=[a["app"] for a in found["apps"][: len(broken)]],
         codes={a["app"]: [p["code"] for p in a["problems"]] for a in unhealthy},
+        fixed_exit_code=fixed_code,
+        fixed_unhealthy=fixed["counts"]["unhealthy"],
     )
+
+
+def run_fixes(found: dict[str, Any], fleet: Sequence[App]) -> None:
+    """Run the printed fix of each unhealthy app, as an operator would type it.
+
+    ``aws secretsmanager rotate-secret`` is played by the app's rotation driver (moto's
+    RotateSecret does not run the function here); every other line runs through boto3.
+    """
+    by_arn = {app.secret_arn: app for app in fleet}
+    for listed in found["apps"]:
+        if listed["healthy"]:
+            continue
+        for command in listed["problems"][0]["fix"]:
+            argv = shlex.split(command)
+            if argv[:3] == ["aws", "secretsmanager", "rotate-secret"]:
+                if not by_arn[argv[4]].world.driver.rotate().ok:
+                    msg = f"the fix of {listed['app']} did not rotate"
+                    raise RuntimeError(msg)
+            else:
+                aws(command)
 
 
 def status_rows(run: StatusRun) -> tuple[list[Row], dict[str, Any]]:
@@ -181,6 +214,12 @@ def status_rows(run: StatusRun) -> tuple[list[Row], dict[str, Any]]:
             value=float(run.found_first and run.exit_code == 1),
             goal=ORDER_GOAL,
         ),
+        judged(
+            f"{label}: after each printed fix ran, exit {run.fixed_exit_code}",
+            f"{run.fixed_unhealthy} unhealthy",
+            value=float(run.fixed_exit_code == 0 and run.fixed_unhealthy == 0),
+            goal=FIXED_GOAL,
+        ),
     ]
     data = {
         "apps": run.apps,
@@ -195,5 +234,7 @@ def status_rows(run: StatusRun) -> tuple[list[Row], dict[str, Any]]:
         "first": run.first,
         "codes": run.codes,
         "found_first": run.found_first,
+        "fixed_exit_code": run.fixed_exit_code,
+        "fixed_unhealthy": run.fixed_unhealthy,
     }
     return rows, data

@@ -30,9 +30,11 @@ def test_a_small_fleet_lists_its_three_broken_apps_first_under_throttling() -> N
     assert run.calls["SecretsManager.ListSecrets"] == 1
     assert run.calls["IAM.ListAccessKeys"] == run.calls["SecretsManager.DescribeSecret"] == 5
     assert "IAM.GetAccessKeyLastUsed" not in run.calls
-    # AND the rows judge the order and show the calls
+    # AND once the printed fix of each broken app ran, the fleet is healthy: exit 0
+    assert (run.fixed_exit_code, run.fixed_unhealthy) == (0, 0)
+    # AND the rows judge the order and the fixes, and show the calls
     rows, data = fleet_status.status_rows(run)
-    assert [row.mark for row in rows] in (["met", "n/a", "met"], ["missed", "n/a", "met"])
+    assert [row.mark for row in rows][1:] == ["n/a", "met", "met"]
     assert data["found_first"] is True
     assert "status --fleet, N = 5, 3 workers" in markdown_table(rows)
 
@@ -51,7 +53,9 @@ def test_the_order_row_is_missed_when_a_healthy_app_comes_first() -> None:
         broken=["a", "b", "c"],
         first=["a", "b", "d"],
         codes={"a": ["rotation-off"], "b": ["rotation-stuck"], "d": ["x"]},
+        fixed_exit_code=1,
+        fixed_unhealthy=1,
     )
-    # THEN the order row is missed, the wall time met
+    # THEN the order row and the fixes' row are missed, the wall time met
     rows, _ = fleet_status.status_rows(run)
-    assert [row.mark for row in rows] == ["met", "n/a", "missed"]
+    assert [row.mark for row in rows] == ["met", "n/a", "missed", "missed"]

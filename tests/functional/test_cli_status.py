@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from sandbox.aws_cli import aws
 from ses_smtp_rotator.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from ses_smtp_rotator.contract import Retirement
 from tests import leakscan
-from tests.functional.test_readme import aws
 
 if TYPE_CHECKING:
     from sandbox.world import World

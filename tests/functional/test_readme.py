@@ -31,11 +31,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from sandbox import demo, invariants, local
+from sandbox.aws_cli import aws, expand
 from sandbox.fleet import add_app, fleet_env
 from ses_smtp_rotator import client as smtp_client
 from ses_smtp_rotator.password import derive_legacy_v2_password, derive_smtp_password
@@ -347,11 +347,6 @@ def localise(command: str, world: World | None, values: dict[str, str], tmp_path
     return command
 
 
-def expand(argv: list[str], env: dict[str, str]) -> list[str]:
-    """Expand ``$NAME`` in each word as the shell does inside double quotes."""
-    return [re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), word) for word in argv]
-
-
 def cli(args: str, *, env: dict[str, str] | None = None, stdin: str = "") -> tuple[int, str, str]:
     """Run one ``ses-smtp-rotator`` command line in a fresh process, as a shell would."""
     program = shutil.which("ses-smtp-rotator", path=str(Path(sys.executable).parent))
@@ -368,34 +363,6 @@ def cli(args: str, *, env: dict[str, str] | None = None, stdin: str = "") -> tup
         check=False,
     )
     return done.returncode, done.stdout, done.stderr
-
-
-def aws(command: str) -> dict[str, Any]:
-    """Run an ``aws <service> <operation> --option value ...`` line through boto3, like the CLI."""
-    service, operation, *options = expand(shlex.split(command), dict(os.environ))[1:]
-    params: dict[str, str] = {}
-    while options:
-        name, value = options.pop(0), options.pop(0)
-        assert name.startswith("--"), f"not an option: {name}"
-        params["".join(part.capitalize() for part in name[2:].split("-"))] = value
-    client: Any = boto3.client(service)  # type: ignore[call-overload]
-    name = client.meta.method_to_api_mapping[operation.replace("-", "_")]
-    members = client.meta.service_model.operation_model(name).input_shape.members
-    # The CLI takes a list parameter as one or more words; here each list has one item. A list
-    # of structures takes the CLI's shorthand, Key=value,Other=value.
-    wrapped: dict[str, Any] = {
-        k: [_shorthand(v) if members[k].member.type_name == "structure" else v]
-        if members[k].type_name == "list"
-        else v
-        for k, v in params.items()
-    }
-    method: Callable[..., dict[str, Any]] = getattr(client, operation.replace("-", "_"))
-    return method(**wrapped)
-
-
-def _shorthand(value: str) -> dict[str, str]:
-    """Parse the AWS CLI's shorthand for one structure (``Key=a,Value=b``)."""
-    return dict(pair.split("=", 1) for pair in value.split(","))
 
 
 @pytest.fixture

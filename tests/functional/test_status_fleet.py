@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 import pytest
 
+from sandbox.aws_cli import aws
 from sandbox.fleet import FLEET_NAME, TAG_KEY, add_app, fleet_env
 from ses_smtp_rotator import _status_fleet
 from ses_smtp_rotator.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from ses_smtp_rotator.exceptions import SecretUnavailableError
 from tests import leakscan
-from tests.functional.test_readme import aws, readme_commands
+from tests.functional.test_readme import readme_commands
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
