@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-from ses_smtp_rotator import _aws, _console, _status, _status_fleet_render
+from ses_smtp_rotator import _aws, _console, _status, _status_fleet_render, _status_trail
 from ses_smtp_rotator._status_fleet_model import App, Checked
 from ses_smtp_rotator._status_model import Problem
 from ses_smtp_rotator.contract import FLEET_TAG, MAX_TAG_KEY, MAX_TAG_VALUE, TAG_TEXT
@@ -257,6 +257,8 @@ def run(
         regions=regions,
         checked=checked,
         show_key_ids=args.show_key_ids,
+        # One trail check per region, as status makes for one secret (a warning at most).
+        notices=[_status_trail.check(region) for region in regions],
     )
     _console.out(fleet.as_json_text() if args.json else fleet.as_text())
     return _console.EXIT_OK if fleet.healthy else _console.EXIT_FAILED

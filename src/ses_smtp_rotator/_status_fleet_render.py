@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ses_smtp_rotator._status_render import View, shown_problem
@@ -18,6 +18,7 @@ from ses_smtp_rotator._status_render import View, shown_problem
 if TYPE_CHECKING:
     from ses_smtp_rotator._status_fleet_model import Checked
     from ses_smtp_rotator._status_model import Problem
+    from ses_smtp_rotator._status_trail import Notices
 
 SCHEMA_VERSION: Final = 1
 PROG: Final = "ses-smtp-rotator"
@@ -37,6 +38,8 @@ class Fleet:
     regions: list[str]
     checked: list[Checked]
     show_key_ids: bool = False
+    # Whether rotation notices can arrive, one answer per region (never changes the exit code).
+    notices: list[Notices] = field(default_factory=list)
 
     @property
     def unhealthy(self) -> list[Checked]:
@@ -84,6 +87,7 @@ class Fleet:
             masked = any("{key}" in c for k in self.unhealthy for p in k.problems for c in p.fix)
             if masked:
                 lines.append("key ids are masked: run with --show-key-ids to print them in full")
+        lines += [notices.as_text() for notices in self.notices]
         return "\n".join(lines)
 
     def _app(self, checked: Checked) -> dict[str, Any]:
@@ -109,6 +113,7 @@ class Fleet:
             "healthy": self.healthy,
             "counts": {"apps": len(self.checked), "unhealthy": len(self.unhealthy)},
             "apps": [self._app(c) for c in self.checked],
+            "notices": [notices.as_json() for notices in self.notices],
         }
 
     def as_json_text(self) -> str:

@@ -112,7 +112,8 @@ def test_three_broken_apps_come_first_with_their_fix_and_the_fixes_heal_the_flee
     assert (
         header == f"fleet {FLEET_NAME} ({TAG_KEY}={FLEET_NAME}) in us-east-1: 6 apps, 3 unhealthy"
     )
-    assert [line.split()[:2] for line in lines] == [
+    *app_lines, notices = lines
+    assert [line.split()[:2] for line in app_lines] == [
         ["UNHEALTHY", "billing"],
         ["UNHEALTHY", "crm"],
         ["UNHEALTHY", "shop"],
@@ -120,6 +121,8 @@ def test_three_broken_apps_come_first_with_their_fix_and_the_fixes_heal_the_flee
         ["healthy", "docs"],
         ["healthy", "wiki"],
     ]
+    # AND the last line says whether notices can arrive in the region (no trail here: a warning)
+    assert notices.startswith("notices        WARNING: rotation notices cannot arrive")
     assert "rotation-off: rotation is turned off" in lines[0]
     assert (
         f"$ aws secretsmanager rotate-secret --secret-id {apps['billing'].secret_arn}" in lines[0]
@@ -151,7 +154,10 @@ def test_json_shape(fleet: World, run: Run) -> None:
     code, found = as_json(run)
     # THEN one object: the fleet, its counts, and each app as status sees it, unhealthy first
     assert code == EXIT_FAILED
-    assert set(found) == {"schema", "fleet", "tag", "regions", "healthy", "counts", "apps"}
+    assert set(found) == {
+        "schema", "fleet", "tag", "regions", "healthy", "counts", "apps", "notices"
+    }  # fmt: skip
+    assert [(n["region"], n["can_arrive"]) for n in found["notices"]] == [("us-east-1", False)]
     assert found["tag"] == {"key": TAG_KEY, "value": FLEET_NAME}
     assert found["regions"] == ["us-east-1"]
     assert (found["healthy"], found["counts"]) == (False, {"apps": 2, "unhealthy": 1})
