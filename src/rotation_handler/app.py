@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 _BOTO_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20
 )
+# The failure notice's client: a notice must not spend the time the step's own error needs to
+# reach the log (at most 2 attempts of 2 + 3 s).
+_NOTICE_CONFIG = _BOTO_CONFIG.merge(
+    Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=3)
+)
 # Time kept back from the Lambda's remaining time for the calls after the SMTP test.
 _RESERVE_SECONDS = 5.0
 # Bound of one PUT of a custom resource's answer to CloudFormation.
@@ -73,7 +78,7 @@ class Runtime:
     def events(self) -> notices.EventPublisher:
         """The EventBridge client of the function's own account, built for the first notice."""
         client: notices.EventPublisher = self.account_clients.session.client(
-            "events", config=_BOTO_CONFIG
+            "events", config=_NOTICE_CONFIG
         )
         return client
 

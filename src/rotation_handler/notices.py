@@ -18,7 +18,10 @@ for notices). A crash between the event and the tag costs one duplicate notice, 
 
 Notices are for secrets the gate admitted: a secret refused by the gate (another secret, outside
 the fleet, an unknown account) is neither tagged nor announced. A failure to notify is logged as a
-warning and never replaces the step's own error.
+warning and never replaces the step's own error. An event EventBridge answers but does not take
+(``FailedEntryCount``) is a failure to notify: the secret is not tagged, so the next retry tries
+again. The notice's client makes at most two short attempts, so that a slow EventBridge cannot
+spend the time the step's own error needs to reach the log.
 """
 
 from __future__ import annotations
@@ -155,9 +158,15 @@ class Streak:
             state = self.state or self._admitted()
             if state is None or state.tags.get(FAILING_TAG) == digest(self.token):
                 return
+            answer = self.events().put_events(Entries=[self.entry(state, err)])
+            if answer.get("FailedEntryCount"):
+                # Answered 200 but not taken: no tag, so the next retry tries again.
+                entries = answer.get("Entries") or [{}]
+                code = cause_of(ValueError(entries[0].get("ErrorCode") or "unknown"))
+                logger.warning("the failure notice was not taken", extra={"error": code})
+                return
             # Once per streak, like the notice: the dashboard's "rotations failed per day".
             metrics.add_metric(name=FAILED_METRIC, unit=MetricUnit.Count, value=1)
-            self.events().put_events(Entries=[self.entry(state, err)])
             self.sm.tag_resource(
                 SecretId=state.arn, Tags=[{"Key": FAILING_TAG, "Value": digest(self.token)}]
             )
@@ -176,7 +185,7 @@ class Streak:
         """Return the PutEvents entry of a failure (no secret: names, a class, a bounded line)."""
         detail = {
             "secret": state.arn,
-            "app": state.name,
+            "app": state.app,
             "step": self.step,
             "error": type(err).__name__,
             "cause": cause_of(err),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
-from ses_smtp_rotator.contract import CURRENT, PENDING, PREVIOUS
+from ses_smtp_rotator.contract import CURRENT, PENDING, PREVIOUS, STACK_NAME_TAG
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -47,6 +47,11 @@ class SecretState:
     tags: Mapping[str, str] = field(default_factory=dict)
     # DescribeSecret's DeletedDate: the secret is scheduled for deletion.
     deleted: bool = False
+
+    @property
+    def app(self) -> str:
+        """The app: the CloudFormation stack that made the secret, else the secret's name."""
+        return self.tags.get(STACK_NAME_TAG) or self.name
 
     def version_with(self, stage: str) -> str | None:
         """Return the id of the version that carries ``stage``, if any."""

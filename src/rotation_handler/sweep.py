@@ -165,7 +165,7 @@ def _report_rotation_age(state: SecretState, *, now: datetime) -> None:
     metrics.add_metric(name="SecondsSinceLastRotation", unit=MetricUnit.Seconds, value=age)
     # The same fact per app in the log lines (the metric has no per-app dimension, which would be
     # one paid metric per app): the fleet's overdue view queries these keys (LOGGED_AGE_KEYS).
-    logger.append_keys(app=state.name, hours_since_rotation=round(age / 3600, 1))
+    logger.append_keys(app=state.app, hours_since_rotation=round(age / 3600, 1))
 
 
 def _report_late_use(iam: IAMClient, key_id: str, *, since: datetime) -> None:

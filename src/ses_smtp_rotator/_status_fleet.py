@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Final
 from ses_smtp_rotator import _aws, _console, _status, _status_fleet_render, _status_trail
 from ses_smtp_rotator._status_fleet_model import App, Checked
 from ses_smtp_rotator._status_model import Problem
-from ses_smtp_rotator.contract import FLEET_TAG, MAX_TAG_KEY, MAX_TAG_VALUE, TAG_TEXT
+from ses_smtp_rotator.contract import (
+    FLEET_TAG,
+    MAX_TAG_KEY,
+    MAX_TAG_VALUE,
+    STACK_NAME_TAG,
+    TAG_TEXT,
+)
 from ses_smtp_rotator.exceptions import (
     SecretUnavailableError,
     SesSmtpCredentialsError,
@@ -53,7 +59,7 @@ MAX_WORKERS: Final = 32
 MAX_ATTEMPTS: Final = 8  # per call, botocore's adaptive mode (its default is 3)
 PROGRESS_SECONDS: Final = 2.0
 MAX_LIST_PAGES: Final = 100  # 100 secrets a page: 10,000 secrets per region at most
-STACK_TAG: Final = "aws:cloudformation:stack-name"
+STACK_TAG: Final = STACK_NAME_TAG
 
 
 def _tag_text(what: str, limit: int) -> Callable[[str], str]:
@@ -147,6 +153,11 @@ def find(sm: SecretsManagerClient, *, name: str, tag_key: str = FLEET_TAG) -> li
                     secret = entry.get("Name", entry["ARN"])
                     stack = tags.get(STACK_TAG) or secret
                     found.append(App(stack, region, entry["ARN"], secret))
+        if pages.resume_token:
+            _console.err(
+                f"status --fleet: WARNING: more than {100 * MAX_LIST_PAGES} secrets carry the tag "
+                f"in {region}; only the first {100 * MAX_LIST_PAGES} are read"
+            )
     except (ClientError, BotoCoreError) as err:
         fix = _aws.advice(err, "check the region and that you may call secretsmanager:ListSecrets")
         msg = f"cannot list the secrets in {region} ({_aws.error_code(err)}): {fix}"
@@ -205,6 +216,10 @@ def check(
         except (SesSmtpCredentialsError, ClientError, BotoCoreError) as err:
             text = str(err) if isinstance(err, SesSmtpCredentialsError) else None
             message = text or f"cannot be read ({_aws.error_code(err)})"
+            checked = Checked(app, None, [Problem("unreadable", message)])
+        except Exception as err:  # noqa: BLE001 - one odd app never ends the fleet's run
+            # Only the class: an unexpected error's text is not known to be free of values.
+            message = f"cannot be read ({type(err).__name__}): see status --secret-id"
             checked = Checked(app, None, [Problem("unreadable", message)])
         if progress is not None:
             progress.tick()

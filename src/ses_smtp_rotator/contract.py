@@ -25,6 +25,8 @@ BINDING_TAG: Final = "ses-smtp-rotation:bound-to"
 # The secret tag that puts a secret in a fleet: its value is the fleet's name (fleet/app.yaml sets
 # it; the fleet function's FLEET_TAG_KEY may name another key). ``status --fleet`` lists by it.
 FLEET_TAG: Final = "ses-smtp-rotation:fleet"
+# CloudFormation's own tag on what a stack creates: an app is named by the stack that made it.
+STACK_NAME_TAG: Final = "aws:cloudformation:stack-name"
 # Tag keys and values as Secrets Manager accepts them (the ASCII subset), and their lengths.
 TAG_TEXT: Final = re.compile(r"^[A-Za-z0-9 _.:/=+@-]+$")
 MAX_TAG_KEY: Final = 128

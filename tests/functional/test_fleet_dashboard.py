@@ -184,7 +184,7 @@ def test_the_late_use_warning_carries_the_fields_of_its_query() -> None:
     # The old key's late use needs a grace period to pass; its line's keys are in the source.
     assert '"last_used": used.isoformat()' in SOURCES
     assert "the old key was used after the new one was promoted" in SOURCES
-    assert "logger.append_keys(app=state.name" in SOURCES
+    assert "logger.append_keys(app=state.app" in SOURCES
 
 
 def test_the_query_field_reader_sees_fields_and_skips_words() -> None:

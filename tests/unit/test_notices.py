@@ -49,15 +49,19 @@ class FakeSecretsManager:
 class FakeBus:
     """An EventBridge client that keeps the entries, or refuses them all."""
 
-    def __init__(self, *, refuse: bool = False) -> None:
+    def __init__(self, *, refuse: bool = False, drop: bool = False) -> None:
         self.entries: list[dict[str, Any]] = []
         self.refuse = refuse
+        self.drop = drop  # answer 200 with the entry failed, as PutEvents does under load
 
     def put_events(self, *, Entries: list[Any]) -> dict[str, Any]:  # noqa: N803 - boto3's shape
         if self.refuse:
             raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "PutEvents")
+        if self.drop:
+            failed = {"ErrorCode": "InternalFailure", "ErrorMessage": "Internal service error."}
+            return {"FailedEntryCount": 1, "Entries": [failed]}
         self.entries += Entries
-        return {"FailedEntryCount": 0}
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}
 
 
 def streak(sm: FakeSecretsManager, bus: FakeBus, step: str = "testSecret") -> notices.Streak:
@@ -140,6 +144,30 @@ def test_a_notice_that_fails_never_replaces_the_steps_error() -> None:
     # THEN the step's error propagated (above), and the secret was not marked (it would be notified
     # again at the next failure rather than never)
     assert sm.tagged == []
+
+
+def test_an_event_answered_but_not_taken_leaves_the_streak_open() -> None:
+    # GIVEN EventBridge answering 200 with the entry failed (FailedEntryCount 1)
+    sm, bus = FakeSecretsManager(), FakeBus(drop=True)
+    # WHEN the step fails
+    with pytest.raises(SmtpTestError, match="the step's own"), streak(sm, bus):
+        raise SmtpTestError("the step's own error")  # noqa: EM101, TRY003 - the step's error, as raised
+    # THEN the secret is not marked: the next failure of this rotation tries to notify again
+    assert sm.tagged == []
+    # AND once EventBridge takes it, the notice goes out and the streak is marked
+    bus.drop = False
+    with pytest.raises(SmtpTestError), streak(sm, bus):
+        raise SmtpTestError("the step's own error")  # noqa: EM101, TRY003 - the step's error, as raised
+    assert len(bus.entries) == 1
+    assert len(sm.tagged) == 1
+
+
+def test_the_app_is_the_stack_that_made_the_secret() -> None:
+    # GIVEN a secret made by the stack "billing" (CloudFormation's own tag), another by hand
+    made = SecretState(**{**STATE.__dict__, "tags": {"aws:cloudformation:stack-name": "billing"}})
+    # THEN the notice names the stack, or the secret's name when no stack made it
+    assert made.app == "billing"
+    assert STATE.app == STATE.name
 
 
 def test_a_failure_before_the_guard_asks_the_gate_for_the_secret() -> None:

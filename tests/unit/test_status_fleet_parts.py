@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ses_smtp_rotator._status_fleet import Progress, fleet_name
+from datetime import UTC, datetime
+
+from ses_smtp_rotator._status_fleet import Clients, Progress, check, fleet_name
 from ses_smtp_rotator._status_fleet_model import App, Checked
 from ses_smtp_rotator._status_fleet_render import Fleet
 from ses_smtp_rotator._status_model import Problem, Report
@@ -83,3 +85,22 @@ def test_one_line_per_app_names_the_first_problem_and_points_at_the_rest() -> No
 
 def test_fleet_names_are_tag_values() -> None:
     assert fleet_name(" billing ") == "billing"
+
+
+class _Odd:
+    """A Secrets Manager client whose answer breaks the reader in an unexpected way."""
+
+    def describe_secret(self, **_: object) -> dict[str, object]:
+        raise KeyError("ARN")  # noqa: EM101 - what an odd answer would raise
+
+
+def test_an_unexpected_error_is_that_apps_problem_not_the_end_of_the_run() -> None:
+    # GIVEN two apps, the first of which the reader cannot make sense of
+    odd = App("odd", "us-east-1", ARN, "odd-smtp")
+    clients = Clients(secrets_manager={"us-east-1": _Odd()}, iam=object())  # type: ignore[dict-item, arg-type]
+    # WHEN the fleet is checked
+    (checked,) = check([odd], clients=clients, now=datetime.now(UTC), workers=1)
+    # THEN the app is unreadable, named by the error's class only (its text may hold values)
+    assert [(p.code, p.message) for p in checked.problems] == [
+        ("unreadable", "cannot be read (KeyError): see status --secret-id")
+    ]
