@@ -9,6 +9,7 @@ stored versions and labels, before and after.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
@@ -299,20 +300,25 @@ def denied_get_user(request: Any, **_: Any) -> AWSResponse:  # noqa: ANN401 - bo
     return AWSResponse(str(request.url), 403, headers, RawBody(body))
 
 
+@contextlib.contextmanager
+def iam_hides_users() -> Iterator[None]:
+    """Inside the block, IAM answers the function's GetUser with AccessDenied (see above)."""
+    hook: Any = denied_get_user  # before-send may answer (botocore types its hooks as None)
+    events = app.runtime().iam.meta.events
+    events.register_first("before-send.iam.GetUser", hook, unique_id="deny-get-user")
+    try:
+        yield
+    finally:
+        events.unregister("before-send.iam.GetUser", unique_id="deny-get-user")
+
+
 def test_a_user_the_policy_hides_is_refused_as_outside_the_fleet(fleet: Fleet) -> None:
     # GIVEN an app whose user IAM will not show the function (the policy's path scope)
     member = fleet.add("app-a")
     before = snapshot(fleet.world)
-    hook: Any = (
-        denied_get_user  # botocore types its hooks as returning None; before-send may answer
-    )
-    events = app.runtime().iam.meta.events
-    events.register_first("before-send.iam.GetUser", hook, unique_id="deny-get-user")
-    try:
+    with iam_hides_users():
         # WHEN it rotates
         rotation = member.rotate(max_attempts=1)
-    finally:
-        events.unregister("before-send.iam.GetUser", unique_id="deny-get-user")
     # THEN the refusal says why, and nothing changed
     error = rotation.attempts[-1].error
     assert isinstance(error, NotInFleetError)
@@ -350,14 +356,9 @@ def test_a_hidden_user_is_told_apart_deleted_by_hand_or_mistyped(
         member = fleet.add("app-a", bootstrap={"iam_user_name": "app-x"})
     named = member.value()["iam_user_name"]
     before = snapshot(fleet.world)
-    hook: Any = denied_get_user  # before-send may answer (botocore types it as None)
-    events = app.runtime().iam.meta.events
-    events.register_first("before-send.iam.GetUser", hook, unique_id="deny-get-user")
-    try:
+    with iam_hides_users():
         # WHEN it rotates
         rotation = member.rotate(max_attempts=1)
-    finally:
-        events.unregister("before-send.iam.GetUser", unique_id="deny-get-user")
     # THEN the refusal names the cause the secret's versions show and the command to check it,
     # and nothing changed
     error = rotation.attempts[-1].error
@@ -895,17 +896,12 @@ def test_a_delete_for_a_user_iam_hides_lets_the_stack_go(
     # GetUser with AccessDenied (as for a user outside the path), not NoSuchEntity
     member = fleet.add("app-a")
     before = snapshot(fleet.world)
-    hook: Any = denied_get_user
-    events = app.runtime().iam.meta.events
-    events.register_first("before-send.iam.GetUser", hook, unique_id="deny-get-user")
-    try:
+    with iam_hides_users():
         # WHEN its stack's Delete arrives
         event = cloudformation.event(
             "Delete", user="app-a", secret_id=member.secret_arn, physical_id="app-a"
         )
         answer = cloudformation.send(fleet.world, event)
-    finally:
-        events.unregister("before-send.iam.GetUser", unique_id="deny-get-user")
     # THEN it succeeds without deleting anything (the fleet function holds no key IAM hides
     # from it), so the stack's deletion is not stuck in DELETE_FAILED
     assert answer["Status"] == "SUCCESS"
