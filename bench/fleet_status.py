@@ -22,7 +22,7 @@ import json
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from bench.fleet import FLEET_ENV, TAG_KEY, TAG_VALUE, App, add_apps
@@ -221,20 +221,5 @@ def status_rows(run: StatusRun) -> tuple[list[Row], dict[str, Any]]:
             goal=FIXED_GOAL,
         ),
     ]
-    data = {
-        "apps": run.apps,
-        "workers": run.workers,
-        "seconds": run.seconds,
-        "exit_code": run.exit_code,
-        "calls": run.calls,
-        "throttled": run.throttled,
-        "absorbed": run.absorbed,
-        "exhausted": run.exhausted,
-        "broken": run.broken,
-        "first": run.first,
-        "codes": run.codes,
-        "found_first": run.found_first,
-        "fixed_exit_code": run.fixed_exit_code,
-        "fixed_unhealthy": run.fixed_unhealthy,
-    }
+    data = asdict(run) | {"found_first": run.found_first}
     return rows, data
