@@ -150,12 +150,7 @@ def delete_keys(request: Request, rt: Runtime, *, user: str) -> Answer:
     """
     settings, iam = rt.settings, rt.iam
     gone = Answer(status="SUCCESS", physical_id=user, reason="the IAM user no longer exists")
-    if settings.iam_user_name and user != settings.iam_user_name:
-        msg = (
-            f"this function is bound to IAM user {settings.iam_user_name} "
-            f"(SMTP_IAM_USER_NAME) and refuses {user}"
-        )
-        raise NotBoundError(msg)
+    gate.check_user_name(settings, None, user)
     try:
         found_user = gate.read_user(iam, settings, user)
     except NotInFleetError:
@@ -176,7 +171,7 @@ def delete_keys(request: Request, rt: Runtime, *, user: str) -> Answer:
             physical_id=user,
             reason="the user is bound to no secret (no key of the rotation's): nothing was deleted",
         )
-    claim = gate.Teardown(stack_id=request.stack_id, logical_id=request.logical_id, user=user)
+    claim = gate.Teardown(stack_id=request.stack_id, logical_id=request.logical_id)
     bound = gate.check_teardown(_stack_resources(rt.cloudformation, claim), claim, found_user)
     try:
         bound_secret: SecretState | None = gate.admit_secret(rt.sm, bound, settings)

@@ -11,7 +11,7 @@ write only their own secret, cannot set (``docs/security.md`` tabulates them wit
 - the sweep retires a key only on this secret's finishSecret's record of it (the function);
 - the key clean-up deletes a user's keys only while CloudFormation shows the requesting stack
   deleting the resource, holding the bound secret, whose rotation is off (the stack's owner);
-- a change of user starts a rotation of ``SECRET_ARN`` only, never of a secret a request names.
+- a change to ``SMTP_IAM_USER_NAME`` rotates ``SECRET_ARN`` only, never a secret a request names.
 A secret's value, an event's fields, a request's properties only choose what to ask about.
 """
 
@@ -45,8 +45,7 @@ if TYPE_CHECKING:
     from rotation_handler.settings import Settings
 
 DENIED: Final = frozenset({"AccessDenied", "AccessDeniedException"})
-# A resource being deleted: the stack's deletion, a roll-back, an update's clean-up.
-_DELETING: Final = "DELETE_IN_PROGRESS"
+_DELETING: Final = "DELETE_IN_PROGRESS"  # the stack's deletion, a roll-back, an update's clean-up
 _SECRET: Final = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type
 _LEFT_ALONE: Final = "the user's keys are left alone"
 _TAG_IT: Final = "Tag it to let this function rotate it, or rotate it with another function"
@@ -74,12 +73,15 @@ def admit_secret(sm: SecretsManagerClient, secret_id: str, settings: Settings) -
     return state
 
 
-def own_secret(settings: Settings) -> str:
-    """Return the one secret a change of user may rotate: ``SECRET_ARN`` (no fleet's)."""
+def own_secret(settings: Settings, user: object) -> str | None:
+    """Return the secret a change to ``user`` may rotate: ``SECRET_ARN``, if bound to ``user``.
+
+    ``None`` when the function is bound to another user; ``NotBoundError`` in a fleet.
+    """
     if not settings.secret_arn or settings.fleet is not None:
         msg = "only a single-secret function (SECRET_ARN) rotates on a change of user"
         raise NotBoundError(msg)
-    return settings.secret_arn
+    return settings.secret_arn if user == settings.iam_user_name else None
 
 
 def check_secret(state: SecretState, settings: Settings, *, secret_id: str = "") -> None:
@@ -103,15 +105,16 @@ def check_secret(state: SecretState, settings: Settings, *, secret_id: str = "")
     raise NotInFleetError(msg)
 
 
-def check_user_name(settings: Settings, secret: SecretState, name: str) -> None:
-    """Refuse a user other than ``SMTP_IAM_USER_NAME`` (no call)."""
+def check_user_name(settings: Settings, secret: SecretState | None, name: str) -> None:
+    """Refuse a user other than ``SMTP_IAM_USER_NAME``, named by ``secret`` or a request."""
     expected = settings.iam_user_name
-    if expected and name != expected:
-        msg = (
-            f"secret {secret.arn} names IAM user {name} but this function is bound to "
-            f"{expected} (SMTP_IAM_USER_NAME): fix iam_user_name in the secret"
-        )
-        raise NotBoundError(msg)
+    if not expected or name == expected:
+        return
+    bound = f"this function is bound to {expected} (SMTP_IAM_USER_NAME)"
+    msg = f"{bound} and refuses IAM user {name}"
+    if secret is not None:
+        msg = f"secret {secret.arn} names IAM user {name} but {bound}: fix its iam_user_name"
+    raise NotBoundError(msg)
 
 
 def read_user(iam: IAMClient, settings: Settings, name: str) -> User | None:
@@ -168,8 +171,7 @@ def admit(asker: Asker, name: str, *, records: bool = False) -> User | None:
 
 def admit_read(asker: Asker, name: str) -> User:
     """Ask about user ``name`` and return it as read (its records included)."""
-    user = admit(asker, name, records=True)
-    if user is None:  # pragma: no cover - records=True always reads the user
+    if (user := admit(asker, name, records=True)) is None:  # pragma: no cover - always read
         raise AssertionError(name)
     return user
 
@@ -260,11 +262,10 @@ def may_retire(secret: SecretState, user: User, access_key_id: str) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class Teardown:
-    """A Delete's claims: which stack, which of its resources, which user."""
+    """A Delete's claims: which stack, and which of its resources."""
 
     stack_id: str
     logical_id: str
-    user: str
 
 
 def check_teardown(stack: list[Mapping[str, Any]], claim: Teardown, user: User) -> str:

@@ -67,8 +67,8 @@ def handle(request: Request, rt: Runtime) -> Answer:
     new, old = request.properties.get("UserName"), request.old_properties.get("UserName")
     if new == old:
         return Answer(status="SUCCESS", physical_id=physical_id, reason="the user did not change")
-    secret_arn = gate.own_secret(rt.settings)
-    if rt.settings.iam_user_name != new:
+    secret_arn = gate.own_secret(rt.settings, new)
+    if secret_arn is None:
         # The function is not (or no longer) bound to the new user: a rotation could only fail.
         logger.warning("user change not matching SMTP_IAM_USER_NAME: no rotation started")
         reason = "the function is not bound to the new user (SMTP_IAM_USER_NAME): no rotation"
