@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import coldstart, fleet, fleet_status, helper, machine, memory, plot, rotation
+from bench import coldstart, fleet, fleet_status, helper, machine, memory, path, plot, rotation
 from bench.fleet_report import fleet_rows
 from bench.package_report import package_rows
 from bench.report import Goal, Row, judged, markdown_table, missed
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 OUTPUT = Path(__file__).resolve().parent
 OVERSHOOT_GOALS = {0.0: 0.5, 3.0: 1.0, 10.0: 1.0}
 CALLS_GOAL = Goal(limit=15, text="<= 15")
+# The function's modules a steady createSecret runs code in (bench/path.py says how).
+PATH_GOAL = Goal(limit=5, text="<= 5 modules")
 COLD_RATIO_GOAL = Goal(limit=1.15, text="<= 1.15x")
 # "Well inside 128 MB": half of it, so a heavier dependency or a bigger secret still fits.
 RSS_GOAL = Goal(limit=64, text="well inside 128 MB (<= 64 MiB)")
@@ -118,6 +120,12 @@ def rotation_rows(run: rotation.RotationRun) -> tuple[list[Row], dict[str, Any]]
         "calls": {"bootstrap": run.bootstrap.calls, "steady_state": steady.calls},
     }
     return rows, data
+
+
+def path_row(trace: path.PathTrace) -> Row:
+    """Judge the modules a steady createSecret runs code in against the goal."""
+    measure = "createSecret's path: the function's modules it runs code in, steady state"
+    return judged(measure, trace.text(), value=len(trace.modules), goal=PATH_GOAL)
 
 
 def calls_text(calls: dict[str, int]) -> str:
@@ -222,7 +230,9 @@ def measure_all(
     with rotation.steady_world(max_delay=max(plan.rotations)) as (world, bootstrap):
         run = rotation.measure_rotations(world, bootstrap, plan.rotations)
         section_rows, data["rotation"] = rotation_rows(run)
-        rows += section_rows
+        trace = path.trace_create_secret(world)
+        rows += [*section_rows, path_row(trace)]
+        data["create_secret_path"] = asdict(trace)
         helper_section, data["client_helper"] = helper_rows(world, plan.sends)
     chart = output / "rotation_vs_delay.png"
     data["plot"] = str(plot.plot_rotation(run.samples, chart, goal=max(OVERSHOOT_GOALS.values())))

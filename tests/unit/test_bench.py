@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bench import coldstart, machine, memory, package, plot, run
+from bench import coldstart, machine, memory, package, path, plot, run
 from bench.report import Goal, Row, judged, markdown_table, missed
 from bench.stats import summarize
 from rotation_handler import app
@@ -57,6 +57,30 @@ def test_table_shows_each_goal_beside_its_figure() -> None:
     assert lines[3] == "| AWS calls | 19 | <= 15 | ❌ missed |"
     assert lines[4] == "| AUTH \\| attempts | 6 | — | — |"
     assert missed(rows) == ["AWS calls"]
+
+
+def test_a_path_counts_crossings_between_modules_and_returns_into_entered_ones() -> None:
+    # GIVEN calls in order: the runtime into app, app within itself, app to steps, steps to keys,
+    # keys back to steps, steps back to app, and a library calling keys' hook (no caller in it)
+    calls = [
+        (None, "app"),
+        ("app", "app"),
+        ("app", "steps"),
+        ("steps", "keys"),
+        ("keys", "steps"),
+        ("steps", "app"),
+        (None, "keys"),
+    ]
+    # WHEN they are followed
+    trace = path.follow(calls)
+    # THEN the modules are those entered, in order; a call within a module crosses nothing; a
+    # call from outside the package is no crossing; two crossings went back into entered modules
+    assert trace.modules == ("app", "steps", "keys")
+    assert (trace.entries, trace.returns) == (4, 2)
+    # AND the row judges the number of modules against the goal of five
+    row = run.path_row(trace)
+    assert (row.mark, row.figure) == ("met", path.follow(calls).text())
+    assert run.path_row(path.follow([(None, f"m{i}") for i in range(6)])).mark == "missed"
 
 
 def test_calls_text_totals_by_service() -> None:
