@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
+from tools import cfn_yaml
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 TEMPLATE: Final = ROOT / "template.yaml"
@@ -28,31 +28,9 @@ EXTRA_VARIABLES: Final = ("AWS_ENDPOINT_URL", "SSL_CERT_FILE")
 """Variables the local template adds to the function's: where AWS is, which CA to trust."""
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader reading CloudFormation short forms: ``!Sub x`` becomes ``{"Fn::Sub": x}``."""
-
-
-def _construct_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    """Read a CloudFormation YAML template into plain JSON-able data (long-form intrinsics)."""
-    loaded: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    """Read a CloudFormation YAML template into JSON-able data (long-form intrinsics)."""
+    loaded: dict[str, Any] = cfn_yaml.parse(path.read_text(encoding="utf-8"))
     return loaded
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Final
 
-import yaml
+from tools import cfn_yaml
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,30 +71,9 @@ class NoValue:
 NO_VALUE: Final = NoValue()
 
 
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short forms: ``!Sub x`` becomes ``{"Fn::Sub": x}``."""
-
-
-def _construct_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: object
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)  # noqa: S101 - yaml has no fourth node kind
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {suffix if suffix in {"Ref", "Condition"} else f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def load(path: Path) -> dict[str, Any]:
-    """Parse a template file (YAML with CloudFormation's short forms, or JSON)."""
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)  # noqa: S506 - SafeLoader
+    """Parse a template file (YAML with CloudFormation's short forms, or JSON; see cfn_yaml)."""
+    data = cfn_yaml.parse(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         msg = f"{path}: not a template (no mapping at the top)"
         raise ResolveError(msg)

@@ -41,9 +41,7 @@ import hashlib
 import itertools
 import json
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -60,7 +58,7 @@ from hypothesis.stateful import (
 
 from rotation_handler.custom_resource import RESOURCE_TYPE
 from rotation_handler.exceptions import RotationError
-from sandbox import invariants, stacks
+from sandbox import answers, invariants, stacks
 from sandbox.fleet import TAG_KEY, add_app, fleet_env
 from sandbox.secrets_manager import (
     CURRENT,
@@ -95,7 +93,6 @@ FAKE: Final = "fake"
 STAGES: Final = (CURRENT, PENDING, PREVIOUS, "custom-label")
 REQUEST_TYPES: Final = ("Create", "Update", "Delete")
 LOGICAL_IDS: Final = (stacks.KEYS_RESOURCE, "SmtpSecret", "Other")
-ANSWER_WAIT: Final = 5.0  # seconds: a server shutdown and its thread's join
 
 _HEALTH: Final = (HealthCheck.too_slow, HealthCheck.data_too_large)  # a step is a whole rotation
 settings.register_profile(
@@ -135,36 +132,6 @@ def one_of(items: list[str]) -> st.SearchStrategy[str]:
     differ when hypothesis replays an example; drawing a bounded index keeps the choices the same.
     """
     return st.integers(0, 15).map(lambda index: items[index % len(items)])
-
-
-class AnswerSink:
-    """CloudFormation's ResponseURL on 127.0.0.1: takes every answer (the test reads effects)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                bodies.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:  # noqa: ANN401 - http.server's signature
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/answer?signature=presigned"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=ANSWER_WAIT)
 
 
 def user_tags(world: World) -> dict[str, str]:
@@ -207,12 +174,13 @@ class TrustBoundaryMachine(RuleBasedStateMachine):
         self.b_stack = stacks.deploy(
             world, stack_name=self.b.user_name, user=self.b.user_name, secret_arn=self.b.secret_arn
         )
-        self.sink = AnswerSink()
+        # CloudFormation's side: takes every answer the function PUTs (the test reads effects).
+        self._closing = contextlib.ExitStack()
+        self.cloudformation = self._closing.enter_context(answers.CloudFormationStandIn())
         # Stacks A's operator recorded (their id -> the user its clean-up resource names).
         self.a_stacks: dict[str, str] = {}
         # Every key id that was ever in the fleet: the shared logs show them all.
         self.seen_keys: dict[str, None] = {}  # in the order seen
-        self.requests = 0
         self.errors: list[BaseException] = []
         self._see_keys()
 
@@ -220,7 +188,7 @@ class TrustBoundaryMachine(RuleBasedStateMachine):
         try:
             self._check_no_leaks()
         finally:
-            self.sink.close()
+            self._closing.close()
 
     # -- B's own life ----------------------------------------------------------------------------
 
@@ -369,23 +337,17 @@ class TrustBoundaryMachine(RuleBasedStateMachine):
         made_up = "arn:aws:cloudformation:us-east-1:123456789012:stack/made-up/1"
         stack_ids = [self.b_stack, made_up, self.b.user_name, *self.a_stacks]
         user = data.draw(st.sampled_from(users), label="UserName")
-        self.requests += 1
-        event: dict[str, Any] = {
-            "RequestType": request_type,
-            "ResponseURL": self.sink.url,
-            "StackId": data.draw(one_of(stack_ids), label="StackId"),
-            "RequestId": f"request-{self.requests}",
-            "LogicalResourceId": logical_id,
-            "ResourceType": RESOURCE_TYPE,
-            "ResourceProperties": {
-                "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:fleet",
-                "UserName": user,
-                "SecretId": data.draw(st.sampled_from(secrets), label="SecretId"),
-            },
-        }
+        stack_id = data.draw(one_of(stack_ids), label="StackId")
+        secret_id = data.draw(st.sampled_from(secrets), label="SecretId")
         physical = data.draw(st.sampled_from((user, *users, None)), label="PhysicalResourceId")
-        if physical is not None:
-            event["PhysicalResourceId"] = physical
+        event = self.cloudformation.request(
+            request_type,
+            resource_type=RESOURCE_TYPE,
+            logical_id=logical_id,
+            properties={"UserName": user, "SecretId": secret_id},
+            physical_id=physical,
+            stack_id=stack_id,
+        )
         with self._b_untouched():
             self._as_a(lambda: self.world.driver.handler(event, LocalLambdaContext()))
 
@@ -456,7 +418,7 @@ class TrustBoundaryMachine(RuleBasedStateMachine):
         material = leakscan.harvest() | tokens
         leakscan.remember(*tokens)
         texts = [leakscan.exception_text(error) for error in self.errors]
-        texts += self.sink.bodies
+        texts += self.cloudformation.bodies
         assert leakscan.find_leaks(texts, material) == [], "secret material in an error or answer"
 
 

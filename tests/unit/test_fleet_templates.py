@@ -143,13 +143,13 @@ def _scope(resource: object, statement: dict[str, Any], template: Template) -> s
         "ses": resource == {"Ref": "SesIdentityArn"},
         "sts": _member_role(resource),
         "logs": sub is not None and sub in _log_groups(template),
-        "lambda": resource == {"Fn::GetAtt": "FleetFunction.Arn"},
+        "lambda": resource == {"Fn::GetAtt": ["FleetFunction", "Arn"]},
         # The app stacks of the fleet's account and region: read only (the key clean-up asks
         # CloudFormation whether a stack is deleting its resource).
         "cloudformation": sub == APP_STACKS
         and set(alternatives(statement.get("Action", [])))
         == {"cloudformation:DescribeStackResources"},
-        "sqs": resource == {"Fn::GetAtt": "FleetDeadLetterQueue.Arn"},
+        "sqs": resource == {"Fn::GetAtt": ["FleetDeadLetterQueue", "Arn"]},
         "events": sub == DEFAULT_BUS,
     }
     return next((service for service, scoped in scopes.items() if scoped), None)
@@ -219,7 +219,10 @@ def function_problems(template: Template) -> Problems:
         "ReservedConcurrentExecutions": {
             "Fn::If": ["ReservesConcurrency", {"Ref": "FleetConcurrency"}, {"Ref": "AWS::NoValue"}]
         },
-        "DeadLetterQueue": {"Type": "SQS", "TargetArn": {"Fn::GetAtt": "FleetDeadLetterQueue.Arn"}},
+        "DeadLetterQueue": {
+            "Type": "SQS",
+            "TargetArn": {"Fn::GetAtt": ["FleetDeadLetterQueue", "Arn"]},
+        },
     }
     problems = [
         f"function {key} is {merged.get(key)!r}, expected {value!r}"
@@ -337,7 +340,9 @@ def test_the_fleet_function_keeps_the_single_templates_hardening(
     assert timeout_problems(template) == []
     assert permission_problems(template) == []
     assert template["Parameters"]["StoreSecretAccessKey"]["Default"] == "false"
-    assert template["Outputs"]["FleetFunctionArn"]["Value"] == {"Fn::GetAtt": "FleetFunction.Arn"}
+    assert template["Outputs"]["FleetFunctionArn"]["Value"] == {
+        "Fn::GetAtt": ["FleetFunction", "Arn"]
+    }
 
 
 def test_the_unscoped_statements_are_exactly_the_justified_ones(

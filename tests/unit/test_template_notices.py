@@ -284,7 +284,7 @@ def topic_policy_problems(template: Template, rules: list[str]) -> list[str]:
         source["Fn::If"][1] if isinstance(source, dict) and "Fn::If" in source else source
         for source in sources
     ]
-    if sorted(str(a) for a in allowed) != sorted(str({"Fn::GetAtt": f"{r}.Arn"}) for r in rules):
+    if sorted(str(a) for a in allowed) != sorted(str({"Fn::GetAtt": [r, "Arn"]}) for r in rules):
         problems.append(f"events.amazonaws.com may publish from {sources!r}, not only the rules")
     alarms = by_service.get("cloudwatch.amazonaws.com", {}).get("Condition", {})
     alarm_arn = alarms.get("ArnLike", {}).get("aws:SourceArn", {}).get("Fn::Sub", "")

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
 
 from rotation_handler import notices
 from rotation_handler.settings import DEFAULT_FLEET_TAG_KEY, MAX_GRACE_PERIOD, Settings
 from ses_smtp_rotator.contract import BINDING_TAG, FUNCTION_TAGS, INTENT_TAG, RETIRE_TAG
+from tools import cfn_yaml
+from tools.cfn_yaml import Located
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -50,48 +51,8 @@ Template = dict[str, Any]
 Problems = list[str]
 
 
-class Located(dict[str, Any]):
-    """A YAML mapping that remembers the line (0-based) of itself and of each of its keys."""
-
-    first_line: int = -1
-    key_lines: dict[str, int]
-
-
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short forms: ``!Sub x`` becomes ``{"Fn::Sub": x}``."""
-
-
-def _construct_map(loader: CfnLoader, node: yaml.MappingNode) -> Iterator[Located]:
-    data = Located()
-    data.first_line = node.start_mark.line
-    data.key_lines = {str(key.value): key.start_mark.line for key, _ in node.value}
-    yield data
-    data.update(
-        {str(key): value for key, value in loader.construct_mapping(node, deep=True).items()}
-    )
-
-
-def _construct_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> Located:
-    value: object
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    data = Located({suffix if suffix in {"Ref", "Condition"} else f"Fn::{suffix}": value})
-    data.first_line = node.start_mark.line
-    data.key_lines = {}
-    return data
-
-
-CfnLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def load_template(text: str) -> Template:
-    loaded: Template = yaml.load(text, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    loaded: Template = cfn_yaml.parse(text)
     return loaded
 
 
@@ -741,7 +702,7 @@ def test_loader_reads_short_form_tags() -> None:
     # WHEN loaded / THEN they become the long forms CloudFormation itself uses
     assert load_template(text) == {
         "a": {"Ref": "X"},
-        "b": {"Fn::GetAtt": "F.Arn"},
+        "b": {"Fn::GetAtt": ["F", "Arn"]},
         "c": {"Fn::If": ["C", 1, 2]},
         "d": {"Fn::Sub": {}},
     }
