@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import yaml
-
 from bench.rotation import quiet
 from sandbox import invariants
 from sandbox.apps import create_app
@@ -34,6 +32,7 @@ from sandbox.secrets_manager import Rotation, RotationInProgressError, SecretsMa
 from sandbox.throttle import AWS_LIMITS, THROTTLING_CODES, Limit, Throttle
 from sandbox.trespass import Trespass
 from sandbox.world import World, local_world
+from tools import cfn_yaml
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -63,21 +62,6 @@ FLEET_ENV: Final[dict[str, str | None]] = {
 _MAX_CHAIN: Final = 10  # exceptions followed along __cause__ / __context__
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """A safe YAML loader that reads CloudFormation's short tags (``!Ref``...) as plain values."""
-
-
-def _any_tag(loader: _CfnLoader, _suffix: str, node: yaml.Node) -> object:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)  # type: ignore[arg-type]
-
-
-_CfnLoader.add_multi_constructor("!", _any_tag)
-
-
 def template_concurrency(path: Path = FLEET_TEMPLATE) -> tuple[int, str]:
     """Return C, the fleet function's reserved concurrency, and where the figure comes from.
 
@@ -87,7 +71,7 @@ def template_concurrency(path: Path = FLEET_TEMPLATE) -> tuple[int, str]:
     fallback = f"default {DEFAULT_CONCURRENCY}: {path.parent.name}/{path.name} not found"
     if not path.is_file():
         return DEFAULT_CONCURRENCY, fallback
-    loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - safe loader
+    loaded = cfn_yaml.parse(path.read_text(encoding="utf-8"))
     parameter = (loaded or {}).get("Parameters", {}).get("FleetConcurrency", {})
     default = parameter.get("Default") if isinstance(parameter, dict) else None
     try:
