@@ -114,9 +114,8 @@ class World:
         Its function is bound to its own secret (``SECRET_ARN``) while it runs, as a second
         stack's function would be; both share the user, the SMTP server and moto.
         """
-        value: dict[str, Any] = {"iam_user_name": self.user_name, "region": self.region}
-        value |= {"host": self.ses.host, "port": self.ses.port}
-        arn = self.sm.create_secret(Name=secret_name, SecretString=json.dumps(value))["ARN"]
+        value = json.dumps(self.bootstrap_value())
+        arn = self.sm.create_secret(Name=secret_name, SecretString=value)["ARN"]
         handler, function = self.driver.handler, FunctionEnvironment({"SECRET_ARN": arn})
 
         def bound_handler(event: dict[str, Any], context: Any) -> object:  # noqa: ANN401 - Lambda contract
@@ -133,15 +132,9 @@ class World:
         The new value (by default the bootstrap: user, region, host, port) is put as AWSCURRENT;
         the version that held the live key becomes AWSPREVIOUS.
         """
-        bootstrap = value or {
-            "iam_user_name": self.user_name,
-            "region": self.region,
-            "host": self.ses.host,
-            "port": self.ses.port,
-        }
         put = self.sm.put_secret_value(
             SecretId=self.secret_arn,
-            SecretString=json.dumps(bootstrap),
+            SecretString=json.dumps(value or self.bootstrap_value()),
             VersionStages=["AWSCURRENT"],
         )
         return put["VersionId"]
@@ -153,6 +146,16 @@ class World:
         ]
         loaded: dict[str, Any] = json.loads(text)
         return loaded
+
+    def bootstrap_value(self) -> dict[str, Any]:
+        """Return the value a stack first writes: the user, the region, the SMTP server."""
+        value: dict[str, Any] = {"iam_user_name": self.user_name, "region": self.region}
+        return value | {"host": self.ses.host, "port": self.ses.port}
+
+    def user_tags(self) -> dict[str, str]:
+        """Return the IAM user's tags (the function's records live there)."""
+        tags = self.iam.list_user_tags(UserName=self.user_name)["Tags"]
+        return {tag["Key"]: tag["Value"] for tag in tags}
 
     def access_keys(self) -> dict[str, str]:
         """Return the IAM user's access keys: id -> status."""

@@ -117,11 +117,6 @@ def snapshot(world: World) -> dict[str, Any]:
     return {"users": users, "secrets": stored}
 
 
-def user_tags(world: World) -> dict[str, str]:
-    tags = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
-    return {tag["Key"]: tag["Value"] for tag in tags}
-
-
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -150,7 +145,7 @@ def test_three_apps_rotate_and_each_keeps_its_own_keys(fleet: Fleet) -> None:
         assert keys[rotated.value()["access_key_id"]] == "Active"
         assert keys[rotated.value("AWSPREVIOUS")["access_key_id"]] == "Inactive"
         assert rotated.value()["iam_user_name"] == rotated.user_name
-        assert user_tags(rotated)[BINDING_TAG] == rotated.secret_arn
+        assert rotated.user_tags()[BINDING_TAG] == rotated.secret_arn
     all_keys = [key for rotated in apps for key in rotated.access_keys()]
     assert len(all_keys) == len(set(all_keys)) == 6
 
@@ -528,7 +523,7 @@ def test_the_custom_resource_validates_then_deletes_the_apps_keys_and_records(
         # THEN each is answered SUCCESS with the user as the physical id, and nothing changed
         assert (answer["Status"], answer["PhysicalResourceId"]) == ("SUCCESS", "app-a")
     assert snapshot(fleet.world) == before
-    other_before = (other.access_keys(), user_tags(other))
+    other_before = (other.access_keys(), other.user_tags())
     # WHEN a Delete arrives while CloudFormation is not deleting the stack (anyone who may invoke
     # the function can send one)
     early = cloudformation.send(
@@ -549,9 +544,9 @@ def test_the_custom_resource_validates_then_deletes_the_apps_keys_and_records(
     # stack's binding stay (they go with the user)
     assert answer["Status"] == "SUCCESS"
     assert member.access_keys() == {}
-    assert user_tags(member) == {"team": "mail", BINDING_TAG: member.secret_arn}
+    assert member.user_tags() == {"team": "mail", BINDING_TAG: member.secret_arn}
     # AND the other app is untouched and still rotates
-    assert (other.access_keys(), user_tags(other)) == other_before
+    assert (other.access_keys(), other.user_tags()) == other_before
     assert other.rotate().ok
     # AND a repeated Delete, and one after the user is gone, succeed
     again = cloudformation.send(
@@ -775,7 +770,7 @@ def test_the_custom_resource_in_single_secret_mode(
     )
     assert deleted["Status"] == "SUCCESS"
     assert world.access_keys() == {}
-    assert user_tags(world) == {BINDING_TAG: world.secret_arn}
+    assert world.user_tags() == {BINDING_TAG: world.secret_arn}
     # AND one naming another secret is refused
     other_secret = world.sm.create_secret(Name="another", SecretString="{}")["ARN"]
     wrong = cloudformation.event("Create", user=world.user_name, secret_id=other_secret)
@@ -857,7 +852,7 @@ def test_no_secret_can_claim_a_user_that_no_secret_is_bound_to(fleet: Fleet) -> 
     own_key = victim.iam.create_access_key(UserName="app-v")["AccessKey"]["AccessKeyId"]
     a = fleet.add("app-a")
     assert a.rotate().ok
-    before = (victim.access_keys(), user_tags(victim))
+    before = (victim.access_keys(), victim.user_tags())
     # WHEN A's operator points A's secret at that user and rotates A
     _write_own_secret(a, {"iam_user_name": "app-v", "region": a.region, "host": a.ses.host})
     rotation = a.rotate(max_attempts=1)
@@ -865,7 +860,7 @@ def test_no_secret_can_claim_a_user_that_no_secret_is_bound_to(fleet: Fleet) -> 
     assert not rotation.ok
     assert isinstance(rotation.attempts[-1].error, NotBoundError)
     assert "bound to no secret" in str(rotation.attempts[-1].error)
-    assert (victim.access_keys(), user_tags(victim)) == before
+    assert (victim.access_keys(), victim.user_tags()) == before
     assert victim.access_keys() == {own_key: "Active"}
 
 

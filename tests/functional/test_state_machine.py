@@ -432,7 +432,7 @@ class RotationMachine(RuleBasedStateMachine):
 
     def _open_intent_vouches(self) -> bool:
         """Whether the next createSecret would take a new key for a dead run's (records.Intent)."""
-        intent = records.UserRecords.from_tags(user_tags(self.world)).intent
+        intent = records.UserRecords.from_tags(self.world.user_tags()).intent
         labelled = [version for version, stages in self.world.driver.stages().items() if stages]
         # The next createSecret is the pending rotation's retry, or one of a new token.
         token = self.pending or "a rotation not started yet"
@@ -537,7 +537,7 @@ class RotationMachine(RuleBasedStateMachine):
         assert key_statuses(world) == keys_before
 
     def _owner(self) -> str | None:
-        return records.UserRecords.from_tags(user_tags(self.world)).bound_to
+        return records.UserRecords.from_tags(self.world.user_tags()).bound_to
 
     def _rollback_target(self) -> str | None:
         """AWSPREVIOUS's version, if it holds a key that still exists."""
@@ -747,9 +747,3 @@ def test_the_machine_catches_a_function_that_deletes_foreign_keys() -> None:
     # WHEN the state machine drives it / THEN it finds a sequence that breaks the contract
     with pytest.raises(AssertionError, match=r"cannot vouch|touched keys made by hand"):
         run_state_machine_as_test(GreedyMachine, settings=quick)
-
-
-def user_tags(world: World) -> dict[str, str]:
-    """The user's tags, as the function's records read them."""
-    listed = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
-    return {tag["Key"]: tag["Value"] for tag in listed}

@@ -134,11 +134,6 @@ def one_of(items: list[str]) -> st.SearchStrategy[str]:
     return st.integers(0, 15).map(lambda index: items[index % len(items)])
 
 
-def user_tags(world: World) -> dict[str, str]:
-    tags = world.iam.list_user_tags(UserName=world.user_name)["Tags"]
-    return {tag["Key"]: tag["Value"] for tag in tags}
-
-
 def secret_versions(world: World) -> dict[str, tuple[list[str], str]]:
     """Version id -> (labels, digest of the value) of the world's secret (moto's state)."""
     return {
@@ -152,7 +147,7 @@ def app_state(world: World) -> dict[str, Any]:
     """What no other app may change: the user's keys and tags, the secret's versions."""
     return {
         "keys": world.access_keys(),
-        "tags": user_tags(world),
+        "tags": world.user_tags(),
         "versions": secret_versions(world),
     }
 
